@@ -1,0 +1,173 @@
+//! Lambda's REST-JSON operations. One function per operation; each decodes its input,
+//! calls the function service on a blocking thread, and encodes the AWS output shape.
+
+mod wire;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use stratus_lambda::{FunctionService, LambdaError};
+
+use crate::error::ApiError;
+use crate::router::Endpoint;
+use crate::{ApiState, Authed};
+use wire::*;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.is_empty() { &b"{}"[..] } else { body };
+    serde_json::from_slice(body).map_err(ApiError::bad_json)
+}
+
+/// Runs a service call on the blocking pool: the service does store I/O and zip checks.
+async fn blocking<T, F>(svc: &FunctionService, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(FunctionService) -> Result<T, LambdaError> + Send + 'static,
+{
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || f(svc))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+pub(crate) async fn dispatch(state: Arc<ApiState>, req: Authed) -> Response {
+    match run(&state, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
+    let svc = &state.functions;
+    match req.endpoint.clone() {
+        Endpoint::CreateFunction => {
+            let input = parse_json::<CreateFunctionIn>(&req.body)?.into_input()?;
+            let view = blocking(svc, move |s| s.create(input)).await?;
+            Ok(json(
+                StatusCode::CREATED,
+                &FunctionConfigurationOut::from_view(&view),
+            ))
+        }
+        Endpoint::ListFunctions { marker, max_items } => {
+            let max_items = max_items
+                .map(|m| {
+                    m.parse::<i64>().map_err(|_| {
+                        ApiError::invalid_parameter(format!("MaxItems '{m}' is not a number."))
+                    })
+                })
+                .transpose()?;
+            let page = blocking(svc, move |s| s.list(marker.as_deref(), max_items)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &ListFunctionsOut {
+                    functions: page
+                        .functions
+                        .iter()
+                        .map(FunctionConfigurationOut::from_view)
+                        .collect(),
+                    next_marker: page.next_marker,
+                },
+            ))
+        }
+        Endpoint::GetFunction { name, qualifier } => {
+            let view = blocking(svc, move |s| s.get(&name, qualifier.as_deref())).await?;
+            let location = code_location(state, &req, &view.config.name, &view.config.version);
+            Ok(json(
+                StatusCode::OK,
+                &GetFunctionOut {
+                    configuration: FunctionConfigurationOut::from_view(&view),
+                    code: CodeLocationOut {
+                        repository_type: "S3",
+                        location,
+                    },
+                    tags: Some(view.tags.clone()).filter(|t| !t.is_empty()),
+                },
+            ))
+        }
+        Endpoint::GetFunctionConfiguration { name, qualifier } => {
+            let view = blocking(svc, move |s| s.get(&name, qualifier.as_deref())).await?;
+            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+        }
+        Endpoint::DeleteFunction { name, qualifier } => {
+            blocking(svc, move |s| s.delete(&name, qualifier.as_deref())).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Endpoint::UpdateFunctionCode { name } => {
+            let input = parse_json::<UpdateCodeIn>(&req.body)?.into_input()?;
+            let view = blocking(svc, move |s| s.update_code(&name, input)).await?;
+            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+        }
+        Endpoint::UpdateFunctionConfiguration { name } => {
+            let input = parse_json::<UpdateConfigIn>(&req.body)?.into_input();
+            let view = blocking(svc, move |s| s.update_config(&name, input)).await?;
+            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+        }
+        Endpoint::TagResource { resource } => {
+            let input: TagResourceIn = parse_json(&req.body)?;
+            blocking(svc, move |s| s.tag(&resource, input.tags)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Endpoint::UntagResource { resource, keys } => {
+            blocking(svc, move |s| s.untag(&resource, &keys)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Endpoint::ListTags { resource } => {
+            let tags = blocking(svc, move |s| s.list_tags(&resource)).await?;
+            Ok(json(StatusCode::OK, &TagsOut { tags }))
+        }
+        Endpoint::GetAccountSettings => {
+            let settings = blocking(svc, |s| s.account_settings()).await?;
+            Ok(json(StatusCode::OK, &AccountSettingsOut::from(settings)))
+        }
+        Endpoint::Invoke { name, qualifier } => {
+            // Execution environments arrive with the sandbox: until then Invoke checks that
+            // the function exists and says plainly that it cannot run it yet.
+            blocking(svc, move |s| s.get(&name, qualifier.as_deref())).await?;
+            Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "ServiceException",
+                "Invoke is not available yet on this Stratus build: execution environments are not enabled.",
+            ))
+        }
+        Endpoint::DownloadCode { name, version } => {
+            let zip = blocking(svc, move |s| {
+                let view = s.get(&name, Some(&version))?;
+                s.code_zip(&view.config)
+            })
+            .await?;
+            Ok((
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/zip")],
+                zip,
+            )
+                .into_response())
+        }
+    }
+}
+
+/// GetFunction's `Code.Location`: a presigned URL, valid ten minutes as on AWS, that this
+/// server answers with the function version's zip.
+fn code_location(state: &ApiState, req: &Authed, name: &str, version: &str) -> String {
+    let path = format!(
+        "/_stratus/code/{}/{}",
+        name,
+        percent_encoding::utf8_percent_encode(version, percent_encoding::NON_ALPHANUMERIC)
+    );
+    crate::presign::presign_get(state, &req.host, &path, 600)
+}

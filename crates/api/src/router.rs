@@ -1,0 +1,219 @@
+//! Turns a request line into an [`Endpoint`]: one variant per AWS operation, so dispatch is a
+//! single `match` and every operation's parameters are typed before any handler runs.
+
+use axum::http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    CreateFunction,
+    ListFunctions {
+        marker: Option<String>,
+        max_items: Option<String>,
+    },
+    GetFunction {
+        name: String,
+        qualifier: Option<String>,
+    },
+    GetFunctionConfiguration {
+        name: String,
+        qualifier: Option<String>,
+    },
+    DeleteFunction {
+        name: String,
+        qualifier: Option<String>,
+    },
+    UpdateFunctionCode {
+        name: String,
+    },
+    UpdateFunctionConfiguration {
+        name: String,
+    },
+    Invoke {
+        name: String,
+        qualifier: Option<String>,
+    },
+    TagResource {
+        resource: String,
+    },
+    UntagResource {
+        resource: String,
+        keys: Vec<String>,
+    },
+    ListTags {
+        resource: String,
+    },
+    GetAccountSettings,
+    /// Stratus's own: the zip behind GetFunction's `Code.Location` (a presigned URL).
+    DownloadCode {
+        name: String,
+        version: String,
+    },
+}
+
+/// Query parameters, decoded, in order; keys may repeat.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Query {
+        let decode = |s: &str| {
+            let s = s.replace('+', " ");
+            percent_decode_str(&s).decode_utf8_lossy().into_owned()
+        };
+        Query(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(pair), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Splits a raw path into percent-decoded segments (empty segments from a trailing slash dropped).
+fn segments(raw_path: &str) -> Vec<String> {
+    raw_path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint, ApiError> {
+    let segs = segments(raw_path);
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let qualifier = || query.get("Qualifier").filter(|q| !q.is_empty());
+    let m = method.as_str();
+    let ep = match (m, segs.as_slice()) {
+        ("POST", ["2015-03-31", "functions"]) => Endpoint::CreateFunction,
+        ("GET", ["2015-03-31", "functions"]) => Endpoint::ListFunctions {
+            marker: query.get("Marker"),
+            max_items: query.get("MaxItems"),
+        },
+        ("GET", ["2015-03-31", "functions", name]) => Endpoint::GetFunction {
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        ("DELETE", ["2015-03-31", "functions", name]) => Endpoint::DeleteFunction {
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        ("GET", ["2015-03-31", "functions", name, "configuration"]) => {
+            Endpoint::GetFunctionConfiguration {
+                name: (*name).to_owned(),
+                qualifier: qualifier(),
+            }
+        }
+        ("PUT", ["2015-03-31", "functions", name, "configuration"]) => {
+            Endpoint::UpdateFunctionConfiguration {
+                name: (*name).to_owned(),
+            }
+        }
+        ("PUT", ["2015-03-31", "functions", name, "code"]) => Endpoint::UpdateFunctionCode {
+            name: (*name).to_owned(),
+        },
+        ("POST", ["2015-03-31", "functions", name, "invocations"]) => Endpoint::Invoke {
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        ("POST", ["2017-03-31", "tags", resource]) => Endpoint::TagResource {
+            resource: (*resource).to_owned(),
+        },
+        ("DELETE", ["2017-03-31", "tags", resource]) => Endpoint::UntagResource {
+            resource: (*resource).to_owned(),
+            keys: query.all("tagKeys"),
+        },
+        ("GET", ["2017-03-31", "tags", resource]) => Endpoint::ListTags {
+            resource: (*resource).to_owned(),
+        },
+        ("GET", ["2016-08-19", "account-settings"]) => Endpoint::GetAccountSettings,
+        ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
+            name: (*name).to_owned(),
+            version: (*version).to_owned(),
+        },
+        _ => return Err(ApiError::unknown_operation()),
+    };
+    Ok(ep)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn p(method: Method, path: &str, query: &str) -> Result<Endpoint, ApiError> {
+        parse(&method, path, &Query::parse(query))
+    }
+
+    #[test]
+    fn routes_lambda_operations() {
+        assert_eq!(p(Method::POST, "/2015-03-31/functions", "").unwrap(), Endpoint::CreateFunction);
+        assert_eq!(
+            p(
+                Method::GET,
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/configuration",
+                "Qualifier=%24LATEST"
+            )
+            .unwrap(),
+            Endpoint::GetFunctionConfiguration {
+                name: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+                qualifier: Some("$LATEST".into())
+            }
+        );
+        assert_eq!(
+            p(Method::DELETE, "/2017-03-31/tags/arn", "tagKeys=a&tagKeys=b%20c").unwrap(),
+            Endpoint::UntagResource {
+                resource: "arn".into(),
+                keys: vec!["a".into(), "b c".into()]
+            }
+        );
+        assert_eq!(
+            p(Method::GET, "/2016-08-19/account-settings/", "").unwrap(),
+            Endpoint::GetAccountSettings
+        );
+        assert_eq!(
+            p(Method::GET, "/2015-03-31/functions/", "MaxItems=2&Marker=m").unwrap(),
+            Endpoint::ListFunctions {
+                marker: Some("m".into()),
+                max_items: Some("2".into())
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_routes_are_refused() {
+        for (m, path) in [
+            (Method::PATCH, "/2015-03-31/functions"),
+            (Method::GET, "/"),
+            (Method::GET, "/2015-03-31/functions/f/nope"),
+        ] {
+            let e = p(m, path, "").unwrap_err();
+            assert_eq!(e.code, "UnknownOperationException");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(path in ".*", query in ".*", method in "[A-Z]{1,8}") {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let _ = parse(&method, &path, &Query::parse(&query));
+        }
+    }
+}

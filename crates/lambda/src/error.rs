@@ -1,0 +1,29 @@
+use stratus_store::StoreError;
+
+/// Everything the function service can refuse or fail with. Each variant maps to exactly
+/// one AWS error code at the API edge.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    /// A value broke a constraint of the API model (range, length, pattern).
+    #[error("{0}")]
+    Validation(String),
+    /// A value is well-formed but not acceptable (bad zip, unknown runtime, reserved key...).
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists already, or is busy with another update.
+    #[error("{0}")]
+    Conflict(String),
+    /// A RevisionId or CodeSha256 precondition did not match.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

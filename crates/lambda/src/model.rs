@@ -1,0 +1,174 @@
+//! The function service's typed values: what callers pass in and what they get back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `State` of a function version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FunctionState {
+    Pending,
+    Active,
+    Inactive,
+    Failed,
+}
+
+impl FunctionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionState::Pending => "Pending",
+            FunctionState::Active => "Active",
+            FunctionState::Inactive => "Inactive",
+            FunctionState::Failed => "Failed",
+        }
+    }
+}
+
+/// `LastUpdateStatus` of a function version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LastUpdateStatus {
+    InProgress,
+    Successful,
+    Failed,
+}
+
+impl LastUpdateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastUpdateStatus::InProgress => "InProgress",
+            LastUpdateStatus::Successful => "Successful",
+            LastUpdateStatus::Failed => "Failed",
+        }
+    }
+}
+
+/// The configuration of one function version (`$LATEST` or a published number), as stored.
+/// Field names are the storage format: renaming one is a migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionConfig {
+    pub name: String,
+    /// `$LATEST` or a published version number.
+    pub version: String,
+    pub package_type: String,
+    pub runtime: String,
+    pub handler: String,
+    pub role: String,
+    pub description: String,
+    pub timeout: u32,
+    pub memory_size: u32,
+    pub ephemeral_storage: u32,
+    pub architectures: Vec<String>,
+    pub environment: Option<BTreeMap<String, String>>,
+    pub tracing_mode: String,
+    pub dead_letter_target: Option<String>,
+    pub log_format: String,
+    pub log_group: String,
+    /// Hex SHA-256 of the zip: the blob that holds it.
+    pub code_digest: String,
+    /// Base64 SHA-256 of the zip, as AWS reports it.
+    pub code_sha256: String,
+    pub code_size: u64,
+    /// Milliseconds since the Unix epoch.
+    pub last_modified_ms: i64,
+    pub revision_id: String,
+    pub state: FunctionState,
+    pub state_reason: Option<String>,
+    pub state_reason_code: Option<String>,
+    pub last_update_status: Option<LastUpdateStatus>,
+    pub last_update_status_reason: Option<String>,
+    pub last_update_status_reason_code: Option<String>,
+}
+
+/// What a read of one function returns: the configuration of the version asked for, plus the
+/// function-level data AWS reports beside it.
+#[derive(Debug, Clone)]
+pub struct FunctionView {
+    pub config: FunctionConfig,
+    pub arn: String,
+    /// Tags belong to the function, not to a version.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// CreateFunction's input. `None` means "not given": defaults are the service's business.
+#[derive(Debug, Clone, Default)]
+pub struct CreateFunction {
+    pub name: String,
+    pub runtime: Option<String>,
+    pub role: String,
+    pub handler: Option<String>,
+    pub zip_file: Option<Vec<u8>>,
+    /// Code given in a form this server cannot take (S3 location, image URI): its name.
+    pub unsupported_code_source: Option<&'static str>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub publish: bool,
+    pub package_type: Option<String>,
+    pub environment: Option<BTreeMap<String, String>>,
+    pub architectures: Option<Vec<String>>,
+    pub ephemeral_storage: Option<i64>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub tracing_mode: Option<String>,
+    pub dead_letter_target: Option<String>,
+    pub log_format: Option<String>,
+    pub log_group: Option<String>,
+}
+
+/// UpdateFunctionCode's input.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateCode {
+    pub zip_file: Option<Vec<u8>>,
+    pub unsupported_code_source: Option<&'static str>,
+    pub publish: bool,
+    pub dry_run: bool,
+    pub revision_id: Option<String>,
+    pub architectures: Option<Vec<String>>,
+}
+
+/// UpdateFunctionConfiguration's input: only the given fields change.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateConfig {
+    pub runtime: Option<String>,
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    /// `Some(map)` replaces the variables; an empty map removes them.
+    pub environment: Option<BTreeMap<String, String>>,
+    pub ephemeral_storage: Option<i64>,
+    pub tracing_mode: Option<String>,
+    /// `Some("")` removes the dead-letter target.
+    pub dead_letter_target: Option<String>,
+    pub log_format: Option<String>,
+    pub log_group: Option<String>,
+    pub revision_id: Option<String>,
+}
+
+/// One page of ListFunctions.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub functions: Vec<FunctionView>,
+    pub next_marker: Option<String>,
+}
+
+/// GetAccountSettings' figures.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    pub total_code_size_limit: u64,
+    pub code_size_unzipped: u64,
+    pub code_size_zipped: u64,
+    pub concurrent_executions: u32,
+    pub unreserved_concurrent_executions: u32,
+    pub total_code_size_used: u64,
+    pub function_count: u64,
+}
+
+/// The stored record of a function: its `$LATEST` configuration and function-level data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FunctionRecord {
+    pub latest: FunctionConfig,
+    pub tags: BTreeMap<String, String>,
+    /// The highest version number ever published (versions are never renumbered).
+    pub last_published: u32,
+}

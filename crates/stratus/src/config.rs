@@ -1,0 +1,153 @@
+//! Configuration: one struct, read from an optional TOML file, then overridden by
+//! `STRATUS_*` environment variables and command-line flags (flags win).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `stratus server` can be told. Every field has a default, so an empty file
+/// (or none) is a valid configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the AWS-compatible API listens on. Default `127.0.0.1:4566`, the port AWS
+    /// tooling users already point at local clouds.
+    pub listen: SocketAddr,
+    /// Where all state lives: the metadata database, code packages, credentials.
+    /// Default: `$STRATUS_DATA_DIR`, else `$XDG_DATA_HOME/stratus`, else `~/.local/share/stratus`.
+    pub data_dir: PathBuf,
+    /// The AWS region this server answers as. Default `us-east-1`.
+    pub region: String,
+    /// The 12-digit account id in every ARN. Default `000000000000`.
+    pub account_id: String,
+    /// Fixed root credentials; when unset, a key pair is generated on first start and kept
+    /// in the data directory.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Account-level concurrent executions limit reported by GetAccountSettings. Default 1000.
+    pub concurrent_executions: u32,
+    /// `tracing` filter for the server's own log, e.g. `info` or `stratus=debug`. Default `info`.
+    pub log: String,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("stratus");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/stratus");
+    }
+    PathBuf::from("stratus-data")
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
+            data_dir: default_data_dir(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            concurrent_executions: stratus_lambda::DEFAULT_CONCURRENT_EXECUTIONS,
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid(format!(
+                "account_id must be 12 digits, got {:?}",
+                self.account_id
+            )));
+        }
+        let region_ok = !self.region.is_empty()
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(ConfigError::Invalid(format!(
+                "region {:?} is not a region name",
+                self.region
+            )));
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "access_key_id and secret_access_key must be set together".into(),
+            ));
+        }
+        if self.concurrent_executions == 0 {
+            return Err(ConfigError::Invalid("concurrent_executions must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c, Config::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn file_values_are_read_and_unknown_keys_refused() {
+        let c: Config = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\nregion = \"eu-west-1\"\naccount_id = \"123456789012\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.region, "eu-west-1");
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn validation_catches_bad_values() {
+        let bad_account = Config {
+            account_id: "12".into(),
+            ..Config::default()
+        };
+        assert!(bad_account.validate().is_err());
+        let half_key = Config {
+            access_key_id: Some("AKIA".into()),
+            ..Config::default()
+        };
+        assert!(half_key.validate().is_err());
+    }
+}

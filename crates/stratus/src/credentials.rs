@@ -1,0 +1,161 @@
+//! The root access key pair: chosen by configuration, or generated on first start and kept
+//! in `<data-dir>/credentials` (AWS shared-credentials INI, profile `default`, mode 0600), so
+//! the AWS CLI and boto3 can use it with `AWS_SHARED_CREDENTIALS_FILE`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use stratus_sigv4::SecretLookup;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Looks up secrets for the keys this server knows (today: the root pair).
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: HashMap<String, String>,
+}
+
+impl KeyRing {
+    pub fn with(creds: &Credentials) -> KeyRing {
+        let mut keys = HashMap::new();
+        keys.insert(creds.access_key_id.clone(), creds.secret_access_key.clone());
+        KeyRing { keys }
+    }
+}
+
+impl SecretLookup for KeyRing {
+    fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
+        self.keys.get(access_key_id).cloned()
+    }
+}
+
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("credentials")
+}
+
+fn random_string(alphabet: &[u8], len: usize) -> String {
+    (0..len)
+        .map(|_| alphabet[rand::random_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// A new pair in AWS's shapes: `AKIA` + 16 base32 characters, and a 40-character secret.
+pub fn generate() -> Credentials {
+    Credentials {
+        access_key_id: format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        secret_access_key: random_string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            40,
+        ),
+    }
+}
+
+/// Reads `[default]` from a shared-credentials file.
+pub fn read(path: &Path) -> std::io::Result<Option<Credentials>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut in_default = false;
+    let (mut id, mut secret) = (None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_default = line == "[default]";
+        } else if in_default && let Some((k, v)) = line.split_once('=') {
+            match k.trim() {
+                "aws_access_key_id" => id = Some(v.trim().to_owned()),
+                "aws_secret_access_key" => secret = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok(id.zip(secret).map(|(access_key_id, secret_access_key)| Credentials {
+        access_key_id,
+        secret_access_key,
+    }))
+}
+
+/// Writes the pair as profile `default`, atomically, readable by the owner only.
+pub fn write(path: &Path, creds: &Credentials) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    write!(
+        f,
+        "# Written by Stratus: the root key pair of this server.\n\
+         [default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        creds.access_key_id, creds.secret_access_key
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The pair this server uses: the configured one if any, else the kept one, else a new one.
+/// Either way the credentials file ends up holding it.
+pub fn load_or_create(data_dir: &Path, configured: Option<Credentials>) -> std::io::Result<Credentials> {
+    let path = credentials_path(data_dir);
+    let kept = read(&path)?;
+    let creds = match (configured, kept) {
+        (Some(c), _) => c,
+        (None, Some(k)) => return Ok(k),
+        (None, None) => generate(),
+    };
+    if read(&path)?.as_ref() != Some(&creds) {
+        write(&path, &creds)?;
+    }
+    Ok(creds)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_pair_is_kept_across_starts_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), None).unwrap();
+        assert!(first.access_key_id.starts_with("AKIA") && first.access_key_id.len() == 20);
+        assert_eq!(first.secret_access_key.len(), 40);
+        let second = load_or_create(dir.path(), None).unwrap();
+        assert_eq!(first, second);
+        let mode = std::fs::metadata(credentials_path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn configured_pair_wins_and_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path(), None).unwrap();
+        let fixed = Credentials {
+            access_key_id: "AKIAFIXED".into(),
+            secret_access_key: "s3cret".into(),
+        };
+        assert_eq!(load_or_create(dir.path(), Some(fixed.clone())).unwrap(), fixed);
+        assert_eq!(read(&credentials_path(dir.path())).unwrap(), Some(fixed));
+    }
+
+    #[test]
+    fn keyring_knows_only_its_keys() {
+        let c = generate();
+        let ring = KeyRing::with(&c);
+        assert_eq!(ring.secret_access_key(&c.access_key_id), Some(c.secret_access_key.clone()));
+        assert_eq!(ring.secret_access_key("AKIAOTHER"), None);
+    }
+}

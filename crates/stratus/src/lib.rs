@@ -1,0 +1,9 @@
+//! The `stratus` binary's library half: configuration, credentials, and [`server::run`],
+//! which wires the store, the services and the HTTP API together. `main.rs` only parses
+//! arguments and calls into here, and the tests build servers the same way.
+
+pub mod config;
+pub mod credentials;
+pub mod server;
+
+pub use config::Config;

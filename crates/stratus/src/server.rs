@@ -1,0 +1,105 @@
+//! Builds and runs a whole Stratus server from a [`Config`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use stratus_api::ApiState;
+use stratus_lambda::{FunctionService, RuntimeCatalog, Scope, ServiceOptions};
+use stratus_store::Store;
+use tokio::net::TcpListener;
+
+use crate::Config;
+use crate::credentials::{self, Credentials, KeyRing};
+
+/// What a started server tells its caller.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub addr: std::net::SocketAddr,
+    pub credentials: Credentials,
+    pub credentials_file: std::path::PathBuf,
+}
+
+/// Opens the data directory and builds the services and the HTTP app.
+pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials)> {
+    config.validate()?;
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let configured = config
+        .access_key_id
+        .clone()
+        .zip(config.secret_access_key.clone())
+        .map(|(access_key_id, secret_access_key)| Credentials {
+            access_key_id,
+            secret_access_key,
+        });
+    let creds = credentials::load_or_create(&data_dir, configured)
+        .with_context(|| format!("preparing credentials in {}", data_dir.display()))?;
+
+    let opts = ServiceOptions {
+        scope: Scope {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
+        code_dir: data_dir.join("code"),
+        concurrent_executions: config.concurrent_executions,
+    };
+    // Opening the store (garbage collection) and looking for runtimes touch the disk and
+    // start `node --version`: keep them off the async workers.
+    let functions = tokio::task::spawn_blocking(move || -> anyhow::Result<FunctionService> {
+        let store = Store::open(&data_dir).context("opening the store")?;
+        let catalog = RuntimeCatalog::discover();
+        tracing::info!(runtimes = ?catalog.ids(), "runtimes offered by this host");
+        Ok(FunctionService::new(store, opts, catalog)?)
+    })
+    .await??;
+
+    let state = ApiState {
+        functions,
+        secrets: Arc::new(KeyRing::with(&creds)),
+        presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
+        region: config.region.clone(),
+    };
+    Ok((stratus_api::app(state), creds))
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// `on_ready` runs once everything is open and the server is about to accept requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    let (app, creds) = build(&config).await?;
+    let started = Started {
+        addr: listener.local_addr()?,
+        credentials: creds,
+        credentials_file: credentials::credentials_path(&config.data_dir),
+    };
+    on_ready(&started);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
