@@ -37,11 +37,19 @@ impl ApiError {
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            message,
+        )
     }
 
     pub fn too_large(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            message,
+        )
     }
 
     pub fn unknown_operation() -> ApiError {

@@ -11,6 +11,7 @@ pub mod error;
 mod lambda;
 mod presign;
 pub mod router;
+pub mod runtime_api;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub const MAX_REQUEST_BYTES: usize = 69_905_067;
 #[derive(Clone)]
 pub struct ApiState {
     pub functions: FunctionService,
+    /// Runs functions. `None` when this host cannot create sandboxes (Invoke then says so).
+    pub invoker: Option<stratus_invoke::Invoker>,
     pub secrets: Arc<dyn SecretLookup + Send + Sync>,
     /// The key pair the server signs its own presigned URLs with (GetFunction's code location).
     pub presign_credentials: (String, String),
@@ -66,7 +69,6 @@ pub(crate) struct Authed {
     pub headers: axum::http::HeaderMap,
     pub body: bytes::Bytes,
     pub host: String,
-    pub request_id: String,
 }
 
 async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
@@ -81,7 +83,10 @@ async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
         }
         Err(e) => e.into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    // Invoke sets its own (the invocation's request id); everything else gets ours.
+    if !resp.headers().contains_key("x-amzn-RequestId")
+        && let Ok(v) = HeaderValue::from_str(&request_id)
+    {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
     resp
@@ -137,7 +142,6 @@ async fn authenticate_and_route(
         headers: parts.headers,
         body,
         host,
-        request_id: request_id.to_owned(),
     })
 }
 

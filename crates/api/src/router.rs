@@ -75,7 +75,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn all(&self, key: &str) -> Vec<String> {
@@ -164,7 +167,10 @@ mod tests {
 
     #[test]
     fn routes_lambda_operations() {
-        assert_eq!(p(Method::POST, "/2015-03-31/functions", "").unwrap(), Endpoint::CreateFunction);
+        assert_eq!(
+            p(Method::POST, "/2015-03-31/functions", "").unwrap(),
+            Endpoint::CreateFunction
+        );
         assert_eq!(
             p(
                 Method::GET,
@@ -178,7 +184,12 @@ mod tests {
             }
         );
         assert_eq!(
-            p(Method::DELETE, "/2017-03-31/tags/arn", "tagKeys=a&tagKeys=b%20c").unwrap(),
+            p(
+                Method::DELETE,
+                "/2017-03-31/tags/arn",
+                "tagKeys=a&tagKeys=b%20c"
+            )
+            .unwrap(),
             Endpoint::UntagResource {
                 resource: "arn".into(),
                 keys: vec!["a".into(), "b c".into()]

@@ -19,8 +19,8 @@ mod validate;
 pub use code::{CodePackage, MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES};
 pub use error::LambdaError;
 pub use model::{
-    AccountSettings, CreateFunction, FunctionConfig, FunctionState, FunctionView,
-    LastUpdateStatus, ListPage, UpdateCode, UpdateConfig,
+    AccountSettings, CreateFunction, FunctionConfig, FunctionState, FunctionView, LastUpdateStatus,
+    ListPage, UpdateCode, UpdateConfig,
 };
 pub use names::{FunctionRef, Scope};
 pub use runtimes::{RuntimeCatalog, RuntimeInfo, RuntimeKind};

@@ -66,11 +66,15 @@ impl FunctionRef {
         let parts: Vec<&str> = input.split(':').collect();
         let (region, account, rest): (Option<&str>, Option<&str>, &[&str]) = match parts.as_slice()
         {
-            ["arn", partition, "lambda", region, account, "function", rest @ ..]
-                if partition.starts_with("aws") =>
-            {
-                (Some(region), Some(account), rest)
-            }
+            [
+                "arn",
+                partition,
+                "lambda",
+                region,
+                account,
+                "function",
+                rest @ ..,
+            ] if partition.starts_with("aws") => (Some(region), Some(account), rest),
             [account, "function", rest @ ..] => (None, Some(account), rest),
             rest => (None, None, rest),
         };
@@ -154,17 +158,37 @@ mod tests {
         ] {
             assert_eq!(parse(input, None).unwrap(), plain, "{input}");
         }
-        let q = parse("arn:aws:lambda:us-east-1:000000000000:function:f:prod", None).unwrap();
+        let q = parse(
+            "arn:aws:lambda:us-east-1:000000000000:function:f:prod",
+            None,
+        )
+        .unwrap();
         assert_eq!(q.qualifier.as_deref(), Some("prod"));
-        assert_eq!(parse("f:$LATEST", None).unwrap().qualifier.as_deref(), Some("$LATEST"));
-        assert_eq!(parse("f", Some("3")).unwrap().qualifier.as_deref(), Some("3"));
+        assert_eq!(
+            parse("f:$LATEST", None).unwrap().qualifier.as_deref(),
+            Some("$LATEST")
+        );
+        assert_eq!(
+            parse("f", Some("3")).unwrap().qualifier.as_deref(),
+            Some("3")
+        );
         assert!(parse("f:3", Some("3")).is_ok());
     }
 
     #[test]
     fn rejects_malformed_and_foreign_names() {
-        for bad in ["", "a b", "f:1:2", "arn:aws:lambda:us-east-1:12:function:f", "f/x", &"x".repeat(65)] {
-            assert!(matches!(parse(bad, None), Err(LambdaError::Validation(_))), "{bad}");
+        for bad in [
+            "",
+            "a b",
+            "f:1:2",
+            "arn:aws:lambda:us-east-1:12:function:f",
+            "f/x",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                matches!(parse(bad, None), Err(LambdaError::Validation(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(
             parse("arn:aws:lambda:eu-west-1:000000000000:function:f", None),

@@ -61,7 +61,13 @@ fn python_minor(file_name: &str) -> Option<u32> {
 
 /// `v20.20.2` → `Some(20)`.
 fn node_major(version_output: &str) -> Option<u32> {
-    version_output.trim().strip_prefix('v')?.split('.').next()?.parse().ok()
+    version_output
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl RuntimeCatalog {
@@ -99,7 +105,8 @@ impl RuntimeCatalog {
                     {
                         pythons.push((minor, real));
                     }
-                } else if name == "node" && node.is_none()
+                } else if name == "node"
+                    && node.is_none()
                     && let Ok(real) = candidate.canonicalize()
                     && is_elf(&real)
                 {
@@ -165,7 +172,11 @@ mod tests {
         let c = RuntimeCatalog::discover();
         assert!(c.get("provided.al2023").is_some());
         assert!(c.get("provided.al2").is_some());
-        for r in c.runtimes.iter().filter(|r| r.kind != RuntimeKind::Provided) {
+        for r in c
+            .runtimes
+            .iter()
+            .filter(|r| r.kind != RuntimeKind::Provided)
+        {
             let p = r.interpreter.as_ref().unwrap();
             assert!(is_elf(p), "{} resolves to a non-ELF {p:?}", r.id);
         }

@@ -239,7 +239,8 @@ impl FunctionService {
         validate::max_len(&description, "description", 256)?;
         let timeout = validate::timeout(input.timeout.unwrap_or(3))?;
         let memory_size = validate::memory_size(input.memory_size.unwrap_or(128))?;
-        let ephemeral_storage = validate::ephemeral_storage(input.ephemeral_storage.unwrap_or(512))?;
+        let ephemeral_storage =
+            validate::ephemeral_storage(input.ephemeral_storage.unwrap_or(512))?;
         let architectures = input
             .architectures
             .clone()
@@ -248,7 +249,10 @@ impl FunctionService {
         if let Some(env) = &input.environment {
             validate::environment(env)?;
         }
-        let tracing_mode = input.tracing_mode.clone().unwrap_or_else(|| "PassThrough".into());
+        let tracing_mode = input
+            .tracing_mode
+            .clone()
+            .unwrap_or_else(|| "PassThrough".into());
         validate::tracing_mode(&tracing_mode)?;
         let log_format = input.log_format.clone().unwrap_or_else(|| "Text".into());
         validate::log_format(&log_format)?;
@@ -391,7 +395,12 @@ impl FunctionService {
                 vec![digest],
                 Expect::Version(doc_version),
             )];
-            for (key, doc) in self.inner.store.meta.list(VERSIONS, &format!("{name}/"), None, usize::MAX)? {
+            for (key, doc) in
+                self.inner
+                    .store
+                    .meta
+                    .list(VERSIONS, &format!("{name}/"), None, usize::MAX)?
+            {
                 let mut v: FunctionConfig = decode(&doc.value)?;
                 if v.state == FunctionState::Pending && v.code_digest == rec.latest.code_digest {
                     mark_prepared(&mut v, ok);
@@ -416,6 +425,16 @@ impl FunctionService {
     /// The unpacked code of a ready function version, for the execution layer.
     pub fn code_path(&self, config: &FunctionConfig) -> PathBuf {
         self.inner.opts.code_dir.join(&config.code_digest)
+    }
+
+    /// The unpacked code of `config`, unpacking it again if the derived copy is gone.
+    pub fn ensure_code(&self, config: &FunctionConfig) -> Result<PathBuf, LambdaError> {
+        let path = self.code_path(config);
+        if path.is_dir() {
+            return Ok(path);
+        }
+        let zip = self.code_zip(config)?;
+        code::unpack(&zip, &config.code_digest, &self.inner.opts.code_dir)
     }
 
     // ---- Reads ----------------------------------------------------------------------------
@@ -446,19 +465,28 @@ impl FunctionService {
     }
 
     /// ListFunctions: `$LATEST` of each function, in name order.
-    pub fn list(&self, marker: Option<&str>, max_items: Option<i64>) -> Result<ListPage, LambdaError> {
+    pub fn list(
+        &self,
+        marker: Option<&str>,
+        max_items: Option<i64>,
+    ) -> Result<ListPage, LambdaError> {
         let limit = match max_items {
             None => 50,
             Some(n) => validate::range(n, "maxItems", 1, 10000)?.min(50) as usize,
         };
-        let mut page = self
-            .inner
-            .store
-            .meta
-            .list(FUNCTIONS, "", marker.filter(|m| !m.is_empty()), limit + 1)?;
+        let mut page = self.inner.store.meta.list(
+            FUNCTIONS,
+            "",
+            marker.filter(|m| !m.is_empty()),
+            limit + 1,
+        )?;
         let more = page.len() > limit;
         page.truncate(limit);
-        let next_marker = if more { page.last().map(|(k, _)| k.clone()) } else { None };
+        let next_marker = if more {
+            page.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
         let functions = page
             .into_iter()
             .map(|(_, doc)| {
@@ -474,7 +502,11 @@ impl FunctionService {
 
     // ---- Updates --------------------------------------------------------------------------
 
-    fn check_updatable(&self, rec: &FunctionRecord, revision_id: Option<&str>) -> Result<(), LambdaError> {
+    fn check_updatable(
+        &self,
+        rec: &FunctionRecord,
+        revision_id: Option<&str>,
+    ) -> Result<(), LambdaError> {
         if let Some(rev) = revision_id
             && rev != rec.latest.revision_id
         {
@@ -598,7 +630,11 @@ impl FunctionService {
         self.commit_update(rec, doc_version, input.publish, Some(&pkg.bytes))
     }
 
-    pub fn update_config(&self, name: &str, input: UpdateConfig) -> Result<FunctionView, LambdaError> {
+    pub fn update_config(
+        &self,
+        name: &str,
+        input: UpdateConfig,
+    ) -> Result<FunctionView, LambdaError> {
         let (mut rec, doc_version) = self.load_latest_for_update(name)?;
         self.check_updatable(&rec, input.revision_id.as_deref())?;
         let c = &mut rec.latest;
@@ -669,9 +705,12 @@ impl FunctionService {
         match r.qualifier.as_deref() {
             None => {
                 ops.push(Op::delete(FUNCTIONS, &r.name, Expect::Present));
-                for (key, _) in
-                    self.inner.store.meta.list(VERSIONS, &format!("{}/", r.name), None, usize::MAX)?
-                {
+                for (key, _) in self.inner.store.meta.list(
+                    VERSIONS,
+                    &format!("{}/", r.name),
+                    None,
+                    usize::MAX,
+                )? {
                     ops.push(Op::delete(VERSIONS, &key, Expect::Present));
                 }
             }
@@ -815,7 +854,8 @@ fn mark_prepared(c: &mut FunctionConfig, ok: bool) {
         c.state_reason_code = Some("InvalidZipFileException".into());
     } else {
         c.last_update_status = Some(LastUpdateStatus::Failed);
-        c.last_update_status_reason = Some("Lambda was unable to unpack the function's code.".into());
+        c.last_update_status_reason =
+            Some("Lambda was unable to unpack the function's code.".into());
         c.last_update_status_reason_code = Some("InvalidZipFileException".into());
     }
 }
@@ -850,7 +890,10 @@ mod tests {
     fn wait_for(svc: &FunctionService, want: FunctionState) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while state_of(svc) != want {
-            assert!(std::time::Instant::now() < deadline, "never became {want:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never became {want:?}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

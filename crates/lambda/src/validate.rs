@@ -246,7 +246,13 @@ mod tests {
     fn roles_must_be_iam_role_arns() {
         assert!(role("arn:aws:iam::123456789012:role/lambda-role").is_ok());
         assert!(role("arn:aws:iam::123456789012:role/path/to/r").is_ok());
-        for bad in ["", "role", "arn:aws:iam::1234:role/x", "arn:aws:s3:::bucket", "arn:aws:iam::123456789012:user/x"] {
+        for bad in [
+            "",
+            "role",
+            "arn:aws:iam::1234:role/x",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:user/x",
+        ] {
             assert!(role(bad).is_err(), "{bad}");
         }
     }
@@ -264,7 +270,10 @@ mod tests {
             environment(&vars(&[("AWS_REGION", "x")])),
             Err(LambdaError::InvalidParameter(m)) if m.contains("AWS_REGION")
         ));
-        assert!(matches!(environment(&vars(&[("1X", "y")])), Err(LambdaError::Validation(_))));
+        assert!(matches!(
+            environment(&vars(&[("1X", "y")])),
+            Err(LambdaError::Validation(_))
+        ));
         let big = "x".repeat(4100);
         assert!(matches!(
             environment(&vars(&[("BIG", &big)])),

@@ -69,7 +69,10 @@ fn create_goes_pending_then_active_with_code_unpacked() {
         .create(create_input("f", zip_of(&[("bootstrap", b"#!/bin/sh\n")])))
         .unwrap();
     assert_eq!(created.config.state, FunctionState::Pending);
-    assert_eq!(created.arn, "arn:aws:lambda:us-east-1:000000000000:function:f");
+    assert_eq!(
+        created.arn,
+        "arn:aws:lambda:us-east-1:000000000000:function:f"
+    );
     wait_until("Active", || {
         svc.get("f", None).unwrap().config.state == FunctionState::Active
     });
@@ -98,20 +101,29 @@ fn code_update_publish_and_delete_leave_no_orphans() {
             },
         )
         .unwrap();
-    assert_eq!(updated.config.last_update_status, Some(LastUpdateStatus::InProgress));
+    assert_eq!(
+        updated.config.last_update_status,
+        Some(LastUpdateStatus::InProgress)
+    );
     wait_until("Successful", || {
         svc.get("g", None).unwrap().config.last_update_status == Some(LastUpdateStatus::Successful)
     });
     // Version 1 still has the old code; $LATEST the new.
     let old = svc.get("g", Some("1")).unwrap();
     assert_ne!(old.config.code_sha256, updated.config.code_sha256);
-    assert_eq!(svc.code_zip(&old.config).unwrap(), zip_of(&[("bootstrap", b"v1")]));
+    assert_eq!(
+        svc.code_zip(&old.config).unwrap(),
+        zip_of(&[("bootstrap", b"v1")])
+    );
 
-    let blobs = || std::fs::read_dir(dir.path().join("state/blobs")).unwrap()
-        .flatten()
-        .filter(|e| e.file_name().len() == 2)
-        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
-        .sum::<usize>();
+    let blobs = || {
+        std::fs::read_dir(dir.path().join("state/blobs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().len() == 2)
+            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+            .sum::<usize>()
+    };
     assert_eq!(blobs(), 2);
     svc.delete("g", Some("1")).unwrap();
     assert_eq!(blobs(), 1);

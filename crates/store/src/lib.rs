@@ -148,7 +148,10 @@ impl Store {
         let store = Store { meta, blobs };
         let removed = store.collect_garbage()?;
         if removed > 0 {
-            tracing::info!(removed, "removed unreferenced blobs left by an interrupted write");
+            tracing::info!(
+                removed,
+                "removed unreferenced blobs left by an interrupted write"
+            );
         }
         Ok(store)
     }

@@ -29,6 +29,17 @@ pub struct Config {
     pub concurrent_executions: u32,
     /// `tracing` filter for the server's own log, e.g. `info` or `stratus=debug`. Default `info`.
     pub log: String,
+    /// Seconds an idle execution environment is kept for reuse. Default 600.
+    pub keep_alive: u64,
+    /// Create execution environments (needs root, namespaces and cgroups). Default true;
+    /// when false or impossible, Invoke answers a clear error.
+    pub sandbox: bool,
+    /// Where the cgroup file system is mounted. Default `/sys/fs/cgroup`.
+    pub cgroup_root: PathBuf,
+    /// Host uid and gid that functions run as (mapped to 993:990 inside, as on Lambda).
+    /// Unprivileged ids that own nothing on the host. Default 100993 / 100990.
+    pub sandbox_uid: u32,
+    pub sandbox_gid: u32,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -52,6 +63,11 @@ impl Default for Config {
             secret_access_key: None,
             concurrent_executions: stratus_lambda::DEFAULT_CONCURRENT_EXECUTIONS,
             log: "info".into(),
+            keep_alive: 600,
+            sandbox: true,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            sandbox_uid: 100_993,
+            sandbox_gid: 100_990,
         }
     }
 }
@@ -108,7 +124,9 @@ impl Config {
             ));
         }
         if self.concurrent_executions == 0 {
-            return Err(ConfigError::Invalid("concurrent_executions must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "concurrent_executions must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -22,9 +22,14 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn with(creds: &Credentials) -> KeyRing {
-        let mut keys = HashMap::new();
-        keys.insert(creds.access_key_id.clone(), creds.secret_access_key.clone());
-        KeyRing { keys }
+        let mut ring = KeyRing::default();
+        ring.add(creds);
+        ring
+    }
+
+    pub fn add(&mut self, creds: &Credentials) {
+        self.keys
+            .insert(creds.access_key_id.clone(), creds.secret_access_key.clone());
     }
 }
 
@@ -47,12 +52,32 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 /// A new pair in AWS's shapes: `AKIA` + 16 base32 characters, and a 40-character secret.
 pub fn generate() -> Credentials {
     Credentials {
-        access_key_id: format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        access_key_id: format!(
+            "AKIA{}",
+            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        ),
         secret_access_key: random_string(
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
             40,
         ),
     }
+}
+
+/// Temporary credentials for functions: an `ASIA` key, its secret and a session token.
+/// They live as long as this server process.
+pub fn session() -> (Credentials, String) {
+    let c = generate();
+    let token = random_string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        96,
+    );
+    (
+        Credentials {
+            access_key_id: format!("ASIA{}", &c.access_key_id[4..]),
+            secret_access_key: c.secret_access_key,
+        },
+        token,
+    )
 }
 
 /// Reads `[default]` from a shared-credentials file.
@@ -75,10 +100,12 @@ pub fn read(path: &Path) -> std::io::Result<Option<Credentials>> {
             }
         }
     }
-    Ok(id.zip(secret).map(|(access_key_id, secret_access_key)| Credentials {
-        access_key_id,
-        secret_access_key,
-    }))
+    Ok(id
+        .zip(secret)
+        .map(|(access_key_id, secret_access_key)| Credentials {
+            access_key_id,
+            secret_access_key,
+        }))
 }
 
 /// Writes the pair as profile `default`, atomically, readable by the owner only.
@@ -107,7 +134,10 @@ pub fn write(path: &Path, creds: &Credentials) -> std::io::Result<()> {
 
 /// The pair this server uses: the configured one if any, else the kept one, else a new one.
 /// Either way the credentials file ends up holding it.
-pub fn load_or_create(data_dir: &Path, configured: Option<Credentials>) -> std::io::Result<Credentials> {
+pub fn load_or_create(
+    data_dir: &Path,
+    configured: Option<Credentials>,
+) -> std::io::Result<Credentials> {
     let path = credentials_path(data_dir);
     let kept = read(&path)?;
     let creds = match (configured, kept) {
@@ -135,7 +165,10 @@ mod tests {
         assert_eq!(first.secret_access_key.len(), 40);
         let second = load_or_create(dir.path(), None).unwrap();
         assert_eq!(first, second);
-        let mode = std::fs::metadata(credentials_path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(credentials_path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -147,7 +180,10 @@ mod tests {
             access_key_id: "AKIAFIXED".into(),
             secret_access_key: "s3cret".into(),
         };
-        assert_eq!(load_or_create(dir.path(), Some(fixed.clone())).unwrap(), fixed);
+        assert_eq!(
+            load_or_create(dir.path(), Some(fixed.clone())).unwrap(),
+            fixed
+        );
         assert_eq!(read(&credentials_path(dir.path())).unwrap(), Some(fixed));
     }
 
@@ -155,7 +191,10 @@ mod tests {
     fn keyring_knows_only_its_keys() {
         let c = generate();
         let ring = KeyRing::with(&c);
-        assert_eq!(ring.secret_access_key(&c.access_key_id), Some(c.secret_access_key.clone()));
+        assert_eq!(
+            ring.secret_access_key(&c.access_key_id),
+            Some(c.secret_access_key.clone())
+        );
         assert_eq!(ring.secret_access_key("AKIAOTHER"), None);
     }
 }

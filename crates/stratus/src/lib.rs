@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod credentials;
+mod sandbox;
 pub mod server;
 
 pub use config::Config;

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use stratus::Config;
 
 #[derive(Parser)]
-#[command(name = "stratus", version, about = "A self-hosted serverless cloud in one binary")]
+#[command(
+    name = "stratus",
+    version,
+    about = "A self-hosted serverless cloud in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,7 +21,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: the AWS-compatible API and every service, in one process.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
+    /// Internal: the single-threaded process that creates sandboxes for the server.
+    #[command(hide = true)]
+    SandboxHelper {
+        /// The descriptor of the server's socket.
+        #[arg(long)]
+        fd: i32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -46,6 +57,9 @@ struct ServerArgs {
     /// Log filter for the server's own log [default: info].
     #[arg(long, env = "STRATUS_LOG")]
     log: Option<String>,
+    /// Seconds an idle execution environment is kept for reuse [default: 600].
+    #[arg(long, env = "STRATUS_KEEP_ALIVE")]
+    keep_alive: Option<u64>,
 }
 
 impl ServerArgs {
@@ -73,6 +87,9 @@ impl ServerArgs {
         if let Some(v) = self.log {
             c.log = v;
         }
+        if let Some(v) = self.keep_alive {
+            c.keep_alive = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -81,8 +98,10 @@ impl ServerArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        // Before any runtime or thread exists: the helper must stay single-threaded.
+        Command::SandboxHelper { fd } => Ok(stratus_sandbox::helper::main(fd)?),
         Command::Server(args) => {
-            let config = args.into_config()?;
+            let config = (*args).into_config()?;
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_new(&config.log)

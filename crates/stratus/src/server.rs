@@ -1,7 +1,7 @@
 //! Builds and runs a whole Stratus server from a [`Config`].
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use stratus_api::ApiState;
@@ -47,21 +47,48 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     };
     // Opening the store (garbage collection) and looking for runtimes touch the disk and
     // start `node --version`: keep them off the async workers.
-    let functions = tokio::task::spawn_blocking(move || -> anyhow::Result<FunctionService> {
-        let store = Store::open(&data_dir).context("opening the store")?;
-        let catalog = RuntimeCatalog::discover();
-        tracing::info!(runtimes = ?catalog.ids(), "runtimes offered by this host");
-        Ok(FunctionService::new(store, opts, catalog)?)
-    })
+    let (functions, catalog) = tokio::task::spawn_blocking(
+        move || -> anyhow::Result<(FunctionService, RuntimeCatalog)> {
+            let store = Store::open(&data_dir).context("opening the store")?;
+            let catalog = RuntimeCatalog::discover();
+            tracing::info!(runtimes = ?catalog.ids(), "runtimes offered by this host");
+            Ok((FunctionService::new(store, opts, catalog.clone())?, catalog))
+        },
+    )
     .await??;
+
+    // Functions call back into Stratus with a key pair of their own, made fresh each start.
+    let session = credentials::session();
+    let mut keys = KeyRing::with(&creds);
+    keys.add(&session.0);
+    let aws_app: Arc<OnceLock<axum::Router>> = Arc::default();
+    let invoker = match crate::sandbox::supported(config) {
+        Ok(()) => match crate::sandbox::start(config, catalog, &session, aws_app.clone()) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "execution environments unavailable: Invoke will fail"
+                );
+                None
+            }
+        },
+        Err(why) => {
+            tracing::warn!(%why, "execution environments unavailable: Invoke will fail");
+            None
+        }
+    };
 
     let state = ApiState {
         functions,
-        secrets: Arc::new(KeyRing::with(&creds)),
+        invoker,
+        secrets: Arc::new(keys),
         presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
         region: config.region.clone(),
     };
-    Ok((stratus_api::app(state), creds))
+    let app = stratus_api::app(state);
+    let _ = aws_app.set(app.clone());
+    Ok((app, creds))
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.

@@ -1,6 +1,7 @@
 //! Lambda's REST-JSON operations. One function per operation; each decodes its input,
 //! calls the function service on a blocking thread, and encodes the AWS output shape.
 
+mod invoke;
 mod wire;
 
 use std::sync::Arc;
@@ -34,7 +35,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Runs a service call on the blocking pool: the service does store I/O and zip checks.
-async fn blocking<T, F>(svc: &FunctionService, f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(svc: &FunctionService, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(FunctionService) -> Result<T, LambdaError> + Send + 'static,
@@ -102,7 +103,10 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
         }
         Endpoint::GetFunctionConfiguration { name, qualifier } => {
             let view = blocking(svc, move |s| s.get(&name, qualifier.as_deref())).await?;
-            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+            Ok(json(
+                StatusCode::OK,
+                &FunctionConfigurationOut::from_view(&view),
+            ))
         }
         Endpoint::DeleteFunction { name, qualifier } => {
             blocking(svc, move |s| s.delete(&name, qualifier.as_deref())).await?;
@@ -111,12 +115,18 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
         Endpoint::UpdateFunctionCode { name } => {
             let input = parse_json::<UpdateCodeIn>(&req.body)?.into_input()?;
             let view = blocking(svc, move |s| s.update_code(&name, input)).await?;
-            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+            Ok(json(
+                StatusCode::OK,
+                &FunctionConfigurationOut::from_view(&view),
+            ))
         }
         Endpoint::UpdateFunctionConfiguration { name } => {
             let input = parse_json::<UpdateConfigIn>(&req.body)?.into_input();
             let view = blocking(svc, move |s| s.update_config(&name, input)).await?;
-            Ok(json(StatusCode::OK, &FunctionConfigurationOut::from_view(&view)))
+            Ok(json(
+                StatusCode::OK,
+                &FunctionConfigurationOut::from_view(&view),
+            ))
         }
         Endpoint::TagResource { resource } => {
             let input: TagResourceIn = parse_json(&req.body)?;
@@ -135,16 +145,7 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             let settings = blocking(svc, |s| s.account_settings()).await?;
             Ok(json(StatusCode::OK, &AccountSettingsOut::from(settings)))
         }
-        Endpoint::Invoke { name, qualifier } => {
-            // Execution environments arrive with the sandbox: until then Invoke checks that
-            // the function exists and says plainly that it cannot run it yet.
-            blocking(svc, move |s| s.get(&name, qualifier.as_deref())).await?;
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "ServiceException",
-                "Invoke is not available yet on this Stratus build: execution environments are not enabled.",
-            ))
-        }
+        Endpoint::Invoke { name, qualifier } => invoke::invoke(state, &req, name, qualifier).await,
         Endpoint::DownloadCode { name, version } => {
             let zip = blocking(svc, move |s| {
                 let view = s.get(&name, Some(&version))?;

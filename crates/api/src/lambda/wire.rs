@@ -319,7 +319,10 @@ impl FunctionConfigurationOut {
             last_modified: lambda_timestamp(c.last_modified_ms),
             code_sha256: c.code_sha256.clone(),
             version: c.version.clone(),
-            environment: c.environment.clone().map(|variables| EnvironmentOut { variables }),
+            environment: c
+                .environment
+                .clone()
+                .map(|variables| EnvironmentOut { variables }),
             tracing_config: ModeOut {
                 mode: c.tracing_mode.clone(),
             },

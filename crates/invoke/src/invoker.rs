@@ -1,0 +1,631 @@
+//! The invoker: finds or creates an execution environment for each invocation, hands the
+//! event to its runtime, enforces the deadline, and frames the logs.
+//!
+//! One invocation at a time per environment; an idle environment of the same function
+//! version and configuration is reused before a new one is made; environments are created
+//! concurrently (the helper serialises only the `clone` itself).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stratus_lambda::{FunctionConfig, RuntimeCatalog};
+use stratus_sandbox::{Exit, Layout, Spawner};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use crate::endpoint::{Invocation, RuntimeEndpoint, RuntimeEvent};
+use crate::launch::{self, LaunchContext};
+use crate::logs::{LogStore, now_ms};
+use crate::output::Output;
+
+/// Lambda's limit on the init phase.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves an environment's listener (Runtime API and AWS endpoint); returns a handle that
+/// stops serving when aborted. Provided by the API crate.
+pub type ServeFn =
+    Arc<dyn Fn(std::net::TcpListener, RuntimeEndpoint) -> AbortHandle + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The platform, not the function, failed (sandbox creation, I/O).
+    #[error("{0}")]
+    Platform(String),
+}
+
+/// One invocation to run.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    pub config: FunctionConfig,
+    /// The unpacked code on the host.
+    pub code_path: PathBuf,
+    /// The ARN the caller used (qualified or not), as the runtime reports it.
+    pub invoked_arn: String,
+    pub payload: Bytes,
+    /// Client context JSON (already base64-decoded).
+    pub client_context: Option<String>,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone)]
+pub struct InvokeResult {
+    pub request_id: String,
+    pub payload: Bytes,
+    /// `Some("Unhandled")` when the payload is an error.
+    pub function_error: Option<String>,
+    pub executed_version: String,
+    /// The last 4 KB of the invocation's log.
+    pub log_tail: Vec<u8>,
+    pub duration: Duration,
+    pub init_duration: Option<Duration>,
+    pub max_memory_used_mb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EnvKey {
+    name: String,
+    version: String,
+    revision: String,
+}
+
+impl EnvKey {
+    fn of(c: &FunctionConfig) -> EnvKey {
+        EnvKey {
+            name: c.name.clone(),
+            version: c.version.clone(),
+            revision: c.revision_id.clone(),
+        }
+    }
+}
+
+struct Env {
+    id: String,
+    key: EnvKey,
+    pid: i32,
+    queue: mpsc::Sender<Invocation>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<RuntimeEvent>>,
+    exit: watch::Receiver<Option<Exit>>,
+    output: Arc<Output>,
+    server: AbortHandle,
+    last_used: Mutex<Instant>,
+}
+
+impl Env {
+    fn exited(&self) -> Option<Exit> {
+        self.exit.borrow().clone()
+    }
+}
+
+pub struct InvokerOptions {
+    pub launch: LaunchContext,
+    pub cgroups: Layout,
+    pub logs: LogStore,
+    pub keep_alive: Duration,
+}
+
+struct Inner {
+    spawner: Spawner,
+    catalog: RuntimeCatalog,
+    opts: InvokerOptions,
+    serve: ServeFn,
+    idle: Mutex<HashMap<EnvKey, Vec<Arc<Env>>>>,
+    /// Every environment whose exit has not been seen, by id.
+    live: Mutex<HashMap<String, Arc<Env>>>,
+    /// Exit watchers, registered before the spawn so an early exit is never missed.
+    exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
+}
+
+#[derive(Clone)]
+pub struct Invoker {
+    inner: Arc<Inner>,
+}
+
+enum Created {
+    Ready(Arc<Env>),
+    /// Init failed; the result says how, and the environment is gone.
+    Failed(InvokeResult),
+}
+
+enum Outcome {
+    Response(Bytes),
+    FunctionError(Bytes),
+    TooLarge(usize),
+    Timeout,
+    Crashed(Option<Exit>),
+}
+
+fn error_json(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string())
+}
+
+fn describe_exit(exit: Option<&Exit>) -> String {
+    match exit {
+        Some(Exit {
+            signal: Some(sig), ..
+        }) => format!("signal: {}", signal_name(*sig)),
+        Some(Exit {
+            exit_code: Some(code),
+            ..
+        }) if *code > 128 => format!("signal: {}", signal_name(*code - 128)),
+        Some(Exit {
+            exit_code: Some(code),
+            ..
+        }) => format!("exit status {code}"),
+        _ => "exit status unknown".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        9 => "killed".into(),
+        11 => "segmentation fault".into(),
+        6 => "aborted".into(),
+        15 => "terminated".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+fn crash_error(request_id: &str, exit: Option<&Exit>) -> Bytes {
+    let oom = exit.is_some_and(|e| e.usage.oom_kills > 0);
+    let error_type = if oom {
+        "Runtime.OutOfMemory"
+    } else {
+        "Runtime.ExitError"
+    };
+    error_json(
+        error_type,
+        &format!(
+            "RequestId: {request_id} Error: Runtime exited with error: {}",
+            describe_exit(exit)
+        ),
+    )
+}
+
+fn trace_id() -> String {
+    let epoch = now_ms() / 1000;
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
+        &rand[..24],
+        &rand[16..32]
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Invoker {
+    pub fn new(
+        spawner: Spawner,
+        mut exits: mpsc::UnboundedReceiver<Exit>,
+        catalog: RuntimeCatalog,
+        opts: InvokerOptions,
+        serve: ServeFn,
+    ) -> Invoker {
+        let inv = Invoker {
+            inner: Arc::new(Inner {
+                spawner,
+                catalog,
+                opts,
+                serve,
+                idle: Mutex::default(),
+                live: Mutex::default(),
+                exits: Mutex::default(),
+            }),
+        };
+        let weak = Arc::downgrade(&inv.inner);
+        tokio::spawn(async move {
+            while let Some(exit) = exits.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                Invoker { inner }.on_exit(exit);
+            }
+        });
+        let weak = Arc::downgrade(&inv.inner);
+        tokio::spawn(async move {
+            let period = {
+                let Some(inner) = weak.upgrade() else { return };
+                (inner.opts.keep_alive / 4)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(5))
+            };
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { break };
+                Invoker { inner }.reap_idle();
+            }
+        });
+        inv
+    }
+
+    fn on_exit(&self, exit: Exit) {
+        tracing::debug!(env = %exit.id, code = ?exit.exit_code, signal = ?exit.signal, "environment exited");
+        if let Some(tx) = self.lock_exits().remove(&exit.id) {
+            let _ = tx.send(Some(exit.clone()));
+        }
+        let env = self.lock_live().remove(&exit.id);
+        if let Some(env) = env {
+            env.server.abort();
+            if let Some(list) = self.lock_idle().get_mut(&env.key) {
+                list.retain(|e| e.id != env.id);
+            }
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<EnvKey, Vec<Arc<Env>>>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Env>>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_exits(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<Exit>>>> {
+        self.inner.exits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Environments alive now (created and not yet exited).
+    pub fn live_count(&self) -> usize {
+        self.lock_live().len()
+    }
+
+    /// Kills idle environments unused for longer than the keep-alive.
+    fn reap_idle(&self) {
+        let keep = self.inner.opts.keep_alive;
+        let mut doomed = Vec::new();
+        for list in self.lock_idle().values_mut() {
+            list.retain(|e| {
+                let old = e
+                    .last_used
+                    .lock()
+                    .map(|t| t.elapsed() > keep)
+                    .unwrap_or(true);
+                if old {
+                    doomed.push(e.clone());
+                }
+                !old
+            });
+        }
+        for env in doomed {
+            tracing::debug!(env = %env.id, "reaping idle environment");
+            stratus_sandbox::kill(env.pid);
+        }
+    }
+
+    fn take_idle(&self, key: &EnvKey) -> Option<Arc<Env>> {
+        let mut idle = self.lock_idle();
+        let list = idle.get_mut(key)?;
+        while let Some(env) = list.pop() {
+            if env.exited().is_none() {
+                return Some(env);
+            }
+        }
+        None
+    }
+
+    fn destroy(&self, env: &Env) {
+        stratus_sandbox::kill(env.pid);
+    }
+
+    /// Runs one invocation synchronously and returns its result.
+    #[tracing::instrument(skip_all, fields(function = %req.config.name, version = %req.config.version))]
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, InvokeError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let key = EnvKey::of(&req.config);
+        if let Some(env) = self.take_idle(&key) {
+            env.output.begin_invocation();
+            return Ok(self.run(env, &req, request_id, None).await);
+        }
+        let started = Instant::now();
+        match self.create(&req, &key, &request_id).await? {
+            Created::Ready(env) => {
+                let init = started.elapsed();
+                Ok(self.run(env, &req, request_id, Some(init)).await)
+            }
+            Created::Failed(result) => Ok(result),
+        }
+    }
+
+    async fn create(
+        &self,
+        req: &InvokeRequest,
+        key: &EnvKey,
+        request_id: &str,
+    ) -> Result<Created, InvokeError> {
+        let started = Instant::now();
+        let (endpoint, queue, events, env_id) = RuntimeEndpoint::new();
+        let plan = launch::plan(
+            &env_id,
+            &req.config,
+            &req.code_path,
+            &self.inner.catalog,
+            &self.inner.opts.launch,
+            "on-demand",
+        )
+        .map_err(|e| InvokeError::Platform(e.to_string()))?;
+        let (exit_tx, exit_rx) = watch::channel(None);
+        self.lock_exits().insert(env_id.clone(), exit_tx);
+        let spawned = match self.inner.spawner.spawn(plan.spec).await {
+            Ok(s) => s,
+            Err(msg) => {
+                self.lock_exits().remove(&env_id);
+                if msg.starts_with("execve") || msg.starts_with("chdir to workdir") {
+                    // The function's entry point is missing or not executable: its fault.
+                    let detail = msg.split_once(": ").map_or(msg.as_str(), |(_, d)| d);
+                    let payload = error_json(
+                        "Runtime.InvalidEntrypoint",
+                        &format!(
+                            "RequestId: {request_id} Error: fork/exec {}: {detail}",
+                            req.config.handler
+                        ),
+                    );
+                    return Ok(Created::Failed(
+                        self.failed_init(req, request_id, payload, started, None),
+                    ));
+                }
+                return Err(InvokeError::Platform(format!(
+                    "creating the environment: {msg}"
+                )));
+            }
+        };
+        let stream = self
+            .inner
+            .opts
+            .logs
+            .open(&plan.log_group, &plan.log_stream)
+            .map_err(|e| InvokeError::Platform(format!("opening the log stream: {e}")))?;
+        let output = Output::new(spawned.output, stream)
+            .map_err(|e| InvokeError::Platform(format!("capturing output: {e}")))?;
+        // The cold invocation's log includes what init printed.
+        output.begin_invocation();
+        tokio::spawn(output.clone().run());
+        let server = (self.inner.serve)(spawned.listener, endpoint);
+        let env = Arc::new(Env {
+            id: env_id.clone(),
+            key: key.clone(),
+            pid: spawned.pid,
+            queue,
+            events: tokio::sync::Mutex::new(events),
+            exit: exit_rx,
+            output,
+            server,
+            last_used: Mutex::new(Instant::now()),
+        });
+        self.lock_live().insert(env_id.clone(), env.clone());
+        // An exit that raced the registration above was recorded in the watch already.
+        if let Some(exit) = env.exited() {
+            self.on_exit(exit);
+        }
+
+        let mut exit = env.exit.clone();
+        let mut events = env.events.lock().await;
+        let outcome = tokio::select! {
+            ev = events.recv() => ev,
+            _ = exit.wait_for(Option::is_some) => None,
+            _ = tokio::time::sleep(INIT_TIMEOUT) => {
+                self.destroy(&env);
+                let payload = error_json(
+                    "Runtime.InitTimeout",
+                    &format!("RequestId: {request_id} Error: init phase did not complete within {} seconds", INIT_TIMEOUT.as_secs()),
+                );
+                drop(events);
+                return Ok(Created::Failed(self.failed_init(req, request_id, payload, started, Some(&env))));
+            }
+        };
+        drop(events);
+        match outcome {
+            Some(RuntimeEvent::Ready) => Ok(Created::Ready(env)),
+            Some(RuntimeEvent::InitError { body, .. }) => {
+                self.destroy(&env);
+                Ok(Created::Failed(self.failed_init(
+                    req,
+                    request_id,
+                    body,
+                    started,
+                    Some(&env),
+                )))
+            }
+            _ => {
+                // The runtime died during init.
+                let ended = env
+                    .exit
+                    .clone()
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|e| e.clone());
+                let payload = crash_error(request_id, ended.as_ref());
+                Ok(Created::Failed(self.failed_init(
+                    req,
+                    request_id,
+                    payload,
+                    started,
+                    Some(&env),
+                )))
+            }
+        }
+    }
+
+    /// Frames the log of an invocation whose environment never became ready.
+    fn failed_init(
+        &self,
+        req: &InvokeRequest,
+        request_id: &str,
+        payload: Bytes,
+        started: Instant,
+        env: Option<&Env>,
+    ) -> InvokeResult {
+        let init = started.elapsed();
+        let mut tail = Vec::new();
+        if let Some(env) = env {
+            env.output.pump();
+            let c = &req.config;
+            env.output.platform_line(&format!(
+                "START RequestId: {request_id} Version: {}",
+                c.version
+            ));
+            env.output
+                .platform_line(&format!("END RequestId: {request_id}"));
+            env.output.platform_line(&format!(
+                "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\tInit Duration: {:.2} ms\tStatus: error",
+                ms(init),
+                ms(init).ceil() as u64,
+                c.memory_size,
+                0,
+                ms(init)
+            ));
+            tail = env.output.end_invocation();
+        }
+        InvokeResult {
+            request_id: request_id.into(),
+            payload,
+            function_error: Some("Unhandled".into()),
+            executed_version: req.config.version.clone(),
+            log_tail: tail,
+            duration: init,
+            init_duration: Some(init),
+            max_memory_used_mb: 0,
+        }
+    }
+
+    async fn run(
+        &self,
+        env: Arc<Env>,
+        req: &InvokeRequest,
+        request_id: String,
+        init: Option<Duration>,
+    ) -> InvokeResult {
+        let c = &req.config;
+        env.output.platform_line(&format!(
+            "START RequestId: {request_id} Version: {}",
+            c.version
+        ));
+        self.inner.opts.cgroups.reset_peak(&env.id);
+        let timeout = Duration::from_secs(u64::from(c.timeout));
+        let started = Instant::now();
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: req.payload.clone(),
+            deadline_ms: now_ms() + timeout.as_millis() as u64,
+            invoked_function_arn: req.invoked_arn.clone(),
+            trace_id: trace_id(),
+            client_context: req.client_context.clone(),
+            cognito_identity: None,
+        };
+        let outcome = if env.queue.send(invocation).await.is_err() {
+            Outcome::Crashed(env.exited())
+        } else {
+            let mut exit = env.exit.clone();
+            let mut events = env.events.lock().await;
+            let deadline = tokio::time::Instant::from_std(started + timeout);
+            loop {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Some(RuntimeEvent::Response { request_id: id, body }) if id == request_id => break Outcome::Response(body),
+                        Some(RuntimeEvent::Error { request_id: id, body, .. }) if id == request_id => break Outcome::FunctionError(body),
+                        Some(RuntimeEvent::ResponseTooLarge { request_id: id, size }) if id == request_id => break Outcome::TooLarge(size),
+                        Some(_) => continue,
+                        None => break Outcome::Crashed(env.exited()),
+                    },
+                    res = exit.wait_for(Option::is_some) => {
+                        break Outcome::Crashed(res.ok().and_then(|e| e.clone()));
+                    }
+                    _ = tokio::time::sleep_until(deadline) => break Outcome::Timeout,
+                }
+            }
+        };
+        let duration = started.elapsed();
+        let mut keep = true;
+        let (payload, function_error) = match outcome {
+            Outcome::Response(body) => (body, None),
+            Outcome::FunctionError(body) => (body, Some("Unhandled")),
+            Outcome::TooLarge(size) => (
+                error_json(
+                    "Function.ResponseSizeTooLarge",
+                    &format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload size ({} bytes).",
+                        crate::endpoint::MAX_RESPONSE_BYTES
+                    ),
+                ),
+                Some("Unhandled"),
+            ),
+            Outcome::Timeout => {
+                keep = false;
+                self.destroy(&env);
+                let secs = timeout.as_secs_f64();
+                let ts = time::OffsetDateTime::now_utc();
+                env.output.platform_line(&format!(
+                    "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z {request_id} Task timed out after {secs:.2} seconds",
+                    ts.year(), u8::from(ts.month()), ts.day(), ts.hour(), ts.minute(), ts.second()
+                ));
+                (
+                    error_json(
+                        "Sandbox.Timedout",
+                        &format!(
+                            "RequestId: {request_id} Error: Task timed out after {secs:.2} seconds"
+                        ),
+                    ),
+                    Some("Unhandled"),
+                )
+            }
+            Outcome::Crashed(exit) => {
+                keep = false;
+                // The helper's report carries the cgroup's final figures.
+                let exit = match exit {
+                    Some(e) => Some(e),
+                    None => env
+                        .exit
+                        .clone()
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|e| e.clone()),
+                };
+                (crash_error(&request_id, exit.as_ref()), Some("Unhandled"))
+            }
+        };
+        // Whatever the function wrote before answering is in the pipe by now.
+        env.output.pump();
+        let usage = env
+            .exited()
+            .map(|e| e.usage)
+            .unwrap_or_else(|| self.inner.opts.cgroups.usage(&env.id));
+        let max_used_mb = usage.memory_peak_bytes.div_ceil(1024 * 1024);
+        let billed = ms(duration).ceil() as u64 + init.map_or(0, |i| ms(i).ceil() as u64);
+        env.output
+            .platform_line(&format!("END RequestId: {request_id}"));
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_used_mb} MB",
+            ms(duration),
+            c.memory_size,
+        );
+        if let Some(i) = init {
+            report.push_str(&format!("\tInit Duration: {:.2} ms", ms(i)));
+        }
+        env.output.platform_line(&report);
+        let log_tail = env.output.end_invocation();
+        if keep && env.exited().is_none() {
+            if let Ok(mut t) = env.last_used.lock() {
+                *t = Instant::now();
+            }
+            self.lock_idle()
+                .entry(env.key.clone())
+                .or_default()
+                .push(env.clone());
+        }
+        InvokeResult {
+            request_id,
+            payload,
+            function_error: function_error.map(str::to_owned),
+            executed_version: c.version.clone(),
+            log_tail,
+            duration,
+            init_duration: init,
+            max_memory_used_mb: max_used_mb,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! From a function's configuration to the sandbox that runs it: the program to start for
+//! its runtime, the directories it sees, and Lambda's standard environment.
+
+use std::path::{Path, PathBuf};
+
+use stratus_lambda::{FunctionConfig, RuntimeCatalog, RuntimeKind};
+use stratus_sandbox::{Bind, Limits, SandboxSpec};
+
+/// Stratus's bootstraps for managed runtimes, written to the runtime directory at start-up.
+pub const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
+pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
+
+/// The port, inside every environment's own network namespace, of its Runtime API (and of
+/// the Stratus API, for SDK calls from the function).
+pub const ENV_PORT: u16 = 9001;
+/// Lambda's limit of processes and threads per environment.
+pub const PIDS_MAX: u64 = 1024;
+
+/// Where things are, and who the function is.
+#[derive(Debug, Clone)]
+pub struct LaunchContext {
+    pub region: String,
+    /// Host directory with `python/bootstrap.py` and `node/bootstrap.js`.
+    pub runtime_dir: PathBuf,
+    /// Credentials the function's SDK uses to call Stratus.
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// Writes the managed runtimes' bootstraps under `dir`.
+pub fn install_bootstraps(dir: &Path) -> std::io::Result<()> {
+    for (sub, file, text) in [
+        ("python", "bootstrap.py", PYTHON_BOOTSTRAP),
+        ("node", "bootstrap.js", NODE_BOOTSTRAP),
+    ] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d)?;
+        let p = d.join(file);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
+            let tmp = d.join(format!(".{file}.tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &p)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("runtime {0} is not offered by this host")]
+    UnknownRuntime(String),
+}
+
+/// What the invoker needs to know besides the spec.
+pub struct Launch {
+    pub spec: SandboxSpec,
+    pub log_group: String,
+    pub log_stream: String,
+}
+
+pub fn log_stream_name(version: &str, env_id: &str) -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    let id = env_id.trim_start_matches('e');
+    format!(
+        "{:04}/{:02}/{:02}/[{version}]{id}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    )
+}
+
+pub fn plan(
+    env_id: &str,
+    config: &FunctionConfig,
+    code_path: &Path,
+    catalog: &RuntimeCatalog,
+    ctx: &LaunchContext,
+    initialization_type: &str,
+) -> Result<Launch, LaunchError> {
+    let runtime = catalog
+        .get(&config.runtime)
+        .ok_or_else(|| LaunchError::UnknownRuntime(config.runtime.clone()))?;
+    let mut binds = vec![Bind {
+        source: code_path.to_owned(),
+        target: PathBuf::from("/var/task"),
+    }];
+    let argv: Vec<String> = match runtime.kind {
+        RuntimeKind::Provided => vec!["/var/task/bootstrap".into()],
+        RuntimeKind::Python | RuntimeKind::Node => {
+            let (sub, script) = if runtime.kind == RuntimeKind::Python {
+                ("python", "/var/runtime/bootstrap.py")
+            } else {
+                ("node", "/var/runtime/bootstrap.js")
+            };
+            binds.push(Bind {
+                source: ctx.runtime_dir.join(sub),
+                target: PathBuf::from("/var/runtime"),
+            });
+            let interp = runtime.interpreter.clone().unwrap_or_default();
+            // Interpreters outside /usr (a version manager's) bring their prefix along.
+            if !interp.starts_with("/usr")
+                && let Some(prefix) = interp.parent().and_then(Path::parent)
+            {
+                binds.push(Bind {
+                    source: prefix.to_owned(),
+                    target: prefix.to_owned(),
+                });
+            }
+            vec![interp.to_string_lossy().into_owned(), script.into()]
+        }
+    };
+    let log_group = config.log_group.clone();
+    let log_stream = log_stream_name(&config.version, env_id);
+    let endpoint = format!("127.0.0.1:{ENV_PORT}");
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        (
+            "LD_LIBRARY_PATH".into(),
+            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+                .into(),
+        ),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        ("TZ".into(), ":UTC".into()),
+    ];
+    // The function's own variables may override the unreserved defaults above.
+    if let Some(vars) = &config.environment {
+        for (k, v) in vars {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    let mut reserved: Vec<(&str, String)> = vec![
+        ("_HANDLER", config.handler.clone()),
+        ("AWS_REGION", ctx.region.clone()),
+        ("AWS_DEFAULT_REGION", ctx.region.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_size.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", config.version.clone()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", initialization_type.into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", log_group.clone()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.clone()),
+        ("AWS_LAMBDA_RUNTIME_API", endpoint.clone()),
+        ("AWS_ENDPOINT_URL", format!("http://{endpoint}")),
+        ("AWS_ACCESS_KEY_ID", ctx.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", ctx.secret_access_key.clone()),
+        ("AWS_SESSION_TOKEN", ctx.session_token.clone()),
+        ("LAMBDA_TASK_ROOT", "/var/task".into()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+    ];
+    if runtime.kind != RuntimeKind::Provided {
+        reserved.push((
+            "AWS_EXECUTION_ENV",
+            format!("AWS_Lambda_{}", config.runtime),
+        ));
+    }
+    for (k, v) in reserved {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.into(), v));
+    }
+    Ok(Launch {
+        spec: SandboxSpec {
+            id: env_id.into(),
+            argv,
+            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            workdir: "/var/task".into(),
+            binds,
+            tmp_mb: u64::from(config.ephemeral_storage),
+            limits: Limits {
+                memory_mb: u64::from(config.memory_size),
+                pids_max: PIDS_MAX,
+                cpu_millis: None,
+            },
+            hostname: "stratus".into(),
+            port: ENV_PORT,
+        },
+        log_group,
+        log_stream,
+    })
+}

@@ -1,0 +1,22 @@
+//! Execution environments for Lambda functions.
+//!
+//! Owns the life of an environment: planning its sandbox from a function's configuration
+//! ([`launch`]), creating it through the sandbox helper, the Runtime API's state machine
+//! ([`RuntimeEndpoint`]), dispatching invocations with their deadline, reuse of idle
+//! environments, and the function's logs ([`logs`]) framed by START/END/REPORT lines.
+//!
+//! Invariant: no HTTP here. The API crate serves each environment's [`RuntimeEndpoint`] over
+//! HTTP on the listener the sandbox helper created inside the environment's network
+//! namespace; this crate sees only typed calls.
+
+mod endpoint;
+mod invoker;
+pub mod launch;
+pub mod logs;
+mod output;
+
+pub use endpoint::{
+    Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
+};
+pub use invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn};
+pub use launch::LaunchContext;

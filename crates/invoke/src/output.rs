@@ -1,0 +1,124 @@
+//! Capturing an environment's stdout and stderr (one pipe), line by line, into its log
+//! stream and, while an invocation runs, into that invocation's log (for `LogType: Tail`).
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::unix::pipe;
+
+use crate::logs::LogStream;
+
+/// What `Tail` returns: the last 4 KB of the invocation's log.
+pub const TAIL_BYTES: usize = 4096;
+
+struct State {
+    partial: Vec<u8>,
+    stream: LogStream,
+    invocation: Option<Vec<u8>>,
+}
+
+pub struct Output {
+    rx: pipe::Receiver,
+    state: Mutex<State>,
+}
+
+impl Output {
+    pub fn new(fd: OwnedFd, stream: LogStream) -> std::io::Result<Arc<Output>> {
+        let rx = pipe::Receiver::from_owned_fd(fd)?;
+        Ok(Arc::new(Output {
+            rx,
+            state: Mutex::new(State {
+                partial: Vec::new(),
+                stream,
+                invocation: None,
+            }),
+        }))
+    }
+
+    /// Reads everything the pipe holds now. Returns true at end of file.
+    pub fn pump(&self) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        let Ok(mut st) = self.state.lock() else {
+            return true;
+        };
+        loop {
+            match self.rx.try_read(&mut buf) {
+                Ok(0) => {
+                    let rest = std::mem::take(&mut st.partial);
+                    if !rest.is_empty() {
+                        st.line(&rest);
+                    }
+                    return true;
+                }
+                Ok(n) => st.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Reads until end of file, as the pipe becomes readable.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if self.rx.readable().await.is_err() || self.pump() {
+                return;
+            }
+        }
+    }
+
+    /// Writes a platform line (START, END, REPORT...) to the stream and the invocation log.
+    pub fn platform_line(&self, line: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            st.line(line.as_bytes());
+        }
+    }
+
+    pub fn begin_invocation(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.invocation = Some(Vec::new());
+        }
+    }
+
+    /// Ends the invocation's log and returns its last [`TAIL_BYTES`] bytes.
+    pub fn end_invocation(&self) -> Vec<u8> {
+        let log = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut st| st.invocation.take())
+            .unwrap_or_default();
+        let start = log.len().saturating_sub(TAIL_BYTES);
+        log[start..].to_vec()
+    }
+}
+
+impl State {
+    fn feed(&mut self, mut data: &[u8]) {
+        while let Some(i) = data.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&data[..i]);
+            self.line(&line);
+            data = &data[i + 1..];
+        }
+        self.partial.extend_from_slice(data);
+        // A runaway line without a newline is cut rather than held forever.
+        if self.partial.len() > 256 * 1024 {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        self.stream.write(&text);
+        if let Some(log) = &mut self.invocation {
+            log.extend_from_slice(line);
+            log.push(b'\n');
+            // Only the tail is ever returned: bound what is kept.
+            if log.len() > 4 * TAIL_BYTES {
+                log.drain(..log.len() - TAIL_BYTES);
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! One cgroup per environment, on cgroup v2 or on the v1 hierarchies (`memory`, `pids`, `cpu`).
+//!
+//! Limits follow Lambda: memory = MemorySize with no swap, CPU in proportion to memory
+//! (1,769 MB = one vCPU) as a CFS quota, and a pids cap. The root of Stratus's cgroups is a
+//! plain directory path, so tests can point it at a temporary directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The memory that buys one full vCPU on Lambda.
+pub const MB_PER_VCPU: u64 = 1769;
+const CFS_PERIOD_US: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no usable cgroup hierarchy: {0}")]
+    Unavailable(String),
+    #[error("cgroup {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Which cgroup layout the host has, and where Stratus's subtree lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layout {
+    /// Unified hierarchy: `<root>/<id>/memory.max`, ...
+    V2 { root: PathBuf },
+    /// Legacy hierarchies: one subtree per controller.
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: PathBuf,
+    },
+}
+
+/// The limits of one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub pids_max: u64,
+    /// Thousandths of a CPU; `None` derives it from memory as Lambda does.
+    pub cpu_millis: Option<u64>,
+}
+
+impl Limits {
+    /// CPU quota per 100 ms period, in microseconds: memory / 1,769 MB of one CPU, at least 1 ms.
+    pub fn cfs_quota_us(&self) -> u64 {
+        let millis = self
+            .cpu_millis
+            .unwrap_or(self.memory_mb * 1000 / MB_PER_VCPU);
+        (millis * CFS_PERIOD_US / 1000).max(1000)
+    }
+}
+
+/// Figures read back from an environment's cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub memory_current_bytes: u64,
+    pub memory_peak_bytes: u64,
+    pub oom_kills: u64,
+}
+
+impl Layout {
+    /// Finds the host's layout. Prefers v2 when its root offers the memory and pids
+    /// controllers; otherwise uses the v1 hierarchies (this is the hybrid case).
+    pub fn detect(base: &Path) -> Result<Layout, CgroupError> {
+        let v2_root = if base.join("cgroup.controllers").is_file() {
+            Some(base.to_owned())
+        } else if base.join("unified/cgroup.controllers").is_file() {
+            Some(base.join("unified"))
+        } else {
+            None
+        };
+        if let Some(root) = v2_root {
+            let ctrls = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
+            if has("memory") && has("pids") {
+                return Ok(Layout::V2 {
+                    root: root.join("stratus"),
+                });
+            }
+        }
+        let v1 = |c: &str| base.join(c);
+        if v1("memory").join("memory.limit_in_bytes").is_file() && v1("pids").is_dir() {
+            let cpu = if v1("cpu").join("cpu.cfs_quota_us").is_file() {
+                v1("cpu")
+            } else {
+                v1("cpu,cpuacct")
+            };
+            return Ok(Layout::V1 {
+                memory: v1("memory").join("stratus"),
+                pids: v1("pids").join("stratus"),
+                cpu: cpu.join("stratus"),
+            });
+        }
+        Err(CgroupError::Unavailable(format!(
+            "{} has neither a cgroup v2 root with memory and pids nor v1 memory/pids hierarchies",
+            base.display()
+        )))
+    }
+
+    /// Creates Stratus's parent cgroups (and, on v2, delegates the controllers to them).
+    pub fn prepare(&self) -> Result<(), CgroupError> {
+        match self {
+            Layout::V2 { root } => {
+                if let Some(parent) = root.parent() {
+                    enable_v2_controllers(parent);
+                }
+                fs::create_dir_all(root).map_err(io(root))?;
+                enable_v2_controllers(root);
+            }
+            Layout::V1 { memory, pids, cpu } => {
+                for dir in [memory, pids, cpu] {
+                    fs::create_dir_all(dir).map_err(io(dir))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The cgroup directories of environment `id`.
+    pub fn paths(&self, id: &str) -> Vec<PathBuf> {
+        match self {
+            Layout::V2 { root } => vec![root.join(id)],
+            Layout::V1 { memory, pids, cpu } => {
+                vec![memory.join(id), pids.join(id), cpu.join(id)]
+            }
+        }
+    }
+
+    /// Creates environment `id`'s cgroup with its limits. Idempotent.
+    pub fn create(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
+        let bytes = limits.memory_mb * 1024 * 1024;
+        let quota = limits.cfs_quota_us();
+        match self {
+            Layout::V2 { root } => {
+                let dir = root.join(id);
+                fs::create_dir_all(&dir).map_err(io(&dir))?;
+                write(&dir, "memory.max", &bytes.to_string())?;
+                // Absent when the kernel has no swap support: then there is no swap to deny.
+                let _ = write(&dir, "memory.swap.max", "0");
+                write(&dir, "pids.max", &limits.pids_max.to_string())?;
+                let _ = write(&dir, "cpu.max", &format!("{quota} {CFS_PERIOD_US}"));
+            }
+            Layout::V1 { memory, pids, cpu } => {
+                let m = memory.join(id);
+                fs::create_dir_all(&m).map_err(io(&m))?;
+                write(&m, "memory.limit_in_bytes", &bytes.to_string())?;
+                // memsw must not be below the memory limit, so it is written second.
+                let _ = write(&m, "memory.memsw.limit_in_bytes", &bytes.to_string());
+                let _ = write(&m, "memory.swappiness", "0");
+                let p = pids.join(id);
+                fs::create_dir_all(&p).map_err(io(&p))?;
+                write(&p, "pids.max", &limits.pids_max.to_string())?;
+                let c = cpu.join(id);
+                fs::create_dir_all(&c).map_err(io(&c))?;
+                write(&c, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
+                write(&c, "cpu.cfs_quota_us", &quota.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` (and so everything it later starts) into environment `id`.
+    pub fn attach(&self, id: &str, pid: i32) -> Result<(), CgroupError> {
+        for dir in self.paths(id) {
+            write(&dir, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self, id: &str) -> Usage {
+        let read_u64 = |dir: &Path, file: &str| -> u64 {
+            fs::read_to_string(dir.join(file))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let keyed = |dir: &Path, file: &str, key: &str| -> u64 {
+            fs::read_to_string(dir.join(file))
+                .ok()
+                .and_then(|s| {
+                    s.lines().find_map(|l| {
+                        let (k, v) = l.split_once(' ')?;
+                        (k == key).then(|| v.trim().parse().ok()).flatten()
+                    })
+                })
+                .unwrap_or(0)
+        };
+        match self {
+            Layout::V2 { root } => {
+                let d = root.join(id);
+                Usage {
+                    memory_current_bytes: read_u64(&d, "memory.current"),
+                    memory_peak_bytes: read_u64(&d, "memory.peak"),
+                    oom_kills: keyed(&d, "memory.events", "oom_kill"),
+                }
+            }
+            Layout::V1 { memory, .. } => {
+                let d = memory.join(id);
+                Usage {
+                    memory_current_bytes: read_u64(&d, "memory.usage_in_bytes"),
+                    memory_peak_bytes: read_u64(&d, "memory.max_usage_in_bytes"),
+                    oom_kills: keyed(&d, "memory.oom_control", "oom_kill"),
+                }
+            }
+        }
+    }
+
+    /// Starts a new peak-memory measurement (per invocation). Best effort: older v2 kernels
+    /// cannot reset `memory.peak`, and then the peak covers the environment's life.
+    pub fn reset_peak(&self, id: &str) {
+        match self {
+            Layout::V2 { root } => {
+                let _ = write(&root.join(id), "memory.peak", "0");
+            }
+            Layout::V1 { memory, .. } => {
+                let _ = write(&memory.join(id), "memory.max_usage_in_bytes", "0");
+            }
+        }
+    }
+
+    /// Removes environment `id`'s cgroups. Its processes must be gone.
+    pub fn remove(&self, id: &str) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for dir in self.paths(id) {
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    first_err.get_or_insert(CgroupError::Io {
+                        path: dir.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Environment cgroups that exist now (for leak checks and start-up cleanup).
+    pub fn list(&self) -> Vec<String> {
+        let dir = match self {
+            Layout::V2 { root } => root,
+            Layout::V1 { memory, .. } => memory,
+        };
+        let mut out: Vec<String> = fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    fs::write(&path, value).map_err(io(&path))
+}
+
+fn enable_v2_controllers(dir: &Path) {
+    for c in ["+memory", "+pids", "+cpu"] {
+        let _ = fs::write(dir.join("cgroup.subtree_control"), c);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_follows_memory_like_lambda() {
+        let l = |mb| Limits {
+            memory_mb: mb,
+            pids_max: 1024,
+            cpu_millis: None,
+        };
+        assert_eq!(l(1769).cfs_quota_us(), 100_000);
+        assert_eq!(l(3538).cfs_quota_us(), 200_000);
+        assert_eq!(l(128).cfs_quota_us(), 7_200);
+        assert_eq!(l(1).cfs_quota_us(), 1000);
+    }
+
+    #[test]
+    fn detects_hybrid_v1_and_plain_v2() {
+        let d = tempfile::tempdir().unwrap();
+        // Hybrid: a unified mount without controllers, v1 memory and pids.
+        fs::create_dir_all(d.path().join("unified")).unwrap();
+        fs::write(d.path().join("unified/cgroup.controllers"), "").unwrap();
+        fs::create_dir_all(d.path().join("memory")).unwrap();
+        fs::write(d.path().join("memory/memory.limit_in_bytes"), "").unwrap();
+        fs::create_dir_all(d.path().join("pids")).unwrap();
+        fs::create_dir_all(d.path().join("cpu")).unwrap();
+        fs::write(d.path().join("cpu/cpu.cfs_quota_us"), "").unwrap();
+        assert!(matches!(
+            Layout::detect(d.path()).unwrap(),
+            Layout::V1 { .. }
+        ));
+
+        let v2 = tempfile::tempdir().unwrap();
+        fs::write(
+            v2.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids",
+        )
+        .unwrap();
+        assert_eq!(
+            Layout::detect(v2.path()).unwrap(),
+            Layout::V2 {
+                root: v2.path().join("stratus")
+            }
+        );
+    }
+
+    #[test]
+    fn v2_files_are_written_as_the_kernel_expects() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V2 {
+            root: d.path().to_owned(),
+        };
+        let limits = Limits {
+            memory_mb: 256,
+            pids_max: 64,
+            cpu_millis: None,
+        };
+        layout.create("env1", &limits).unwrap();
+        let read = |f: &str| fs::read_to_string(d.path().join("env1").join(f)).unwrap();
+        assert_eq!(read("memory.max"), (256u64 << 20).to_string());
+        assert_eq!(read("memory.swap.max"), "0");
+        assert_eq!(read("pids.max"), "64");
+        assert_eq!(read("cpu.max"), "14400 100000");
+        fs::write(
+            d.path().join("env1/memory.events"),
+            "low 0\noom 1\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(layout.usage("env1").oom_kills, 2);
+        assert_eq!(layout.list(), vec!["env1".to_string()]);
+    }
+
+    #[test]
+    fn v1_files_are_written_per_controller() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+        };
+        let limits = Limits {
+            memory_mb: 128,
+            pids_max: 10,
+            cpu_millis: Some(500),
+        };
+        layout.create("e", &limits).unwrap();
+        let read = |p: &str| fs::read_to_string(d.path().join(p)).unwrap();
+        assert_eq!(
+            read("memory/e/memory.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(
+            read("memory/e/memory.memsw.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(read("pids/e/pids.max"), "10");
+        assert_eq!(read("cpu/e/cpu.cfs_quota_us"), "50000");
+        fs::write(
+            d.path().join("memory/e/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(layout.usage("e").oom_kills, 1);
+    }
+}

@@ -1,0 +1,396 @@
+//! The sandbox helper: a single-threaded process (the `stratus` binary re-executed as
+//! `stratus sandbox-helper`) that creates sandboxes for the server and reaps them.
+//!
+//! Why a separate process: creating a sandbox means `clone` followed by ordinary code in the
+//! child, which is unsound in a multi-threaded process (another thread may hold the
+//! allocator's lock at the instant of the clone). The server is a multi-threaded tokio
+//! process; the helper has one thread.
+//!
+//! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The server sends
+//! [`Request`]s; the helper answers each spawn with [`Event::Spawned`] (plus two descriptors
+//! by `SCM_RIGHTS`) or [`Event::Failed`], and reports every sandbox's end with
+//! [`Event::Exited`]. When the server goes away (its end closes, even on `kill -9`), the helper
+//! kills every sandbox, removes their cgroups and exits: nothing outlives the server.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    sendmsg, socketpair,
+};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
+
+const MAX_MESSAGE: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("sandbox helper I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("sandbox helper: {0}")]
+    Sys(#[from] nix::Error),
+    #[error("sandbox helper protocol: {0}")]
+    Protocol(String),
+    #[error("the sandbox helper has stopped")]
+    Gone,
+}
+
+fn send(
+    sock: BorrowedFd<'_>,
+    msg: &impl serde::Serialize,
+    fds: &[RawFd],
+) -> Result<(), HelperError> {
+    let bytes = serde_json::to_vec(msg).map_err(|e| HelperError::Protocol(e.to_string()))?;
+    let iov = [IoSlice::new(&bytes)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => {
+                return Err(HelperError::Gone);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one message; `Ok(None)` at end of stream.
+fn recv<T: serde::de::DeserializeOwned>(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<Option<(T, Vec<OwnedFd>)>, HelperError> {
+    let (n, fds) = loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: SCM_RIGHTS hands us new descriptors that nobody else owns.
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let msg =
+        serde_json::from_slice(&buf[..n]).map_err(|e| HelperError::Protocol(e.to_string()))?;
+    Ok(Some((msg, fds)))
+}
+
+// ---- The helper process ------------------------------------------------------------------
+
+/// Entry point of `stratus sandbox-helper`: serves the server on descriptor `fd` until it
+/// closes. Must be called before any other thread exists.
+pub fn main(fd: RawFd) -> Result<(), HelperError> {
+    // SAFETY: the server passed us this descriptor and nothing else in this process owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
+        Some((Request::Init(cfg), _)) => cfg,
+        Some(_) => return Err(HelperError::Protocol("expected Init first".into())),
+        None => return Ok(()),
+    };
+    let seccomp = crate::seccomp::programs().map_err(|e| HelperError::Protocol(e.to_string()))?;
+    let host_netns = File::open("/proc/self/ns/net")?;
+    cfg.cgroups
+        .prepare()
+        .map_err(|e| HelperError::Protocol(e.to_string()))?;
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    // Non-blocking: the loop below drains it until it would block.
+    let sigfd = SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+    )?;
+
+    let mut live: HashMap<Pid, String> = HashMap::new();
+    loop {
+        let mut fds = [
+            nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let sock_ready = fds[0].any().unwrap_or(false);
+        let child_ready = fds[1].any().unwrap_or(false);
+        if child_ready {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            reap(&cfg, &mut live, sock.as_fd())?;
+        }
+        if sock_ready {
+            match recv::<Request>(sock.as_fd(), &mut buf) {
+                Ok(Some((Request::Spawn(spec), _))) => {
+                    handle_spawn(&cfg, &spec, &seccomp, &host_netns, &mut live, sock.as_fd())?;
+                }
+                Ok(Some((Request::Init(_), _))) => {}
+                Ok(None) | Err(HelperError::Gone) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // The server is gone: nothing it started may outlive it.
+    for pid in live.keys() {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+    for (pid, id) in live.drain() {
+        let _ = waitpid(pid, None);
+        let _ = cfg.cgroups.remove(&id);
+    }
+    Ok(())
+}
+
+fn handle_spawn(
+    cfg: &HelperConfig,
+    spec: &SandboxSpec,
+    seccomp: &[seccompiler::BpfProgram],
+    host_netns: &File,
+    live: &mut HashMap<Pid, String>,
+    sock: BorrowedFd<'_>,
+) -> Result<(), HelperError> {
+    match crate::spawn::spawn(cfg, spec, seccomp, host_netns) {
+        Ok(s) => {
+            live.insert(s.pid, spec.id.clone());
+            let msg = Event::Spawned {
+                id: spec.id.clone(),
+                pid: s.pid.as_raw(),
+            };
+            send(sock, &msg, &[s.listener.as_raw_fd(), s.output.as_raw_fd()])
+            // Our copies of the descriptors close here; the server holds its own.
+        }
+        Err(error) => send(
+            sock,
+            &Event::Failed {
+                id: spec.id.clone(),
+                error,
+            },
+            &[],
+        ),
+    }
+}
+
+fn reap(
+    cfg: &HelperConfig,
+    live: &mut HashMap<Pid, String>,
+    sock: BorrowedFd<'_>,
+) -> Result<(), HelperError> {
+    loop {
+        let (pid, exit_code, signal) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code), None),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, None, Some(sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(id) = live.remove(&pid) else {
+            continue;
+        };
+        // The init is reaped, so every process of the namespace is gone (the kernel waits
+        // for them before the init's exit completes): the cgroup can go.
+        let usage = cfg.cgroups.usage(&id);
+        if let Err(e) = cfg.cgroups.remove(&id) {
+            tracing::warn!(%id, error = %e, "removing cgroup");
+        }
+        send(
+            sock,
+            &Event::Exited {
+                id,
+                exit_code,
+                signal,
+                usage,
+            },
+            &[],
+        )?;
+    }
+}
+
+// ---- The server's side -------------------------------------------------------------------
+
+/// What the server gets for a spawned sandbox.
+#[derive(Debug)]
+pub struct SpawnedSandbox {
+    pub pid: i32,
+    /// Listening socket inside the sandbox's network namespace (non-blocking).
+    pub listener: std::net::TcpListener,
+    /// Read end of the function's stdout and stderr.
+    pub output: OwnedFd,
+}
+
+type Pending = HashMap<String, tokio::sync::oneshot::Sender<Result<SpawnedSandbox, String>>>;
+
+/// The server's handle on its helper. Cloneable; spawns are answered in order.
+#[derive(Clone)]
+pub struct Spawner {
+    sock: Arc<OwnedFd>,
+    pending: Arc<Mutex<Pending>>,
+    /// Keeps the child handle so it is reaped when it ends.
+    _child: Arc<Mutex<Child>>,
+}
+
+/// A sandbox's end, as reported to the server.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub id: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub usage: crate::cgroup::Usage,
+}
+
+impl Spawner {
+    /// Starts `exe sandbox-helper` and sends it `cfg`. Exits are delivered on `exits`.
+    pub fn start(
+        exe: &Path,
+        cfg: &HelperConfig,
+        exits: tokio::sync::mpsc::UnboundedSender<Exit>,
+    ) -> Result<Spawner, HelperError> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let theirs_raw = theirs.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.arg("sandbox-helper").arg("--fd").arg("3");
+        // SAFETY: between fork and exec the closure only calls dup2, which is
+        // async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                if libc::dup2(theirs_raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(theirs);
+        let sock = Arc::new(ours);
+        send(sock.as_fd(), &Request::Init(cfg.clone()), &[])?;
+        let pending: Arc<Mutex<Pending>> = Arc::default();
+        let reader_sock = sock.clone();
+        let reader_pending = pending.clone();
+        std::thread::Builder::new()
+            .name("sandbox-events".into())
+            .spawn(move || read_events(&reader_sock, &reader_pending, &exits))?;
+        Ok(Spawner {
+            sock,
+            pending,
+            _child: Arc::new(Mutex::new(child)),
+        })
+    }
+
+    /// Creates a sandbox. Fails with the helper's reason if it could not.
+    pub async fn spawn(&self, spec: SandboxSpec) -> Result<SpawnedSandbox, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .insert(spec.id.clone(), tx);
+        if let Err(e) = send(
+            self.sock.as_fd(),
+            &Request::Spawn(Box::new(spec.clone())),
+            &[],
+        ) {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&spec.id);
+            }
+            return Err(e.to_string());
+        }
+        rx.await.map_err(|_| HelperError::Gone.to_string())?
+    }
+}
+
+fn read_events(
+    sock: &OwnedFd,
+    pending: &Mutex<Pending>,
+    exits: &tokio::sync::mpsc::UnboundedSender<Exit>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (event, mut fds) = match recv::<Event>(sock.as_fd(), &mut buf) {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        match event {
+            Event::Spawned { id, pid } => {
+                let reply = if fds.len() == 2 {
+                    let output = fds.pop();
+                    let listener = fds.pop();
+                    match (listener, output) {
+                        (Some(l), Some(output)) => Ok(SpawnedSandbox {
+                            pid,
+                            // SAFETY: the helper sent a listening TCP socket here.
+                            listener: unsafe {
+                                std::net::TcpListener::from_raw_fd(l.into_raw_fd())
+                            },
+                            output,
+                        }),
+                        _ => Err("descriptors missing".to_string()),
+                    }
+                } else {
+                    Err(format!("expected 2 descriptors, got {}", fds.len()))
+                };
+                if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+                    let _ = tx.send(reply);
+                }
+            }
+            Event::Failed { id, error } => {
+                if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            Event::Exited {
+                id,
+                exit_code,
+                signal,
+                usage,
+            } => {
+                let _ = exits.send(Exit {
+                    id,
+                    exit_code,
+                    signal,
+                    usage,
+                });
+            }
+        }
+    }
+    // The helper is gone: fail whatever is still waiting.
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
+    }
+}

@@ -1,0 +1,30 @@
+//! Execution-environment sandboxes.
+//!
+//! Owns every contact with the kernel's isolation machinery: user, PID, mount, IPC, UTS and
+//! network namespaces; the read-only root filesystem ([`rootfs`]); cgroups v1 and v2
+//! ([`cgroup`]); the seccomp deny list ([`seccomp`]); and the single-threaded helper process
+//! that clones sandboxes on the server's behalf ([`helper`]).
+//!
+//! Invariant: the only crate with `unsafe` and the only one that mounts, clones or writes
+//! cgroup files. It knows nothing about Lambda, HTTP or the store: it runs a program with
+//! given limits and reports how it ended.
+
+pub mod cgroup;
+pub mod helper;
+pub mod rootfs;
+pub mod seccomp;
+mod spawn;
+pub mod spec;
+
+pub use cgroup::{Layout, Limits, Usage};
+pub use helper::{Exit, SpawnedSandbox, Spawner};
+pub use spec::{Bind, HelperConfig, SandboxSpec};
+
+/// Kills a sandbox: SIGKILL to its init takes its whole PID namespace down. The helper then
+/// reports the exit and removes the cgroup.
+pub fn kill(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}

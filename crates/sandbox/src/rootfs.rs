@@ -1,0 +1,177 @@
+//! The root filesystem a function sees.
+//!
+//! A template directory, built once per server start, holds the skeleton: mount points,
+//! a minimal `/etc` (no host secrets: `passwd`, `group`, `hosts`, `resolv.conf`...), device
+//! node placeholders. Each sandbox bind-mounts the template onto itself in its private mount
+//! namespace, mounts the system directories read-only over the mount points, adds its code,
+//! `/tmp`, `/dev` and `/proc`, pivots into it and makes it read-only.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+/// Host paths shown read-only, when they exist on the host. Only what runtimes need:
+/// programs and libraries, TLS roots, time zones, the dynamic linker's cache.
+pub const SYSTEM_PATHS: &[&str] = &[
+    "/usr",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/etc/nsswitch.conf",
+];
+
+/// Device nodes bound from the host.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// Top-level entries that are symlinks into `/usr` on merged-/usr hosts.
+const MERGED: &[&str] = &["bin", "sbin", "lib", "lib64", "lib32", "libx32"];
+
+/// Builds (or refreshes) the template at `root`. Safe to call on every start.
+pub fn build_template(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    fs::create_dir_all(root)?;
+    for d in [
+        "usr",
+        "etc",
+        "var/task",
+        "var/runtime",
+        "opt",
+        "tmp",
+        "proc",
+        "dev/shm",
+        "home",
+    ] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    for name in MERGED {
+        let host = Path::new("/").join(name);
+        let ours = root.join(name);
+        if let Ok(target) = fs::read_link(&host) {
+            if fs::read_link(&ours).ok().as_ref() != Some(&target) {
+                let _ = fs::remove_file(&ours);
+                symlink(&target, &ours)?;
+            }
+        } else if host.is_dir() {
+            fs::create_dir_all(&ours)?;
+        }
+    }
+    for path in SYSTEM_PATHS {
+        ensure_mount_point(root, Path::new(path))?;
+    }
+    for dev in DEVICES {
+        touch(&root.join("dev").join(dev))?;
+    }
+    for (link, target) in [
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        let p = root.join(link);
+        if fs::symlink_metadata(&p).is_err() {
+            symlink(target, &p)?;
+        }
+    }
+    let files = [
+        (
+            "etc/passwd",
+            format!(
+                "root:x:0:0:root:/root:/sbin/nologin\n\
+                 sbx_user1051:x:{uid}:{gid}::/home/sbx_user1051:/sbin/nologin\n\
+                 nobody:x:65534:65534:nobody:/:/sbin/nologin\n"
+            ),
+        ),
+        (
+            "etc/group",
+            format!("root:x:0:\nsbx_user1051:x:{gid}:\nnobody:x:65534:\n"),
+        ),
+        (
+            "etc/hosts",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost\n".to_owned(),
+        ),
+        ("etc/resolv.conf", host_resolv_conf()),
+        ("etc/hostname", "stratus\n".to_owned()),
+    ];
+    for (path, content) in files {
+        let p = root.join(path);
+        if fs::read_to_string(&p).ok().as_deref() != Some(content.as_str()) {
+            // A mount point may sit here from SYSTEM_PATHS; our content wins.
+            let _ = fs::remove_file(&p);
+            fs::write(&p, content)?;
+        }
+    }
+    Ok(())
+}
+
+fn host_resolv_conf() -> String {
+    fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("nameserver") || l.starts_with("search") || l.starts_with("options")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn touch(p: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(p).is_err() {
+        fs::write(p, b"")?;
+    }
+    Ok(())
+}
+
+/// Makes `inside` (an absolute sandbox path) exist in the template as a directory or an
+/// empty file, matching what `host` is, so something can be mounted on it.
+pub fn ensure_mount_point_for(
+    root: &Path,
+    host: &Path,
+    inside: &Path,
+) -> std::io::Result<Option<PathBuf>> {
+    let Ok(meta) = fs::metadata(host) else {
+        return Ok(None);
+    };
+    let rel = inside.strip_prefix("/").unwrap_or(inside);
+    let p = root.join(rel);
+    if meta.is_dir() {
+        fs::create_dir_all(&p)?;
+    } else {
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        touch(&p)?;
+    }
+    Ok(Some(p))
+}
+
+fn ensure_mount_point(root: &Path, path: &Path) -> std::io::Result<()> {
+    ensure_mount_point_for(root, path, path).map(|_| ())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_has_a_minimal_etc_and_mount_points() {
+        let d = tempfile::tempdir().unwrap();
+        build_template(d.path(), 993, 990).unwrap();
+        // Building twice is fine.
+        build_template(d.path(), 993, 990).unwrap();
+        let passwd = fs::read_to_string(d.path().join("etc/passwd")).unwrap();
+        assert!(passwd.contains("sbx_user1051:x:993:990"));
+        assert!(!d.path().join("etc/shadow").exists());
+        assert!(d.path().join("usr").is_dir());
+        assert!(d.path().join("var/task").is_dir());
+        assert!(d.path().join("dev/null").is_file());
+        assert_eq!(
+            fs::read_link(d.path().join("dev/fd")).unwrap(),
+            PathBuf::from("/proc/self/fd")
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! Creating one sandbox: `clone` into new namespaces, then, inside, the mount sequence,
+//! the drop to the function's uid, seccomp, and `execve` of the function's program.
+//!
+//! Runs only in the single-threaded helper process ([`crate::helper`]): after `clone` the
+//! child runs ordinary Rust code (allocation, formatting), which is only sound when no other
+//! thread could have held a lock at the moment of the clone.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid};
+use seccompiler::BpfProgram;
+
+use crate::rootfs;
+use crate::spec::{HelperConfig, SandboxSpec};
+
+/// A sandbox that started: its init's host pid, the listener inside its network namespace,
+/// and the read end of its output.
+pub struct Spawned {
+    pub pid: Pid,
+    pub listener: TcpListener,
+    pub output: OwnedFd,
+}
+
+const STACK_SIZE: usize = 1 << 20;
+
+fn err(context: &str, e: impl std::fmt::Display) -> String {
+    format!("{context}: {e}")
+}
+
+/// Creates the sandbox described by `spec`. On error nothing of it remains.
+pub fn spawn(
+    cfg: &HelperConfig,
+    spec: &SandboxSpec,
+    seccomp: &[BpfProgram],
+    host_netns: &File,
+) -> Result<Spawned, String> {
+    if spec.id.is_empty()
+        || !spec
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("invalid sandbox id {:?}", spec.id));
+    }
+    if spec.argv.is_empty() {
+        return Err("empty argv".into());
+    }
+    // Mount points for the binds must exist in the template before the child looks.
+    let mut binds: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for path in rootfs::SYSTEM_PATHS {
+        let p = Path::new(path);
+        if p.exists() {
+            binds.push((p.to_owned(), p.to_owned()));
+        }
+    }
+    for b in &spec.binds {
+        rootfs::ensure_mount_point_for(&cfg.rootfs, &b.source, &b.target)
+            .map_err(|e| err("preparing mount point", e))?
+            .ok_or_else(|| format!("bind source {} does not exist", b.source.display()))?;
+        binds.push((b.source.clone(), b.target.clone()));
+    }
+    let argv = cstrings(&spec.argv)?;
+    let envp = cstrings(&spec.env)?;
+
+    cfg.cgroups
+        .create(&spec.id, &spec.limits)
+        .map_err(|e| err("creating cgroup", e))?;
+    let cleanup_cgroup = |pid: Option<Pid>| {
+        if let Some(pid) = pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        let _ = cfg.cgroups.remove(&spec.id);
+    };
+
+    let pipes = (|| -> nix::Result<_> {
+        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+        Ok((
+            nix::unistd::pipe2(cloexec)?,
+            nix::unistd::pipe2(cloexec)?,
+            nix::unistd::pipe2(cloexec)?,
+        ))
+    })();
+    let ((go_r, go_w), (status_r, status_w), (out_r, out_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => {
+            cleanup_cgroup(None);
+            return Err(err("pipe", e));
+        }
+    };
+
+    let child = ChildPlan {
+        rootfs: cfg.rootfs.clone(),
+        binds,
+        spec,
+        argv,
+        envp,
+        uid: cfg.uid,
+        gid: cfg.gid,
+        go: go_r.as_raw_fd(),
+        status: status_w.as_raw_fd(),
+        output: out_w.as_raw_fd(),
+        seccomp,
+    };
+    let mut stack = vec![0u8; STACK_SIZE];
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
+    // SAFETY: the helper is single-threaded (see the module doc), so the child, a copy of
+    // this process without CLONE_VM, may run arbitrary code; `stack` outlives the call in the
+    // parent and is the child's own copy in the child; the callback never returns into
+    // Rust frames of the parent (it exits the process).
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(|| child.run()),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    };
+    let pid = match pid {
+        Ok(pid) => pid,
+        Err(e) => {
+            cleanup_cgroup(None);
+            return Err(err("clone", e));
+        }
+    };
+    drop(go_r);
+    drop(status_w);
+    drop(out_w);
+
+    let setup = (|| -> Result<TcpListener, String> {
+        std::fs::write(
+            format!("/proc/{pid}/uid_map"),
+            format!("{} {} 1\n", cfg.uid, cfg.host_uid),
+        )
+        .map_err(|e| err("uid_map", e))?;
+        std::fs::write(
+            format!("/proc/{pid}/gid_map"),
+            format!("{} {} 1\n", cfg.gid, cfg.host_gid),
+        )
+        .map_err(|e| err("gid_map", e))?;
+        cfg.cgroups
+            .attach(&spec.id, pid.as_raw())
+            .map_err(|e| err("attaching cgroup", e))?;
+        listen_in_netns(pid, spec.port, host_netns)
+    })();
+    let listener = match setup {
+        Ok(l) => l,
+        Err(e) => {
+            drop(go_w);
+            cleanup_cgroup(Some(pid));
+            return Err(e);
+        }
+    };
+    // Go: the child may now build its root and start the function.
+    if let Err(e) = nix::unistd::write(&go_w, &[1]) {
+        cleanup_cgroup(Some(pid));
+        return Err(err("releasing child", e));
+    }
+    drop(go_w);
+    // The status pipe reaches EOF when the function's execve succeeded (close-on-exec) or
+    // carries the reason it did not.
+    let mut status = String::new();
+    let _ = File::from(status_r).read_to_string(&mut status);
+    if !status.is_empty() {
+        cleanup_cgroup(Some(pid));
+        return Err(status);
+    }
+    Ok(Spawned {
+        pid,
+        listener,
+        output: out_r,
+    })
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("NUL byte in {s:?}")))
+        .collect()
+}
+
+/// Brings up `lo` in the sandbox's network namespace and binds `127.0.0.1:port` there.
+/// The socket belongs to that namespace for good, wherever its descriptor travels.
+fn listen_in_netns(pid: Pid, port: u16, host_netns: &File) -> Result<TcpListener, String> {
+    let ns = File::open(format!("/proc/{pid}/ns/net")).map_err(|e| err("opening netns", e))?;
+    nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| err("setns", e))?;
+    let result = loopback_up().and_then(|()| {
+        TcpListener::bind(("127.0.0.1", port)).map_err(|e| err("binding runtime API", e))
+    });
+    // Back home whatever happened; failing to return would poison every later spawn.
+    nix::sched::setns(host_netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| err("returning to host netns", e))?;
+    let listener = result?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| err("nonblocking", e))?;
+    Ok(listener)
+}
+
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket(2); the result is checked and owned immediately.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err("socket", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads a valid, initialised ifreq we pass by pointer.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
+    if rc < 0 {
+        return Err(err("bringing up lo", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Everything the child needs, prepared before `clone` so the child allocates little.
+struct ChildPlan<'a> {
+    rootfs: PathBuf,
+    binds: Vec<(PathBuf, PathBuf)>,
+    spec: &'a SandboxSpec,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    uid: u32,
+    gid: u32,
+    go: RawFd,
+    status: RawFd,
+    output: RawFd,
+    seccomp: &'a [BpfProgram],
+}
+
+impl ChildPlan<'_> {
+    /// The sandbox's init: wait for the go, build the root, start the function, reap.
+    fn run(&self) -> isize {
+        let mut b = [0u8; 1];
+        // SAFETY: `go` is a valid descriptor inherited from the parent.
+        let n = unsafe { libc::read(self.go, b.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            // The parent gave up on us.
+            return 1;
+        }
+        if let Err(e) = self.build_root() {
+            self.report(&e);
+            return 126;
+        }
+        // SAFETY: we are the only thread of this process (a fresh clone of a
+        // single-threaded helper).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                let e = self.exec_function();
+                self.report(&e);
+                // SAFETY: leaving the forked child without running destructors or atexit.
+                unsafe { libc::_exit(127) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                // SAFETY: closing descriptors we own and no longer need; the function keeps
+                // its own copies.
+                unsafe {
+                    libc::close(self.status);
+                    libc::close(self.output);
+                }
+                reap_until(child)
+            }
+            Err(e) => {
+                self.report(&err("fork", e));
+                126
+            }
+        }
+    }
+
+    fn report(&self, msg: &str) {
+        // SAFETY: writing a buffer we own to an inherited descriptor.
+        unsafe {
+            libc::write(self.status, msg.as_ptr().cast(), msg.len());
+        }
+    }
+
+    fn build_root(&self) -> Result<(), String> {
+        let root = &self.rootfs;
+        let none: Option<&str> = None;
+        nix::unistd::sethostname(&self.spec.hostname).map_err(|e| err("sethostname", e))?;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+            .map_err(|e| err("making / private", e))?;
+        mount(Some(root), root, none, MsFlags::MS_BIND, none)
+            .map_err(|e| err("binding the root", e))?;
+        for (source, target) in &self.binds {
+            let t = root.join(target.strip_prefix("/").unwrap_or(target));
+            bind_read_only(source, &t)?;
+        }
+        for dev in rootfs::DEVICES {
+            let host = Path::new("/dev").join(dev);
+            mount(
+                Some(&host),
+                &root.join("dev").join(dev),
+                none,
+                MsFlags::MS_BIND,
+                none,
+            )
+            .map_err(|e| err("binding a device", e))?;
+        }
+        let tmp_opts = format!("size={}m,mode=1777", self.spec.tmp_mb);
+        mount(
+            Some("tmpfs"),
+            &root.join("tmp"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(tmp_opts.as_str()),
+        )
+        .map_err(|e| err("mounting /tmp", e))?;
+        mount(
+            Some("tmpfs"),
+            &root.join("dev/shm"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=64m,mode=1777"),
+        )
+        .map_err(|e| err("mounting /dev/shm", e))?;
+        mount(
+            Some("proc"),
+            &root.join("proc"),
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        )
+        .map_err(|e| err("mounting /proc", e))?;
+        nix::unistd::chdir(root).map_err(|e| err("chdir root", e))?;
+        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+        // only the new root, with no directory needed for the old one.
+        nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", e))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detaching the old root", e))?;
+        nix::unistd::chdir("/").map_err(|e| err("chdir /", e))?;
+        remount_read_only(Path::new("/"))?;
+        Ok(())
+    }
+
+    /// In the function's process: drop to its uid, confine it, and become its program.
+    fn exec_function(&self) -> String {
+        // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
+        unsafe {
+            if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
+                return err("dup2", std::io::Error::last_os_error());
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            if null >= 0 {
+                libc::dup2(null, 0);
+                libc::close(null);
+            }
+        }
+        let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
+        if let Err(e) = nix::sys::resource::setrlimit(nofile, 1024, 1024) {
+            return err("setrlimit", e);
+        }
+        if let Err(e) = nix::unistd::setgroups(&[]) {
+            return err("setgroups", e);
+        }
+        let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
+        if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+            return err("setresgid", e);
+        }
+        if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
+            return err("setresuid", e);
+        }
+        if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+            return err("no_new_privs", e);
+        }
+        if let Err(e) = crate::seccomp::install(self.seccomp) {
+            return err("seccomp", e);
+        }
+        if let Err(e) = nix::unistd::chdir(self.spec.workdir.as_str()) {
+            return err("chdir to workdir", e);
+        }
+        match nix::unistd::execve(&self.argv[0], &self.argv, &self.envp) {
+            Ok(never) => match never {},
+            Err(e) => err(&format!("execve {}", self.spec.argv[0]), e),
+        }
+    }
+}
+
+/// Binds `source` on `target` read-only. In a user namespace the remount must repeat the
+/// flags the kernel locked on the source mount (nosuid, nodev, noexec...), or it fails.
+fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    mount(
+        Some(source),
+        target,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(|e| err(&format!("binding {}", source.display()), e))?;
+    remount_read_only(target)
+}
+
+fn remount_read_only(target: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    let locked = statvfs(target)
+        .map(|s| {
+            let f = s.flags();
+            let mut m = MsFlags::empty();
+            for (fs, ms) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+            ] {
+                if f.contains(fs) {
+                    m |= ms;
+                }
+            }
+            m
+        })
+        .unwrap_or(MsFlags::empty());
+    mount(
+        none,
+        target,
+        none,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked,
+        none,
+    )
+    .map_err(|e| err(&format!("making {} read-only", target.display()), e))
+}
+
+/// The init's life after starting the function: reap every child (orphans re-parent to us)
+/// and leave with the function's status when it ends. Our exit tears down the whole
+/// namespace: the kernel kills whatever else is left in it.
+fn reap_until(function: Pid) -> isize {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == function => return code as isize,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == function => {
+                return 128 + sig as isize;
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 125,
+        }
+    }
+}

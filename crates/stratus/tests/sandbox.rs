@@ -1,0 +1,110 @@
+//! The sandbox helper, started from the real binary, running real programs.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner};
+
+fn helper(
+    root: &Path,
+) -> (
+    Spawner,
+    tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    Layout,
+) {
+    let rootfs = root.join("rootfs");
+    stratus_sandbox::rootfs::build_template(&rootfs, 993, 990).unwrap();
+    let mut layout = Layout::detect(Path::new("/sys/fs/cgroup")).unwrap();
+    // A subtree of our own, so tests running in parallel do not see each other.
+    let tag = format!("stratus-test-{}", std::process::id());
+    layout = match layout {
+        Layout::V2 { root } => Layout::V2 {
+            root: root.with_file_name(&tag),
+        },
+        Layout::V1 { memory, pids, cpu } => Layout::V1 {
+            memory: memory.with_file_name(&tag),
+            pids: pids.with_file_name(&tag),
+            cpu: cpu.with_file_name(&tag),
+        },
+    };
+    let cfg = HelperConfig {
+        rootfs,
+        cgroups: layout.clone(),
+        host_uid: 100_993,
+        host_gid: 100_990,
+        uid: 993,
+        gid: 990,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
+    (s, rx, layout)
+}
+
+fn spec(id: &str, script: &str, task: &Path) -> SandboxSpec {
+    SandboxSpec {
+        id: id.into(),
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec!["PATH=/usr/bin:/bin".into()],
+        workdir: "/var/task".into(),
+        binds: vec![Bind {
+            source: task.to_owned(),
+            target: PathBuf::from("/var/task"),
+        }],
+        tmp_mb: 16,
+        limits: Limits {
+            memory_mb: 128,
+            pids_max: 32,
+            cpu_millis: Some(1000),
+        },
+        hostname: "stratus".into(),
+        port: 9001,
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("hello.txt"), "hi from the task\n").unwrap();
+    let (spawner, mut exits, layout) = helper(dir.path());
+    let script = "cat /var/task/hello.txt; id -u; echo pid=$$; hostname; \
+                  ls /proc | grep -c '^[0-9]'; \
+                  touch /var/task/x 2>/dev/null && echo task-writable || echo task-readonly; \
+                  touch /etc/x 2>/dev/null && echo etc-writable || echo etc-readonly; \
+                  touch /tmp/x && echo tmp-writable; \
+                  test -e /etc/shadow && echo shadow-visible || echo no-shadow";
+    let s = spawner.spawn(spec("t1", script, &task)).await.unwrap();
+    let mut out = String::new();
+    std::fs::File::from(s.output)
+        .read_to_string(&mut out)
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.exit_code, Some(0), "output: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hi from the task", "{out}");
+    assert_eq!(lines[1], "993", "{out}");
+    assert_eq!(
+        lines[2], "pid=2",
+        "the function is the second process of its own PID namespace: {out}"
+    );
+    assert_eq!(lines[3], "stratus");
+    assert!(
+        lines[4].parse::<u32>().unwrap() <= 4,
+        "only our processes are visible: {out}"
+    );
+    assert_eq!(
+        &lines[5..],
+        ["task-readonly", "etc-readonly", "tmp-writable", "no-shadow"]
+    );
+    assert!(
+        layout.list().is_empty(),
+        "cgroups left: {:?}",
+        layout.list()
+    );
+}
