@@ -58,7 +58,12 @@ async fn health(State(state): State<Arc<ApiState>>) -> Response {
         "status": "ready",
         "version": env!("CARGO_PKG_VERSION"),
         "region": state.region,
-        "services": { "lambda": "ready", "store": "ready" },
+        "services": {
+            "lambda": "ready",
+            "store": "ready",
+            "execution": if state.invoker.is_some() { "ready" } else { "unavailable" },
+        },
+        "environments": state.invoker.as_ref().map_or(0, |i| i.live_count()),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -418,7 +418,18 @@ impl Invoker {
         };
         drop(events);
         match outcome {
-            Some(RuntimeEvent::Ready) => Ok(Created::Ready(env)),
+            Some(RuntimeEvent::Ready) => {
+                // Init is over: from now on the CPU is the memory-proportional share.
+                let steady = stratus_sandbox::Limits {
+                    memory_mb: u64::from(req.config.memory_size),
+                    pids_max: launch::PIDS_MAX,
+                    cpu_millis: None,
+                };
+                if let Err(e) = self.inner.opts.cgroups.set_cpu(&env.id, &steady) {
+                    tracing::warn!(env = %env.id, error = %e, "lowering the CPU quota after init");
+                }
+                Ok(Created::Ready(env))
+            }
             Some(RuntimeEvent::InitError { body, .. }) => {
                 self.destroy(&env);
                 Ok(Created::Failed(self.failed_init(

@@ -13,6 +13,8 @@ pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
 /// The port, inside every environment's own network namespace, of its Runtime API (and of
 /// the Stratus API, for SDK calls from the function).
 pub const ENV_PORT: u16 = 9001;
+/// CPU (thousandths) an environment gets during init.
+pub const INIT_CPU_MILLIS: u64 = 1000;
 /// Lambda's limit of processes and threads per environment.
 pub const PIDS_MAX: u64 = 1024;
 
@@ -169,10 +171,16 @@ pub fn plan(
             workdir: "/var/task".into(),
             binds,
             tmp_mb: u64::from(config.ephemeral_storage),
+            // Init runs with at least one full vCPU, as Lambda boosts its init phase; the
+            // invoker lowers the quota to the memory-proportional share once init is over.
             limits: Limits {
                 memory_mb: u64::from(config.memory_size),
                 pids_max: PIDS_MAX,
-                cpu_millis: None,
+                cpu_millis: Some(
+                    INIT_CPU_MILLIS.max(Limits::proportional_cpu_millis(u64::from(
+                        config.memory_size,
+                    ))),
+                ),
             },
             hostname: "stratus".into(),
             port: ENV_PORT,

@@ -55,11 +55,16 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Lambda's CPU share for a memory size: 1,769 MB buys one vCPU.
+    pub fn proportional_cpu_millis(memory_mb: u64) -> u64 {
+        memory_mb * 1000 / MB_PER_VCPU
+    }
+
     /// CPU quota per 100 ms period, in microseconds: memory / 1,769 MB of one CPU, at least 1 ms.
     pub fn cfs_quota_us(&self) -> u64 {
         let millis = self
             .cpu_millis
-            .unwrap_or(self.memory_mb * 1000 / MB_PER_VCPU);
+            .unwrap_or_else(|| Limits::proportional_cpu_millis(self.memory_mb));
         (millis * CFS_PERIOD_US / 1000).max(1000)
     }
 }
@@ -73,9 +78,10 @@ pub struct Usage {
 }
 
 impl Layout {
-    /// Finds the host's layout. Prefers v2 when its root offers the memory and pids
-    /// controllers; otherwise uses the v1 hierarchies (this is the hybrid case).
-    pub fn detect(base: &Path) -> Result<Layout, CgroupError> {
+    /// Finds the host's layout under `base` (usually `/sys/fs/cgroup`), with Stratus's
+    /// environments grouped under `parent`. Prefers v2 when its root offers the memory and
+    /// pids controllers; otherwise uses the v1 hierarchies (this is the hybrid case).
+    pub fn detect(base: &Path, parent: &str) -> Result<Layout, CgroupError> {
         let v2_root = if base.join("cgroup.controllers").is_file() {
             Some(base.to_owned())
         } else if base.join("unified/cgroup.controllers").is_file() {
@@ -88,7 +94,7 @@ impl Layout {
             let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
             if has("memory") && has("pids") {
                 return Ok(Layout::V2 {
-                    root: root.join("stratus"),
+                    root: root.join(parent),
                 });
             }
         }
@@ -100,9 +106,9 @@ impl Layout {
                 v1("cpu,cpuacct")
             };
             return Ok(Layout::V1 {
-                memory: v1("memory").join("stratus"),
-                pids: v1("pids").join("stratus"),
-                cpu: cpu.join("stratus"),
+                memory: v1("memory").join(parent),
+                pids: v1("pids").join(parent),
+                cpu: cpu.join(parent),
             });
         }
         Err(CgroupError::Unavailable(format!(
@@ -171,6 +177,19 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    /// Changes environment `id`'s CPU quota (the init phase runs with more, as on Lambda).
+    pub fn set_cpu(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
+        let quota = limits.cfs_quota_us();
+        match self {
+            Layout::V2 { root } => write(
+                &root.join(id),
+                "cpu.max",
+                &format!("{quota} {CFS_PERIOD_US}"),
+            ),
+            Layout::V1 { cpu, .. } => write(&cpu.join(id), "cpu.cfs_quota_us", &quota.to_string()),
+        }
     }
 
     /// Moves process `pid` (and so everything it later starts) into environment `id`.
@@ -310,7 +329,7 @@ mod tests {
         fs::create_dir_all(d.path().join("cpu")).unwrap();
         fs::write(d.path().join("cpu/cpu.cfs_quota_us"), "").unwrap();
         assert!(matches!(
-            Layout::detect(d.path()).unwrap(),
+            Layout::detect(d.path(), "stratus").unwrap(),
             Layout::V1 { .. }
         ));
 
@@ -321,7 +340,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            Layout::detect(v2.path()).unwrap(),
+            Layout::detect(v2.path(), "stratus").unwrap(),
             Layout::V2 {
                 root: v2.path().join("stratus")
             }

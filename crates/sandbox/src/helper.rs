@@ -113,6 +113,11 @@ fn recv<T: serde::de::DeserializeOwned>(
 pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // SAFETY: the server passed us this descriptor and nothing else in this process owns it.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // dup2 cleared close-on-exec; set it again so no function ever inherits this socket.
+    nix::fcntl::fcntl(
+        &sock,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
         Some((Request::Init(cfg), _)) => cfg,

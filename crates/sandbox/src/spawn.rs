@@ -365,6 +365,17 @@ impl ChildPlan<'_> {
                 libc::close(null);
             }
         }
+        // Whatever else this process holds (the helper's socket, other pipes) must not
+        // reach the function: mark every descriptor above stderr close-on-exec.
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+        }
         let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
         if let Err(e) = nix::sys::resource::setrlimit(nofile, 1024, 1024) {
             return err("setrlimit", e);

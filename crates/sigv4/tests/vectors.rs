@@ -227,15 +227,20 @@ fn forge(s: &str) -> String {
 
 /// A file of the case, without the trailing newline some of them have.
 fn read(dir: &Path, file: &str) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    let text = read_http(dir, file)?;
     Some(text.trim_end_matches('\n').to_owned())
+}
+
+/// A request file of the case, as it is (its body is every byte after the blank line).
+fn read_http(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok()
 }
 
 fn header_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
     let Some(expected) = read(dir, "header-canonical-request.txt") else {
         return;
     };
-    let text = read(dir, "header-signed-request.txt").expect("a signed request");
+    let text = read_http(dir, "header-signed-request.txt").expect("a signed request");
     let mut http = Http::parse(&text);
     if name == "double-encode-path" {
         // This case's files disagree: its canonical request is dated 20210511T154045Z, its
@@ -293,7 +298,7 @@ fn header_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
     // (c) verify() accepts it at signing time, (d) not forged, and not 16 minutes off.
     let now = ctx
         .time
-        .unwrap_or_else(|| stratus_sigv4_time(&amz_date).expect("X-Amz-Date"));
+        .unwrap_or_else(|| parse_amz_date(&amz_date).expect("X-Amz-Date"));
     let secrets = ctx.secrets();
     let result = http.with(|r| verify(r, &secrets, now, &ctx.opts));
     assert!(result.is_ok(), "{name}: header form refused: {result:?}");
@@ -321,7 +326,7 @@ fn header_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
     // sign() reproduces the signature from the unsigned request, when the suite's signer
     // signed exactly the request's headers plus X-Amz-Date (not when it added a session
     // token or a content hash of its own).
-    let unsigned = Http::parse(&read(dir, "request.txt").expect("request.txt"));
+    let unsigned = Http::parse(&read_http(dir, "request.txt").expect("request.txt"));
     let mut names: Vec<String> = unsigned
         .headers
         .iter()
@@ -354,7 +359,7 @@ fn header_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
 }
 
 fn query_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
-    let Some(text) = read(dir, "query-signed-request.txt") else {
+    let Some(text) = read_http(dir, "query-signed-request.txt") else {
         return;
     };
     if ctx.omit_session_token {
@@ -430,7 +435,7 @@ fn query_form(name: &str, dir: &Path, ctx: &Context, tally: &mut Tally) {
 }
 
 /// `YYYYMMDDTHHMMSSZ` to a time, for the cases without a context.
-fn stratus_sigv4_time(amz_date: &str) -> Option<SystemTime> {
+fn parse_amz_date(amz_date: &str) -> Option<SystemTime> {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let dt = time::PrimitiveDateTime::parse(amz_date, &format).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(dt.assume_utc().unix_timestamp() as u64))

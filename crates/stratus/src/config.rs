@@ -36,6 +36,9 @@ pub struct Config {
     pub sandbox: bool,
     /// Where the cgroup file system is mounted. Default `/sys/fs/cgroup`.
     pub cgroup_root: PathBuf,
+    /// The cgroup, under each hierarchy, that holds this server's environments. Default
+    /// `stratus`; give servers sharing a host different names.
+    pub cgroup_parent: String,
     /// Host uid and gid that functions run as (mapped to 993:990 inside, as on Lambda).
     /// Unprivileged ids that own nothing on the host. Default 100993 / 100990.
     pub sandbox_uid: u32,
@@ -66,6 +69,7 @@ impl Default for Config {
             keep_alive: 600,
             sandbox: true,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroup_parent: "stratus".into(),
             sandbox_uid: 100_993,
             sandbox_gid: 100_990,
         }
@@ -122,6 +126,17 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "access_key_id and secret_access_key must be set together".into(),
             ));
+        }
+        let parent_ok = !self.cgroup_parent.is_empty()
+            && self
+                .cgroup_parent
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !parent_ok {
+            return Err(ConfigError::Invalid(format!(
+                "cgroup_parent {:?} must be a plain name",
+                self.cgroup_parent
+            )));
         }
         if self.concurrent_executions == 0 {
             return Err(ConfigError::Invalid(

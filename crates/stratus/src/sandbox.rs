@@ -26,7 +26,8 @@ pub fn start(
     aws: Arc<OnceLock<axum::Router>>,
 ) -> anyhow::Result<Invoker> {
     let data = &config.data_dir;
-    let layout = Layout::detect(&config.cgroup_root).context("finding cgroups")?;
+    let layout =
+        Layout::detect(&config.cgroup_root, &config.cgroup_parent).context("finding cgroups")?;
     let rootfs = data.join("sandbox/rootfs");
     stratus_sandbox::rootfs::build_template(&rootfs, FUNCTION_UID, FUNCTION_GID)
         .context("building the root filesystem template")?;

@@ -16,19 +16,9 @@ fn helper(
 ) {
     let rootfs = root.join("rootfs");
     stratus_sandbox::rootfs::build_template(&rootfs, 993, 990).unwrap();
-    let mut layout = Layout::detect(Path::new("/sys/fs/cgroup")).unwrap();
     // A subtree of our own, so tests running in parallel do not see each other.
     let tag = format!("stratus-test-{}", std::process::id());
-    layout = match layout {
-        Layout::V2 { root } => Layout::V2 {
-            root: root.with_file_name(&tag),
-        },
-        Layout::V1 { memory, pids, cpu } => Layout::V1 {
-            memory: memory.with_file_name(&tag),
-            pids: pids.with_file_name(&tag),
-            cpu: cpu.with_file_name(&tag),
-        },
-    };
+    let layout = Layout::detect(Path::new("/sys/fs/cgroup"), &tag).unwrap();
     let cfg = HelperConfig {
         rootfs,
         cgroups: layout.clone(),
@@ -75,7 +65,8 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
                   touch /var/task/x 2>/dev/null && echo task-writable || echo task-readonly; \
                   touch /etc/x 2>/dev/null && echo etc-writable || echo etc-readonly; \
                   touch /tmp/x && echo tmp-writable; \
-                  test -e /etc/shadow && echo shadow-visible || echo no-shadow";
+                  test -e /etc/shadow && echo shadow-visible || echo no-shadow; \
+                  echo sockets $(ls -l /proc/$$/fd | grep -c socket)";
     let s = spawner.spawn(spec("t1", script, &task)).await.unwrap();
     let mut out = String::new();
     std::fs::File::from(s.output)
@@ -100,7 +91,13 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
     );
     assert_eq!(
         &lines[5..],
-        ["task-readonly", "etc-readonly", "tmp-writable", "no-shadow"]
+        [
+            "task-readonly",
+            "etc-readonly",
+            "tmp-writable",
+            "no-shadow",
+            "sockets 0"
+        ]
     );
     assert!(
         layout.list().is_empty(),
