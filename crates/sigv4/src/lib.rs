@@ -161,8 +161,8 @@ impl AuthError {
 
 /// Verifies `req`'s SigV4 signature, in the header or the presigned-query form.
 ///
-/// Checks run in AWS's order: the form of the signature, the access key, the clock, then
-/// the signature itself, so the cheap and informative refusals come first.
+/// Checks run cheapest and most informative first: the form of the signature, the access
+/// key, the clock, then the signature itself.
 pub fn verify(
     req: &SignedRequest<'_>,
     secrets: &dyn SecretLookup,

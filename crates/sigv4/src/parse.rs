@@ -81,13 +81,13 @@ fn incomplete(message: impl Into<String>) -> AuthError {
     AuthError::Incomplete(message.into())
 }
 
-/// The first value of header `name` as trimmed text, if present and UTF-8.
+/// The first value of header `name` as trimmed text. Bytes that are not UTF-8 become
+/// U+FFFD, which no date or hash contains, so such a value is refused where it is used.
 pub(crate) fn header_text(req: &SignedRequest<'_>, name: &str) -> Option<String> {
     req.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .map(|s| s.trim().to_owned())
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_owned())
 }
 
 /// Finds and parses the request's signature, in whichever form it came.
@@ -135,11 +135,10 @@ fn header_authentication(
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
-    for param in params
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|p| !p.is_empty())
-    {
-        let slot = match param.split_once('=') {
+    // Components are separated by commas (whitespace around them is allowed); AWS refuses
+    // a header whose components are separated by spaces alone.
+    for param in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (slot, v) = match param.split_once('=') {
             Some(("Credential", v)) => (&mut credential, v),
             Some(("SignedHeaders", v)) => (&mut signed_headers, v),
             Some(("Signature", v)) => (&mut signature, v),
@@ -151,7 +150,7 @@ fn header_authentication(
                 )));
             }
         };
-        if slot.0.replace(slot.1).is_some() {
+        if slot.replace(v).is_some() {
             return Err(incomplete(format!(
                 "Authorization header has a repeated component: '{param}'. Authorization={value}"
             )));
