@@ -52,6 +52,17 @@ impl ApiError {
         )
     }
 
+    /// 429 `TooManyRequestsException` with the limit that was hit as `Reason`.
+    pub fn throttled(reason: &str) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate Exceeded.",
+        );
+        e.extra.push(("Reason", reason.to_owned()));
+        e
+    }
+
     pub fn unknown_operation() -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -64,6 +64,8 @@ async fn health(State(state): State<Arc<ApiState>>) -> Response {
             "execution": if state.invoker.is_some() { "ready" } else { "unavailable" },
         },
         "environments": state.invoker.as_ref().map_or(0, |i| i.live_count()),
+        "invocations_in_flight": state.invoker.as_ref().map_or(0, |i| i.in_flight()),
+        "memory_claimed_mb": state.invoker.as_ref().map_or(0, |i| i.memory().0),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -46,6 +46,15 @@ pub enum Endpoint {
         resource: String,
     },
     GetAccountSettings,
+    PutFunctionConcurrency {
+        name: String,
+    },
+    GetFunctionConcurrency {
+        name: String,
+    },
+    DeleteFunctionConcurrency {
+        name: String,
+    },
     /// Stratus's own: the zip behind GetFunction's `Code.Location` (a presigned URL).
     DownloadCode {
         name: String,
@@ -147,6 +156,21 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
             resource: (*resource).to_owned(),
         },
         ("GET", ["2016-08-19", "account-settings"]) => Endpoint::GetAccountSettings,
+        ("PUT", ["2017-10-31", "functions", name, "concurrency"]) => {
+            Endpoint::PutFunctionConcurrency {
+                name: (*name).to_owned(),
+            }
+        }
+        ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
+            Endpoint::GetFunctionConcurrency {
+                name: (*name).to_owned(),
+            }
+        }
+        ("DELETE", ["2017-10-31", "functions", name, "concurrency"]) => {
+            Endpoint::DeleteFunctionConcurrency {
+                name: (*name).to_owned(),
+            }
+        }
         ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
             name: (*name).to_owned(),
             version: (*version).to_owned(),

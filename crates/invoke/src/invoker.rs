@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 
 use crate::endpoint::{Invocation, RuntimeEndpoint, RuntimeEvent};
 use crate::launch::{self, LaunchContext};
+use crate::limits::{ConcurrencyGate, MemoryBudget, MemoryLease, Throttle};
 use crate::logs::{LogStore, now_ms};
 use crate::output::Output;
 
@@ -34,6 +35,9 @@ pub enum InvokeError {
     /// The platform, not the function, failed (sandbox creation, I/O).
     #[error("{0}")]
     Platform(String),
+    /// A concurrency limit or the memory budget is in use; the caller should retry later.
+    #[error("Rate Exceeded.")]
+    Throttled(Throttle),
 }
 
 /// One invocation to run.
@@ -47,6 +51,10 @@ pub struct InvokeRequest {
     pub payload: Bytes,
     /// Client context JSON (already base64-decoded).
     pub client_context: Option<String>,
+    /// The function's reserved concurrency, if any.
+    pub reserved_concurrency: Option<u32>,
+    /// The account's unreserved pool (limit minus all reservations).
+    pub unreserved_limit: u32,
 }
 
 /// How an invocation ended.
@@ -91,11 +99,26 @@ struct Env {
     output: Arc<Output>,
     server: AbortHandle,
     last_used: Mutex<Instant>,
+    /// Its share of the node's memory budget, given back when it goes.
+    lease: Mutex<Option<MemoryLease>>,
 }
 
 impl Env {
     fn exited(&self) -> Option<Exit> {
         self.exit.borrow().clone()
+    }
+
+    fn release_memory(&self) {
+        if let Ok(mut l) = self.lease.lock() {
+            l.take();
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or(Duration::MAX)
     }
 }
 
@@ -104,9 +127,13 @@ pub struct InvokerOptions {
     pub cgroups: Layout,
     pub logs: LogStore,
     pub keep_alive: Duration,
+    /// The sum of MemorySize over live environments may not exceed this.
+    pub memory_budget_mb: u64,
 }
 
 struct Inner {
+    gate: ConcurrencyGate,
+    memory: MemoryBudget,
     spawner: Spawner,
     catalog: RuntimeCatalog,
     opts: InvokerOptions,
@@ -208,6 +235,8 @@ impl Invoker {
     ) -> Invoker {
         let inv = Invoker {
             inner: Arc::new(Inner {
+                gate: ConcurrencyGate::default(),
+                memory: MemoryBudget::new(opts.memory_budget_mb),
                 spawner,
                 catalog,
                 opts,
@@ -248,6 +277,7 @@ impl Invoker {
         let env = self.lock_live().remove(&exit.id);
         if let Some(env) = env {
             env.server.abort();
+            env.release_memory();
             if let Some(list) = self.lock_idle().get_mut(&env.key) {
                 list.retain(|e| e.id != env.id);
             }
@@ -266,6 +296,11 @@ impl Invoker {
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<Exit>>>> {
         self.inner.exits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Invocations running now.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.gate.in_flight()
     }
 
     /// Environments alive now (created and not yet exited).
@@ -292,7 +327,8 @@ impl Invoker {
         }
         for env in doomed {
             tracing::debug!(env = %env.id, "reaping idle environment");
-            stratus_sandbox::kill(env.pid);
+            env.release_memory();
+            self.destroy(&env);
         }
     }
 
@@ -311,9 +347,55 @@ impl Invoker {
         stratus_sandbox::kill(env.pid);
     }
 
+    /// Claims memory for a new environment, evicting idle environments (least recently
+    /// used first) when the budget is full. Throttles when even that is not enough.
+    fn reserve_memory(&self, mb: u64) -> Result<MemoryLease, InvokeError> {
+        loop {
+            let short = match self.inner.memory.reserve(mb) {
+                Ok(lease) => return Ok(lease),
+                Err(short) => short,
+            };
+            let victim = {
+                let mut idle = self.lock_idle();
+                let oldest = idle
+                    .iter()
+                    .flat_map(|(k, list)| {
+                        list.iter()
+                            .enumerate()
+                            .map(move |(i, e)| (k.clone(), i, e.idle_for()))
+                    })
+                    .max_by_key(|(_, _, idle_for)| *idle_for);
+                oldest.and_then(|(k, i, _)| idle.get_mut(&k).map(|list| list.remove(i)))
+            };
+            let Some(victim) = victim else {
+                tracing::debug!(short_mb = short, "memory budget exhausted");
+                return Err(InvokeError::Throttled(
+                    Throttle::ConcurrentInvocationLimitExceeded,
+                ));
+            };
+            tracing::debug!(env = %victim.id, "evicting an idle environment for memory");
+            victim.release_memory();
+            self.destroy(&victim);
+        }
+    }
+
+    /// Memory claimed by live environments, and the budget (MiB).
+    pub fn memory(&self) -> (u64, u64) {
+        (self.inner.memory.used_mb(), self.inner.memory.budget_mb())
+    }
+
     /// Runs one invocation synchronously and returns its result.
     #[tracing::instrument(skip_all, fields(function = %req.config.name, version = %req.config.version))]
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, InvokeError> {
+        let _permit = self
+            .inner
+            .gate
+            .acquire(
+                &req.config.name,
+                req.reserved_concurrency,
+                req.unreserved_limit,
+            )
+            .map_err(InvokeError::Throttled)?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let key = EnvKey::of(&req.config);
         if let Some(env) = self.take_idle(&key) {
@@ -347,6 +429,7 @@ impl Invoker {
             "on-demand",
         )
         .map_err(|e| InvokeError::Platform(e.to_string()))?;
+        let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
         let (exit_tx, exit_rx) = watch::channel(None);
         self.lock_exits().insert(env_id.clone(), exit_tx);
         let spawned = match self.inner.spawner.spawn(plan.spec).await {
@@ -394,6 +477,7 @@ impl Invoker {
             output,
             server,
             last_used: Mutex::new(Instant::now()),
+            lease: Mutex::new(Some(lease)),
         });
         self.lock_live().insert(env_id.clone(), env.clone());
         // An exit that raced the registration above was recorded in the watch already.

@@ -12,6 +12,7 @@
 mod endpoint;
 mod invoker;
 pub mod launch;
+pub mod limits;
 pub mod logs;
 mod output;
 
@@ -20,3 +21,4 @@ pub use endpoint::{
 };
 pub use invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn};
 pub use launch::LaunchContext;
+pub use limits::Throttle;

@@ -9,6 +9,7 @@
 //! these types to the wire. Persistence goes through `stratus_store` traits only.
 
 mod code;
+mod concurrency;
 mod error;
 mod model;
 mod names;
@@ -17,6 +18,7 @@ mod service;
 mod validate;
 
 pub use code::{CodePackage, MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES};
+pub use concurrency::MIN_UNRESERVED;
 pub use error::LambdaError;
 pub use model::{
     AccountSettings, CreateFunction, FunctionConfig, FunctionState, FunctionView, LastUpdateStatus,

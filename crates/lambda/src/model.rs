@@ -87,6 +87,8 @@ pub struct FunctionView {
     pub arn: String,
     /// Tags belong to the function, not to a version.
     pub tags: BTreeMap<String, String>,
+    /// The function's reserved concurrency, if set.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// CreateFunction's input. `None` means "not given": defaults are the service's business.
@@ -171,4 +173,7 @@ pub(crate) struct FunctionRecord {
     pub tags: BTreeMap<String, String>,
     /// The highest version number ever published (versions are never renumbered).
     pub last_published: u32,
+    /// Reserved concurrency (PutFunctionConcurrency); 0 disables the function.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
 }

@@ -27,7 +27,7 @@ use crate::{
     LastUpdateStatus, ListPage, UpdateCode, UpdateConfig,
 };
 
-const FUNCTIONS: &str = "lambda.functions";
+pub(crate) const FUNCTIONS: &str = "lambda.functions";
 const VERSIONS: &str = "lambda.versions";
 const LATEST: &str = "$LATEST";
 
@@ -45,12 +45,15 @@ pub struct ServiceOptions {
     pub concurrent_executions: u32,
 }
 
-struct Inner {
-    store: Store,
-    opts: ServiceOptions,
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) opts: ServiceOptions,
     catalog: RuntimeCatalog,
     /// Serialises writers that store blobs and commit, against garbage collection.
     write_lock: Mutex<()>,
+    /// The sum of every function's reserved concurrency, kept current by the writers that
+    /// change it (under the write lock) so the invoke path never scans the store.
+    pub(crate) reserved_total: std::sync::atomic::AtomicU32,
     prepare: Mutex<mpsc::Sender<String>>,
 }
 
@@ -58,7 +61,7 @@ struct Inner {
 /// checks), so async callers should run them on a blocking thread.
 #[derive(Clone)]
 pub struct FunctionService {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn now_ms() -> i64 {
@@ -69,11 +72,11 @@ fn new_revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, LambdaError> {
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, LambdaError> {
     serde_json::to_vec(v).map_err(|e| LambdaError::Internal(format!("encoding: {e}")))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LambdaError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, LambdaError> {
     serde_json::from_slice(bytes).map_err(|e| LambdaError::Internal(format!("decoding: {e}")))
 }
 
@@ -81,7 +84,7 @@ fn version_key(name: &str, version: u32) -> String {
     format!("{name}/{version:010}")
 }
 
-fn digest_of(config: &FunctionConfig) -> Result<Digest, LambdaError> {
+pub(crate) fn digest_of(config: &FunctionConfig) -> Result<Digest, LambdaError> {
     Digest::from_hex(&config.code_digest)
         .ok_or_else(|| LambdaError::Internal(format!("bad code digest {}", config.code_digest)))
 }
@@ -102,6 +105,7 @@ impl FunctionService {
                 opts,
                 catalog,
                 write_lock: Mutex::new(()),
+                reserved_total: std::sync::atomic::AtomicU32::new(0),
                 prepare: Mutex::new(tx),
             }),
         };
@@ -120,6 +124,7 @@ impl FunctionService {
                 }
             })
             .map_err(|e| LambdaError::Internal(format!("spawning preparer: {e}")))?;
+        svc.refresh_reserved_total()?;
         let mut after: Option<String> = None;
         loop {
             let page = svc
@@ -147,7 +152,7 @@ impl FunctionService {
         &self.inner.catalog
     }
 
-    fn write_guard(&self) -> Result<MutexGuard<'_, ()>, LambdaError> {
+    pub(crate) fn write_guard(&self) -> Result<MutexGuard<'_, ()>, LambdaError> {
         self.inner
             .write_lock
             .lock()
@@ -160,7 +165,7 @@ impl FunctionService {
         }
     }
 
-    fn not_found(&self, r: &FunctionRef) -> LambdaError {
+    pub(crate) fn not_found(&self, r: &FunctionRef) -> LambdaError {
         let arn = match &r.qualifier {
             Some(q) => self.scope().qualified_arn(&r.name, q),
             None => self.scope().function_arn(&r.name),
@@ -168,7 +173,7 @@ impl FunctionService {
         LambdaError::NotFound(format!("Function not found: {arn}"))
     }
 
-    fn load(&self, name: &str) -> Result<Option<(FunctionRecord, u64)>, LambdaError> {
+    pub(crate) fn load(&self, name: &str) -> Result<Option<(FunctionRecord, u64)>, LambdaError> {
         match self.inner.store.meta.get(FUNCTIONS, name)? {
             Some(doc) => Ok(Some((decode(&doc.value)?, doc.version))),
             None => Ok(None),
@@ -185,6 +190,7 @@ impl FunctionService {
             config,
             arn,
             tags: rec.tags.clone(),
+            reserved_concurrency: rec.reserved_concurrency,
         }
     }
 
@@ -306,6 +312,7 @@ impl FunctionService {
             latest,
             tags,
             last_published: 0,
+            reserved_concurrency: None,
         };
         let mut ops = Vec::new();
         let mut published = None;
@@ -730,6 +737,7 @@ impl FunctionService {
         }
         self.inner.store.meta.commit(&ops)?;
         self.collect_garbage()?;
+        self.refresh_reserved_total()?;
         tracing::info!(function = %r.name, qualifier = ?r.qualifier, "function deleted");
         Ok(())
     }
@@ -827,7 +835,11 @@ impl FunctionService {
             code_size_unzipped: code::MAX_UNZIPPED_BYTES,
             code_size_zipped: code::MAX_ZIPPED_BYTES as u64,
             concurrent_executions: self.inner.opts.concurrent_executions,
-            unreserved_concurrent_executions: self.inner.opts.concurrent_executions,
+            unreserved_concurrent_executions: self
+                .inner
+                .opts
+                .concurrent_executions
+                .saturating_sub(self.reserved_total()),
             total_code_size_used: total,
             function_count: meta.count(FUNCTIONS, "")?,
         })

@@ -43,6 +43,9 @@ pub struct Config {
     /// Unprivileged ids that own nothing on the host. Default 100993 / 100990.
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
+    /// The most memory (MiB) live execution environments may claim together, counted as
+    /// the sum of their functions' MemorySize. Default: 75% of the host's RAM.
+    pub memory_budget_mb: Option<u64>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -72,6 +75,7 @@ impl Default for Config {
             cgroup_parent: "stratus".into(),
             sandbox_uid: 100_993,
             sandbox_gid: 100_990,
+            memory_budget_mb: None,
         }
     }
 }
@@ -92,7 +96,26 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The share of host memory execution environments may claim by default.
+const DEFAULT_MEMORY_BUDGET_PERCENT: u64 = 75;
+
 impl Config {
+    /// The memory budget in MiB: configured, or a share of `MemTotal`.
+    pub fn memory_budget_mb(&self) -> u64 {
+        self.memory_budget_mb.unwrap_or_else(|| {
+            let total_kb = std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| {
+                    m.lines()
+                        .find(|l| l.starts_with("MemTotal:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+                .unwrap_or(4 * 1024 * 1024);
+            total_kb / 1024 * DEFAULT_MEMORY_BUDGET_PERCENT / 100
+        })
+    }
+
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),

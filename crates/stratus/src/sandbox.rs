@@ -59,6 +59,7 @@ pub fn start(
         cgroups: layout,
         logs: LogStore::new(&data.join("logs")),
         keep_alive: Duration::from_secs(config.keep_alive),
+        memory_budget_mb: config.memory_budget_mb(),
     };
     Ok(Invoker::new(spawner, exits_rx, catalog, opts, serve))
 }

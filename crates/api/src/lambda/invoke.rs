@@ -132,9 +132,14 @@ pub(crate) async fn invoke(
             invoked_arn,
             payload,
             client_context,
+            reserved_concurrency: view.reserved_concurrency,
+            unreserved_limit: state.functions.unreserved_limit(),
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| match e {
+            stratus_invoke::InvokeError::Throttled(t) => ApiError::throttled(t.reason()),
+            other => ApiError::internal(other),
+        })?;
 
     let mut resp = (
         StatusCode::OK,

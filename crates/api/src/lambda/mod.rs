@@ -1,6 +1,7 @@
 //! Lambda's REST-JSON operations. One function per operation; each decodes its input,
 //! calls the function service on a blocking thread, and encodes the AWS output shape.
 
+mod concurrency;
 mod invoke;
 mod wire;
 
@@ -98,6 +99,11 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
                         location,
                     },
                     tags: Some(view.tags.clone()).filter(|t| !t.is_empty()),
+                    concurrency: view
+                        .reserved_concurrency
+                        .map(|n| concurrency::ConcurrencyOut {
+                            reserved_concurrent_executions: Some(n),
+                        }),
                 },
             ))
         }
@@ -144,6 +150,32 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
         Endpoint::GetAccountSettings => {
             let settings = blocking(svc, |s| s.account_settings()).await?;
             Ok(json(StatusCode::OK, &AccountSettingsOut::from(settings)))
+        }
+        Endpoint::PutFunctionConcurrency { name } => {
+            let input: concurrency::PutConcurrencyIn = parse_json(&req.body)?;
+            let n = input.reserved_concurrent_executions.ok_or_else(|| {
+                ApiError::invalid_parameter("ReservedConcurrentExecutions is required.")
+            })?;
+            let value = blocking(svc, move |s| s.put_concurrency(&name, n)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &concurrency::ConcurrencyOut {
+                    reserved_concurrent_executions: Some(value),
+                },
+            ))
+        }
+        Endpoint::GetFunctionConcurrency { name } => {
+            let value = blocking(svc, move |s| s.get_concurrency(&name)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &concurrency::ConcurrencyOut {
+                    reserved_concurrent_executions: value,
+                },
+            ))
+        }
+        Endpoint::DeleteFunctionConcurrency { name } => {
+            blocking(svc, move |s| s.delete_concurrency(&name)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
         Endpoint::Invoke { name, qualifier } => invoke::invoke(state, &req, name, qualifier).await,
         Endpoint::DownloadCode { name, version } => {

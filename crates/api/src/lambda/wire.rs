@@ -368,6 +368,8 @@ pub struct GetFunctionOut {
     pub code: CodeLocationOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::concurrency::ConcurrencyOut>,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,0 +1,113 @@
+//! Reserved concurrency: PutFunctionConcurrency, GetFunctionConcurrency,
+//! DeleteFunctionConcurrency, and the figures the invoker admits invocations by.
+
+use stratus_store::{Expect, Op};
+
+use crate::LambdaError;
+use crate::model::FunctionRecord;
+use crate::names::FunctionRef;
+use crate::service::{FUNCTIONS, FunctionService, decode, digest_of, encode};
+
+/// Lambda keeps at least this much of the account's concurrency unreserved.
+pub const MIN_UNRESERVED: u32 = 100;
+
+impl FunctionService {
+    /// The sum of all functions' reserved concurrency (cached).
+    pub(crate) fn reserved_total(&self) -> u32 {
+        self.inner
+            .reserved_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Recomputes [`Self::reserved_total`] from the store. Callers hold the write lock
+    /// (or are still constructing the service).
+    pub(crate) fn refresh_reserved_total(&self) -> Result<(), LambdaError> {
+        let mut total = 0u32;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .meta
+                .list(FUNCTIONS, "", after.as_deref(), 500)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, doc) in page {
+                let rec: FunctionRecord = decode(&doc.value)?;
+                total = total.saturating_add(rec.reserved_concurrency.unwrap_or(0));
+            }
+        }
+        self.inner
+            .reserved_total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn unqualified(&self, name: &str) -> Result<(FunctionRecord, u64), LambdaError> {
+        let r = FunctionRef::parse(name, None, self.scope())?;
+        if r.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameter(
+                "Concurrency is set on the function, not on a version or alias: use the unqualified name."
+                    .into(),
+            ));
+        }
+        self.load(&r.name)?.ok_or_else(|| self.not_found(&r))
+    }
+
+    /// PutFunctionConcurrency.
+    pub fn put_concurrency(&self, name: &str, reserved: i64) -> Result<u32, LambdaError> {
+        let limit = self.inner.opts.concurrent_executions;
+        let value = crate::validate::range(
+            reserved,
+            "reservedConcurrentExecutions",
+            0,
+            i64::from(limit),
+        )?;
+        let _w = self.write_guard()?;
+        let (mut rec, version) = self.unqualified(name)?;
+        let others = self.reserved_total() - rec.reserved_concurrency.unwrap_or(0);
+        if limit.saturating_sub(others + value) < MIN_UNRESERVED {
+            return Err(LambdaError::InvalidParameter(format!(
+                "Specified ReservedConcurrentExecutions for function decreases account's \
+                 UnreservedConcurrentExecution below its minimum value of [{MIN_UNRESERVED}]."
+            )));
+        }
+        rec.reserved_concurrency = Some(value);
+        self.commit_record(&rec, version)?;
+        self.refresh_reserved_total()?;
+        Ok(value)
+    }
+
+    /// GetFunctionConcurrency.
+    pub fn get_concurrency(&self, name: &str) -> Result<Option<u32>, LambdaError> {
+        Ok(self.unqualified(name)?.0.reserved_concurrency)
+    }
+
+    /// DeleteFunctionConcurrency.
+    pub fn delete_concurrency(&self, name: &str) -> Result<(), LambdaError> {
+        let _w = self.write_guard()?;
+        let (mut rec, version) = self.unqualified(name)?;
+        rec.reserved_concurrency = None;
+        self.commit_record(&rec, version)?;
+        self.refresh_reserved_total()
+    }
+
+    /// The account's unreserved pool: the limit minus every reservation.
+    pub fn unreserved_limit(&self) -> u32 {
+        self.inner
+            .opts
+            .concurrent_executions
+            .saturating_sub(self.reserved_total())
+    }
+
+    fn commit_record(&self, rec: &FunctionRecord, version: u64) -> Result<(), LambdaError> {
+        self.inner.store.meta.commit(&[Op::put_with_blobs(
+            FUNCTIONS,
+            &rec.latest.name,
+            encode(rec)?,
+            vec![digest_of(&rec.latest)?],
+            Expect::Version(version),
+        )])?;
+        Ok(())
+    }
+}
