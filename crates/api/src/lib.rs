@@ -38,6 +38,8 @@ pub struct ApiState {
     pub functions: FunctionService,
     /// Runs functions. `None` when this host cannot create sandboxes (Invoke then says so).
     pub invoker: Option<stratus_invoke::Invoker>,
+    /// The durable queue of asynchronous invocations (present with the invoker).
+    pub events: Option<stratus_invoke::AsyncQueue>,
     pub secrets: Arc<dyn SecretLookup + Send + Sync>,
     /// The key pair the server signs its own presigned URLs with (GetFunction's code location).
     pub presign_credentials: (String, String),
@@ -65,6 +67,7 @@ async fn health(State(state): State<Arc<ApiState>>) -> Response {
         },
         "environments": state.invoker.as_ref().map_or(0, |i| i.live_count()),
         "invocations_in_flight": state.invoker.as_ref().map_or(0, |i| i.in_flight()),
+        "async_events_queued": state.events.as_ref().map_or(0, |q| q.depth()),
         "memory_claimed_mb": state.invoker.as_ref().map_or(0, |i| i.memory().0),
     });
     (StatusCode::OK, axum::Json(body)).into_response()

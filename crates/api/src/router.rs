@@ -49,6 +49,15 @@ pub enum Endpoint {
     PutFunctionConcurrency {
         name: String,
     },
+    /// Put/Update/Get/Delete FunctionEventInvokeConfig, by method.
+    EventInvokeConfig {
+        method: String,
+        name: String,
+        qualifier: Option<String>,
+    },
+    ListFunctionEventInvokeConfigs {
+        name: String,
+    },
     GetFunctionConcurrency {
         name: String,
     },
@@ -161,6 +170,26 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                 name: (*name).to_owned(),
             }
         }
+        (
+            "PUT" | "POST" | "GET" | "DELETE",
+            ["2019-09-25", "functions", name, "event-invoke-config"],
+        ) => Endpoint::EventInvokeConfig {
+            method: m.to_owned(),
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        (
+            "GET",
+            [
+                "2019-09-25",
+                "functions",
+                name,
+                "event-invoke-config",
+                "list",
+            ],
+        ) => Endpoint::ListFunctionEventInvokeConfigs {
+            name: (*name).to_owned(),
+        },
         ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
             Endpoint::GetFunctionConcurrency {
                 name: (*name).to_owned(),

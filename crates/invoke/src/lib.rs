@@ -15,6 +15,7 @@ pub mod launch;
 pub mod limits;
 pub mod logs;
 mod output;
+pub mod queue;
 
 pub use endpoint::{
     Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
@@ -22,3 +23,4 @@ pub use endpoint::{
 pub use invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn};
 pub use launch::LaunchContext;
 pub use limits::Throttle;
+pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueOptions};

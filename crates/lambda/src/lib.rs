@@ -11,6 +11,7 @@
 mod code;
 mod concurrency;
 mod error;
+mod event_config;
 mod model;
 mod names;
 mod runtimes;
@@ -20,6 +21,9 @@ mod validate;
 pub use code::{CodePackage, MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES};
 pub use concurrency::MIN_UNRESERVED;
 pub use error::LambdaError;
+pub use event_config::{
+    DEFAULT_MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_RETRIES, EventInvokeConfig, EventInvokeConfigInput,
+};
 pub use model::{
     AccountSettings, CreateFunction, FunctionConfig, FunctionState, FunctionView, LastUpdateStatus,
     ListPage, UpdateCode, UpdateConfig,

@@ -144,6 +144,11 @@ impl FunctionService {
         Ok(svc)
     }
 
+    /// The store this service keeps its state in (the asynchronous queue shares it).
+    pub fn store(&self) -> Store {
+        self.inner.store.clone()
+    }
+
     pub fn scope(&self) -> &Scope {
         &self.inner.opts.scope
     }
@@ -719,6 +724,18 @@ impl FunctionService {
                     usize::MAX,
                 )? {
                     ops.push(Op::delete(VERSIONS, &key, Expect::Present));
+                }
+                for (key, _) in self.inner.store.meta.list(
+                    crate::event_config::EVENT_CONFIGS,
+                    &format!("{}/", r.name),
+                    None,
+                    usize::MAX,
+                )? {
+                    ops.push(Op::delete(
+                        crate::event_config::EVENT_CONFIGS,
+                        &key,
+                        Expect::Present,
+                    ));
                 }
             }
             Some(LATEST) => {

@@ -46,6 +46,9 @@ pub struct Config {
     /// The most memory (MiB) live execution environments may claim together, counted as
     /// the sum of their functions' MemorySize. Default: 75% of the host's RAM.
     pub memory_budget_mb: Option<u64>,
+    /// Seconds before the first retry of an asynchronous invocation that failed (the second
+    /// waits twice as long). Default 60, as on Lambda.
+    pub async_retry_base: u64,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -76,6 +79,7 @@ impl Default for Config {
             sandbox_uid: 100_993,
             sandbox_gid: 100_990,
             memory_budget_mb: None,
+            async_retry_base: 60,
         }
     }
 }

@@ -79,9 +79,20 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         }
     };
 
+    let events = invoker.clone().map(|inv| {
+        stratus_invoke::AsyncQueue::start(
+            functions.store(),
+            functions.clone(),
+            inv,
+            stratus_invoke::QueueOptions {
+                retry_base: std::time::Duration::from_secs(config.async_retry_base),
+            },
+        )
+    });
     let state = ApiState {
         functions,
         invoker,
+        events,
         secrets: Arc::new(keys),
         presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
         region: config.region.clone(),

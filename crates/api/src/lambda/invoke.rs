@@ -104,11 +104,7 @@ pub(crate) async fn invoke(
     match invocation_type {
         "DryRun" => return Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                "InvocationType Event is not available yet on this Stratus build: asynchronous invocation needs the durable event queue.",
-            ));
+            return enqueue(state, &view.config.name, qualifier, payload).await;
         }
         _ => {}
     }
@@ -166,6 +162,39 @@ pub(crate) async fn invoke(
     }
     if let Ok(v) = HeaderValue::from_str(&result.request_id) {
         h.insert("x-amzn-RequestId", v);
+    }
+    Ok(resp)
+}
+
+/// `InvocationType: Event`: the event is durable in the queue before the 202.
+async fn enqueue(
+    state: &ApiState,
+    name: &str,
+    qualifier: Option<String>,
+    payload: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    if payload.len() > stratus_invoke::MAX_ASYNC_PAYLOAD {
+        return Err(ApiError::too_large(format!(
+            "Request must be smaller than {} bytes for the InvokeAsync operation",
+            stratus_invoke::MAX_ASYNC_PAYLOAD
+        )));
+    }
+    let Some(queue) = state.events.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceException",
+            "This Stratus server cannot create execution environments on this host (see the server log).",
+        ));
+    };
+    let name = name.to_owned();
+    let request_id =
+        tokio::task::spawn_blocking(move || queue.enqueue(&name, qualifier.as_deref(), &payload))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
     }
     Ok(resp)
 }

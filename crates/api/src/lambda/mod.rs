@@ -2,6 +2,7 @@
 //! calls the function service on a blocking thread, and encodes the AWS output shape.
 
 mod concurrency;
+mod event_config;
 mod invoke;
 mod wire;
 
@@ -18,7 +19,7 @@ use crate::router::Endpoint;
 use crate::{ApiState, Authed};
 use wire::*;
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             status,
@@ -30,7 +31,7 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.is_empty() { &b"{}"[..] } else { body };
     serde_json::from_slice(body).map_err(ApiError::bad_json)
 }
@@ -172,6 +173,22 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
                     reserved_concurrent_executions: value,
                 },
             ))
+        }
+        Endpoint::EventInvokeConfig {
+            method,
+            name,
+            qualifier,
+        } => {
+            let op = match method.as_str() {
+                "PUT" => event_config::Op::Put,
+                "POST" => event_config::Op::Update,
+                "DELETE" => event_config::Op::Delete,
+                _ => event_config::Op::Get,
+            };
+            event_config::handle(state, op, name, qualifier, &req.body).await
+        }
+        Endpoint::ListFunctionEventInvokeConfigs { name } => {
+            event_config::handle(state, event_config::Op::List, name, None, &req.body).await
         }
         Endpoint::DeleteFunctionConcurrency { name } => {
             blocking(svc, move |s| s.delete_concurrency(&name)).await?;
