@@ -269,6 +269,17 @@ impl Layout {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Removes Stratus's parent cgroups if no environment is left in them.
+    pub fn remove_parent(&self) {
+        let dirs = match self {
+            Layout::V2 { root } => vec![root],
+            Layout::V1 { memory, pids, cpu } => vec![memory, pids, cpu],
+        };
+        for d in dirs {
+            let _ = fs::remove_dir(d);
+        }
+    }
+
     /// Environment cgroups that exist now (for leak checks and start-up cleanup).
     pub fn list(&self) -> Vec<String> {
         let dir = match self {

@@ -140,26 +140,69 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     )?;
 
     let mut live: HashMap<Pid, String> = HashMap::new();
+    // Sandboxes whose child is still building its root, by init pid.
+    let mut starting: HashMap<Pid, Starting> = HashMap::new();
     loop {
-        let mut fds = [
+        let mut fds = vec![
             nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
             nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
         ];
+        let order: Vec<Pid> = starting.keys().copied().collect();
+        for pid in &order {
+            if let Some(s) = starting.get(pid) {
+                fds.push(nix::poll::PollFd::new(
+                    s.spawned.status.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                ));
+            }
+        }
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let sock_ready = fds[0].any().unwrap_or(false);
-        let child_ready = fds[1].any().unwrap_or(false);
+        let ready = |i: usize| fds[i].any().unwrap_or(false);
+        let sock_ready = ready(0);
+        let child_ready = ready(1);
+        let finished: Vec<Pid> = order
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ready(i + 2))
+            .map(|(_, p)| *p)
+            .collect();
+        drop(fds);
+        for pid in finished {
+            if let Some(s) = starting.remove(&pid) {
+                finish_spawn(&cfg, s, &mut live, sock.as_fd())?;
+            }
+        }
         if child_ready {
             while let Ok(Some(_)) = sigfd.read_signal() {}
-            reap(&cfg, &mut live, sock.as_fd())?;
+            reap(&cfg, &mut live, &mut starting, sock.as_fd())?;
         }
         if sock_ready {
             match recv::<Request>(sock.as_fd(), &mut buf) {
                 Ok(Some((Request::Spawn(spec), _))) => {
-                    handle_spawn(&cfg, &spec, &seccomp, &host_netns, &mut live, sock.as_fd())?;
+                    match crate::spawn::spawn(&cfg, &spec, &seccomp, &host_netns) {
+                        Ok(spawned) => {
+                            starting.insert(
+                                spawned.pid,
+                                Starting {
+                                    id: spec.id.clone(),
+                                    spawned,
+                                    exited: None,
+                                },
+                            );
+                        }
+                        Err(error) => send(
+                            sock.as_fd(),
+                            &Event::Failed {
+                                id: spec.id.clone(),
+                                error,
+                            },
+                            &[],
+                        )?,
+                    }
                 }
                 Ok(Some((Request::Init(_), _))) => {}
                 Ok(None) | Err(HelperError::Gone) => break,
@@ -168,6 +211,9 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         }
     }
     // The server is gone: nothing it started may outlive it.
+    for (pid, s) in starting.drain() {
+        live.insert(pid, s.id);
+    }
     for pid in live.keys() {
         let _ = kill(*pid, Signal::SIGKILL);
     }
@@ -175,41 +221,82 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         let _ = waitpid(pid, None);
         let _ = cfg.cgroups.remove(&id);
     }
+    cfg.cgroups.remove_parent();
     Ok(())
 }
 
-fn handle_spawn(
+/// A sandbox between `clone` and its function's `execve`.
+struct Starting {
+    id: String,
+    spawned: crate::spawn::Spawned,
+    /// Its init already ended (reaped before the status pipe was read).
+    exited: Option<(Option<i32>, Option<i32>)>,
+}
+
+fn finish_spawn(
     cfg: &HelperConfig,
-    spec: &SandboxSpec,
-    seccomp: &[seccompiler::BpfProgram],
-    host_netns: &File,
+    s: Starting,
     live: &mut HashMap<Pid, String>,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
-    match crate::spawn::spawn(cfg, spec, seccomp, host_netns) {
-        Ok(s) => {
-            live.insert(s.pid, spec.id.clone());
-            let msg = Event::Spawned {
-                id: spec.id.clone(),
-                pid: s.pid.as_raw(),
-            };
-            send(sock, &msg, &[s.listener.as_raw_fd(), s.output.as_raw_fd()])
-            // Our copies of the descriptors close here; the server holds its own.
-        }
-        Err(error) => send(
-            sock,
-            &Event::Failed {
-                id: spec.id.clone(),
-                error,
-            },
-            &[],
-        ),
+    let Starting {
+        id,
+        spawned,
+        exited,
+    } = s;
+    let pid = spawned.pid;
+    let status = crate::spawn::read_status(spawned.status);
+    if !status.is_empty() {
+        crate::spawn::abandon(cfg, &id, pid);
+        return send(sock, &Event::Failed { id, error: status }, &[]);
     }
+    send(
+        sock,
+        &Event::Spawned {
+            id: id.clone(),
+            pid: pid.as_raw(),
+        },
+        &[spawned.listener.as_raw_fd(), spawned.output.as_raw_fd()],
+    )?;
+    match exited {
+        // It ran and ended before we looked: report both, in order.
+        Some((exit_code, signal)) => report_exit(cfg, id, exit_code, signal, sock),
+        None => {
+            live.insert(pid, id);
+            Ok(())
+        }
+    }
+}
+
+fn report_exit(
+    cfg: &HelperConfig,
+    id: String,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    sock: BorrowedFd<'_>,
+) -> Result<(), HelperError> {
+    // The init is reaped, so every process of the namespace is gone (the kernel waits for
+    // them before the init's exit completes): the cgroup can go.
+    let usage = cfg.cgroups.usage(&id);
+    if let Err(e) = cfg.cgroups.remove(&id) {
+        tracing::warn!(%id, error = %e, "removing cgroup");
+    }
+    send(
+        sock,
+        &Event::Exited {
+            id,
+            exit_code,
+            signal,
+            usage,
+        },
+        &[],
+    )
 }
 
 fn reap(
     cfg: &HelperConfig,
     live: &mut HashMap<Pid, String>,
+    starting: &mut HashMap<Pid, Starting>,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     loop {
@@ -221,25 +308,13 @@ fn reap(
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         };
-        let Some(id) = live.remove(&pid) else {
+        if let Some(s) = starting.get_mut(&pid) {
+            s.exited = Some((exit_code, signal));
             continue;
-        };
-        // The init is reaped, so every process of the namespace is gone (the kernel waits
-        // for them before the init's exit completes): the cgroup can go.
-        let usage = cfg.cgroups.usage(&id);
-        if let Err(e) = cfg.cgroups.remove(&id) {
-            tracing::warn!(%id, error = %e, "removing cgroup");
         }
-        send(
-            sock,
-            &Event::Exited {
-                id,
-                exit_code,
-                signal,
-                usage,
-            },
-            &[],
-        )?;
+        if let Some(id) = live.remove(&pid) {
+            report_exit(cfg, id, exit_code, signal, sock)?;
+        }
     }
 }
 

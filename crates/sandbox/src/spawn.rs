@@ -29,6 +29,8 @@ pub struct Spawned {
     pub pid: Pid,
     pub listener: TcpListener,
     pub output: OwnedFd,
+    /// Reaches end of file when the function's program is running (or says why not).
+    pub status: File,
 }
 
 const STACK_SIZE: usize = 1 << 20;
@@ -172,19 +174,29 @@ pub fn spawn(
         return Err(err("releasing child", e));
     }
     drop(go_w);
-    // The status pipe reaches EOF when the function's execve succeeded (close-on-exec) or
-    // carries the reason it did not.
-    let mut status = String::new();
-    let _ = File::from(status_r).read_to_string(&mut status);
-    if !status.is_empty() {
-        cleanup_cgroup(Some(pid));
-        return Err(status);
-    }
+    // The child builds its root and starts the function on its own; the helper watches
+    // `status` (see `Spawned::status`) and meanwhile creates other sandboxes.
     Ok(Spawned {
         pid,
         listener,
         output: out_r,
+        status: File::from(status_r),
     })
+}
+
+/// Reads a sandbox's status pipe to its end: empty when the function's `execve` succeeded
+/// (the pipe is close-on-exec), else the reason it did not.
+pub fn read_status(status: File) -> String {
+    let mut text = String::new();
+    let _ = { status }.read_to_string(&mut text);
+    text
+}
+
+/// Removes what is left of a sandbox that failed to start.
+pub fn abandon(cfg: &HelperConfig, id: &str, pid: Pid) {
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+    let _ = cfg.cgroups.remove(id);
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {

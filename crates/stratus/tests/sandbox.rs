@@ -17,7 +17,9 @@ fn helper(
     let rootfs = root.join("rootfs");
     stratus_sandbox::rootfs::build_template(&rootfs, 993, 990).unwrap();
     // A subtree of our own, so tests running in parallel do not see each other.
-    let tag = format!("stratus-test-{}", std::process::id());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("stratus-test-{}-{n}", std::process::id());
     let layout = Layout::detect(Path::new("/sys/fs/cgroup"), &tag).unwrap();
     let cfg = HelperConfig {
         rootfs,
@@ -104,4 +106,43 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
         "cgroups left: {:?}",
         layout.list()
     );
+}
+
+#[tokio::test]
+async fn concurrent_spawns_report_failures_early_exits_and_successes() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let (spawner, mut exits, layout) = helper(dir.path());
+    let mut missing = spec("bad", "unused", &task);
+    missing.argv = vec!["/var/task/no-such-bootstrap".into()];
+    let quick = spec("quick", "exit 7", &task);
+    let slow = spec("slow", "read x", &task);
+    let (a, b, c) = tokio::join!(
+        spawner.spawn(missing),
+        spawner.spawn(quick),
+        spawner.spawn(slow)
+    );
+    let err = a.unwrap_err();
+    assert!(err.starts_with("execve"), "{err}");
+    let quick = b.unwrap();
+    let slow = c.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((exit.id.as_str(), exit.exit_code), ("quick", Some(7)));
+    drop(quick);
+    stratus_sandbox::kill(slow.pid);
+    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.id, "slow");
+    assert!(
+        layout.list().is_empty(),
+        "cgroups left: {:?}",
+        layout.list()
+    );
+    layout.remove_parent();
 }
