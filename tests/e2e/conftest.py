@@ -18,13 +18,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import boto3
 import botocore.config
 import pytest
 
-from helpers import STRATUS_BIN, clean_env
+from helpers import STRATUS_BIN, cgroup_dirs, clean_env, wait_until
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -240,3 +241,60 @@ def server(server_factory) -> StratusServer:
 def lam(server):
     """A boto3 Lambda client for `server`."""
     return server.client("lambda")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: builds or downloads a runtime client first (minutes when not cached)")
+
+
+@pytest.fixture
+def exec_server_factory(server_factory, tmp_path):
+    """Starts servers that run functions, each with its own cgroup parent
+    (`stratus-e2e-<uuid>`, set through a `--config` TOML file) so concurrent servers on the
+    host never share environments' cgroups: `exec_server_factory(args=[...], keep_alive=N)`.
+    The handle's `cgroup_parent` names it. At the end the servers are killed, their
+    environments' cgroups are awaited (the sandbox helper removes them when the server goes)
+    and the parent cgroups are removed."""
+    started: list[tuple[StratusServer, str]] = []
+
+    def make(args=None, env=None, keep_alive: int | None = None, extra_config: str = "",
+             **kw) -> StratusServer:
+        parent = f"stratus-e2e-{uuid.uuid4().hex[:12]}"
+        cfg = tmp_path / f"{parent}.toml"
+        cfg.write_text(f'cgroup_parent = "{parent}"\n{extra_config}')
+        full = ["--config", str(cfg), *(args or [])]
+        if keep_alive is not None:
+            full += ["--keep-alive", str(keep_alive)]
+        s = server_factory(args=full, env=env, **kw)
+        s.cgroup_parent = parent
+        started.append((s, parent))
+        return s
+
+    yield make
+    for s, _ in started:
+        s.kill9()
+    for _, parent in started:
+        def children_gone(parent=parent):
+            return all(not any(p.is_dir() for p in d.iterdir())
+                       for d in cgroup_dirs(parent) if d.exists())
+        try:
+            wait_until(children_gone, timeout=10, what=f"environment cgroups under {parent}")
+        finally:
+            for d in cgroup_dirs(parent):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def exec_server(exec_server_factory) -> StratusServer:
+    """A server that runs functions, with its own cgroup parent."""
+    return exec_server_factory()
+
+
+@pytest.fixture
+def exec_lam(exec_server):
+    """A boto3 Lambda client for `exec_server`."""
+    return exec_server.client("lambda")

@@ -189,3 +189,109 @@ def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05, what
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+# --- cgroups ---------------------------------------------------------------------------------
+
+CGROUP_BASE = Path("/sys/fs/cgroup")
+
+
+def cgroup_v2_root() -> Path | None:
+    """The cgroup v2 root the server would use (it prefers v2 when it has memory and pids)."""
+    for root in (CGROUP_BASE, CGROUP_BASE / "unified"):
+        try:
+            ctrls = (root / "cgroup.controllers").read_text().split()
+        except OSError:
+            continue
+        if "memory" in ctrls and "pids" in ctrls:
+            return root
+    return None
+
+
+def cgroup_dirs(parent: str) -> list[Path]:
+    """The directories a server with `cgroup_parent = parent` uses: one on cgroup v2, or one
+    per v1 controller (memory, pids, cpu)."""
+    v2 = cgroup_v2_root()
+    if v2 is not None:
+        return [v2 / parent]
+    cpu = CGROUP_BASE / "cpu"
+    if not (cpu / "cpu.cfs_quota_us").is_file():
+        cpu = CGROUP_BASE / "cpu,cpuacct"
+    return [CGROUP_BASE / "memory" / parent, CGROUP_BASE / "pids" / parent, cpu / parent]
+
+
+def environment_cgroups(parent: str) -> list[Path]:
+    """The environments' cgroup directories under `parent`, in every hierarchy."""
+    return sorted(p for d in cgroup_dirs(parent) if d.is_dir() for p in d.iterdir() if p.is_dir())
+
+
+# --- functions that run ----------------------------------------------------------------------
+
+FAST_WAIT = {"Delay": 0.1, "MaxAttempts": 300}
+
+
+def create_function(lam, name: str, files: dict[str, bytes | str], *, runtime: str,
+                    handler: str, wait: bool = True, **kw) -> dict:
+    """Creates a function from `files` and (by default) waits until it is Active."""
+    resp = lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+                               Code={"ZipFile": make_zip(files)}, **kw)
+    if wait:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
+    return resp
+
+
+def update_configuration(lam, name: str, **kw) -> dict:
+    resp = lam.update_function_configuration(FunctionName=name, **kw)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
+    return resp
+
+
+@dataclass
+class Invoked:
+    """One Invoke's answer, decoded."""
+    status: int
+    request_id: str
+    function_error: str | None
+    executed_version: str | None
+    raw: bytes
+    log: str | None  # the decoded LogResult, when asked for
+    seconds: float  # wall time of the call
+
+    @property
+    def payload(self):
+        return json.loads(self.raw) if self.raw else None
+
+    @property
+    def log_lines(self) -> list[str]:
+        return (self.log or "").splitlines()
+
+
+def invoke(lam, name: str, event=None, *, tail: bool = False, raw: bytes | None = None,
+           **kw) -> Invoked:
+    """Invokes `name` synchronously with `event` (JSON-encoded) or the bytes `raw`."""
+    payload = raw if raw is not None else json.dumps({} if event is None else event).encode()
+    started = time.monotonic()
+    resp = lam.invoke(FunctionName=name, Payload=payload,
+                      LogType="Tail" if tail else "None", **kw)
+    body = resp["Payload"].read()
+    seconds = time.monotonic() - started
+    log = base64.b64decode(resp["LogResult"]).decode() if "LogResult" in resp else None
+    return Invoked(status=resp["StatusCode"], request_id=resp["ResponseMetadata"]["RequestId"],
+                   function_error=resp.get("FunctionError"),
+                   executed_version=resp.get("ExecutedVersion"), raw=body, log=log,
+                   seconds=seconds)
+
+
+def health(server) -> dict:
+    return json.loads(http_request("GET", server.url + "/_stratus/health").body)
+
+
+def log_file(data_dir: Path, group: str, stream: str) -> Path:
+    """Where the server keeps a log stream: `<data>/logs/<group>/<stream>.jsonl`, with `/`
+    (and `%`) percent-escaped in both names."""
+    esc = lambda s: s.replace("%", "%25").replace("/", "%2F")  # noqa: E731
+    return Path(data_dir) / "logs" / esc(group) / f"{esc(stream)}.jsonl"
+
+
+def read_log_file(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -97,6 +97,10 @@ impl From<LambdaError> for ApiError {
             LambdaError::InvalidParameter(_) => (S::BAD_REQUEST, "InvalidParameterValueException"),
             LambdaError::Unsupported(_) => (S::BAD_REQUEST, "InvalidParameterValueException"),
             LambdaError::NotFound(_) => (S::NOT_FOUND, "ResourceNotFoundException"),
+            LambdaError::ProvisionedConcurrencyNotFound(_) => (
+                S::NOT_FOUND,
+                "ProvisionedConcurrencyConfigNotFoundException",
+            ),
             LambdaError::Conflict(_) => (S::CONFLICT, "ResourceConflictException"),
             LambdaError::PreconditionFailed(_) => {
                 (S::PRECONDITION_FAILED, "PreconditionFailedException")

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub invoker: Option<stratus_invoke::Invoker>,
     /// The durable queue of asynchronous invocations (present with the invoker).
     pub events: Option<stratus_invoke::AsyncQueue>,
+    /// Keeps provisioned environments initialised (present with the invoker).
+    pub provisioner: Option<stratus_invoke::Provisioner>,
     pub secrets: Arc<dyn SecretLookup + Send + Sync>,
     /// The key pair the server signs its own presigned URLs with (GetFunction's code location).
     pub presign_credentials: (String, String),

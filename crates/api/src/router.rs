@@ -58,11 +58,47 @@ pub enum Endpoint {
     ListFunctionEventInvokeConfigs {
         name: String,
     },
+    /// Put/Get/Delete/List ProvisionedConcurrencyConfig(s), by method (and `List=ALL`).
+    ProvisionedConcurrency {
+        method: String,
+        name: String,
+        qualifier: Option<String>,
+        list: bool,
+    },
     GetFunctionConcurrency {
         name: String,
     },
     DeleteFunctionConcurrency {
         name: String,
+    },
+    PublishVersion {
+        name: String,
+    },
+    ListVersionsByFunction {
+        name: String,
+        marker: Option<String>,
+        max_items: Option<String>,
+    },
+    CreateAlias {
+        name: String,
+    },
+    ListAliases {
+        name: String,
+        function_version: Option<String>,
+        marker: Option<String>,
+        max_items: Option<String>,
+    },
+    GetAlias {
+        name: String,
+        alias: String,
+    },
+    UpdateAlias {
+        name: String,
+        alias: String,
+    },
+    DeleteAlias {
+        name: String,
+        alias: String,
     },
     /// Stratus's own: the zip behind GetFunction's `Code.Location` (a presigned URL).
     DownloadCode {
@@ -190,6 +226,15 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
         ) => Endpoint::ListFunctionEventInvokeConfigs {
             name: (*name).to_owned(),
         },
+        (
+            "PUT" | "GET" | "DELETE",
+            ["2019-09-30", "functions", name, "provisioned-concurrency"],
+        ) => Endpoint::ProvisionedConcurrency {
+            method: m.to_owned(),
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+            list: query.get("List").is_some(),
+        },
         ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
             Endpoint::GetFunctionConcurrency {
                 name: (*name).to_owned(),
@@ -198,6 +243,33 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
         ("DELETE", ["2017-10-31", "functions", name, "concurrency"]) => {
             Endpoint::DeleteFunctionConcurrency {
                 name: (*name).to_owned(),
+            }
+        }
+        ("POST", ["2015-03-31", "functions", name, "versions"]) => Endpoint::PublishVersion {
+            name: (*name).to_owned(),
+        },
+        ("GET", ["2015-03-31", "functions", name, "versions"]) => {
+            Endpoint::ListVersionsByFunction {
+                name: (*name).to_owned(),
+                marker: query.get("Marker"),
+                max_items: query.get("MaxItems"),
+            }
+        }
+        ("POST", ["2015-03-31", "functions", name, "aliases"]) => Endpoint::CreateAlias {
+            name: (*name).to_owned(),
+        },
+        ("GET", ["2015-03-31", "functions", name, "aliases"]) => Endpoint::ListAliases {
+            name: (*name).to_owned(),
+            function_version: query.get("FunctionVersion"),
+            marker: query.get("Marker"),
+            max_items: query.get("MaxItems"),
+        },
+        (m @ ("GET" | "PUT" | "DELETE"), ["2015-03-31", "functions", name, "aliases", alias]) => {
+            let (name, alias) = ((*name).to_owned(), (*alias).to_owned());
+            match m {
+                "GET" => Endpoint::GetAlias { name, alias },
+                "PUT" => Endpoint::UpdateAlias { name, alias },
+                _ => Endpoint::DeleteAlias { name, alias },
             }
         }
         ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
@@ -259,6 +331,75 @@ mod tests {
                 max_items: Some("2".into())
             }
         );
+    }
+
+    #[test]
+    fn routes_versions_and_aliases() {
+        let f = |s: &str| s.to_owned();
+        assert_eq!(
+            p(Method::POST, "/2015-03-31/functions/f/versions", "").unwrap(),
+            Endpoint::PublishVersion { name: f("f") }
+        );
+        assert_eq!(
+            p(
+                Method::GET,
+                "/2015-03-31/functions/f/versions",
+                "Marker=1&MaxItems=2"
+            )
+            .unwrap(),
+            Endpoint::ListVersionsByFunction {
+                name: f("f"),
+                marker: Some(f("1")),
+                max_items: Some(f("2"))
+            }
+        );
+        assert_eq!(
+            p(Method::POST, "/2015-03-31/functions/f/aliases", "").unwrap(),
+            Endpoint::CreateAlias { name: f("f") }
+        );
+        assert_eq!(
+            p(
+                Method::GET,
+                "/2015-03-31/functions/f/aliases",
+                "FunctionVersion=%24LATEST"
+            )
+            .unwrap(),
+            Endpoint::ListAliases {
+                name: f("f"),
+                function_version: Some(f("$LATEST")),
+                marker: None,
+                max_items: None
+            }
+        );
+        for (m, want) in [
+            (
+                Method::GET,
+                Endpoint::GetAlias {
+                    name: f("f"),
+                    alias: f("live"),
+                },
+            ),
+            (
+                Method::PUT,
+                Endpoint::UpdateAlias {
+                    name: f("f"),
+                    alias: f("live"),
+                },
+            ),
+            (
+                Method::DELETE,
+                Endpoint::DeleteAlias {
+                    name: f("f"),
+                    alias: f("live"),
+                },
+            ),
+        ] {
+            assert_eq!(
+                p(m, "/2015-03-31/functions/f/aliases/live", "").unwrap(),
+                want
+            );
+        }
+        assert!(p(Method::POST, "/2015-03-31/functions/f/aliases/live", "").is_err());
     }
 
     #[test]

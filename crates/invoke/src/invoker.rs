@@ -72,15 +72,17 @@ pub struct InvokeResult {
     pub max_memory_used_mb: u64,
 }
 
+/// What makes two environments interchangeable: the same function version with the same
+/// configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct EnvKey {
+pub struct EnvKey {
     name: String,
     version: String,
     revision: String,
 }
 
 impl EnvKey {
-    fn of(c: &FunctionConfig) -> EnvKey {
+    pub fn of(c: &FunctionConfig) -> EnvKey {
         EnvKey {
             name: c.name.clone(),
             version: c.version.clone(),
@@ -101,6 +103,8 @@ struct Env {
     last_used: Mutex<Instant>,
     /// Its share of the node's memory budget, given back when it goes.
     lease: Mutex<Option<MemoryLease>>,
+    /// Kept initialised for provisioned concurrency: never reaped or evicted while set.
+    provisioned: std::sync::atomic::AtomicBool,
 }
 
 impl Env {
@@ -112,6 +116,10 @@ impl Env {
         if let Ok(mut l) = self.lease.lock() {
             l.take();
         }
+    }
+
+    fn is_provisioned(&self) -> bool {
+        self.provisioned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn idle_for(&self) -> Duration {
@@ -298,6 +306,87 @@ impl Invoker {
         self.inner.exits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Keeps `want` initialised environments of `config` (provisioned concurrency), creating
+    /// the missing ones concurrently. Returns how many are allocated now.
+    pub async fn ensure_provisioned(
+        &self,
+        config: &FunctionConfig,
+        code_path: &std::path::Path,
+        want: u32,
+    ) -> u32 {
+        let key = EnvKey::of(config);
+        let have = self
+            .lock_live()
+            .values()
+            .filter(|e| e.key == key && e.is_provisioned() && e.exited().is_none())
+            .count() as u32;
+        if have >= want {
+            return have;
+        }
+        let req = InvokeRequest {
+            config: config.clone(),
+            code_path: code_path.to_owned(),
+            invoked_arn: String::new(),
+            payload: Bytes::new(),
+            client_context: None,
+            reserved_concurrency: None,
+            unreserved_limit: 0,
+        };
+        let creations = (have..want).map(|_| {
+            let req = &req;
+            let key = &key;
+            async move {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.create(req, key, &id, "provisioned-concurrency").await
+            }
+        });
+        let mut made = 0;
+        for created in join_all(creations).await {
+            match created {
+                Ok(Created::Ready(env)) => {
+                    env.provisioned
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    // What init printed belongs to no invocation.
+                    env.output.end_invocation();
+                    self.lock_idle()
+                        .entry(env.key.clone())
+                        .or_default()
+                        .push(env);
+                    made += 1;
+                }
+                Ok(Created::Failed(r)) => {
+                    tracing::warn!(function = %config.name, error = %String::from_utf8_lossy(&r.payload), "provisioned environment failed to initialise");
+                }
+                Err(e) => {
+                    tracing::warn!(function = %config.name, error = %e, "provisioning an environment")
+                }
+            }
+        }
+        have + made
+    }
+
+    /// Provisioned environments of `key` that are initialised and alive now.
+    pub fn provisioned_count(&self, key: &EnvKey) -> u32 {
+        self.lock_live()
+            .values()
+            .filter(|e| &e.key == key && e.is_provisioned() && e.exited().is_none())
+            .count() as u32
+    }
+
+    /// Releases provisioned environments whose configuration is no longer wanted: they become
+    /// ordinary idle environments, reaped after the keep-alive.
+    pub fn retain_provisioned(&self, wanted: &std::collections::HashSet<EnvKey>) {
+        for env in self.lock_live().values() {
+            if env.is_provisioned() && !wanted.contains(&env.key) {
+                env.provisioned
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut t) = env.last_used.lock() {
+                    *t = Instant::now();
+                }
+            }
+        }
+    }
+
     /// Invocations running now.
     pub fn in_flight(&self) -> u32 {
         self.inner.gate.in_flight()
@@ -314,6 +403,9 @@ impl Invoker {
         let mut doomed = Vec::new();
         for list in self.lock_idle().values_mut() {
             list.retain(|e| {
+                if e.is_provisioned() {
+                    return true;
+                }
                 let old = e
                     .last_used
                     .lock()
@@ -362,6 +454,7 @@ impl Invoker {
                     .flat_map(|(k, list)| {
                         list.iter()
                             .enumerate()
+                            .filter(|(_, e)| !e.is_provisioned())
                             .map(move |(i, e)| (k.clone(), i, e.idle_for()))
                     })
                     .max_by_key(|(_, _, idle_for)| *idle_for);
@@ -403,7 +496,7 @@ impl Invoker {
             return Ok(self.run(env, &req, request_id, None).await);
         }
         let started = Instant::now();
-        match self.create(&req, &key, &request_id).await? {
+        match self.create(&req, &key, &request_id, "on-demand").await? {
             Created::Ready(env) => {
                 let init = started.elapsed();
                 Ok(self.run(env, &req, request_id, Some(init)).await)
@@ -417,6 +510,7 @@ impl Invoker {
         req: &InvokeRequest,
         key: &EnvKey,
         request_id: &str,
+        initialization_type: &str,
     ) -> Result<Created, InvokeError> {
         let started = Instant::now();
         let (endpoint, queue, events, env_id) = RuntimeEndpoint::new();
@@ -426,7 +520,7 @@ impl Invoker {
             &req.code_path,
             &self.inner.catalog,
             &self.inner.opts.launch,
-            "on-demand",
+            initialization_type,
         )
         .map_err(|e| InvokeError::Platform(e.to_string()))?;
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
@@ -478,6 +572,7 @@ impl Invoker {
             server,
             last_used: Mutex::new(Instant::now()),
             lease: Mutex::new(Some(lease)),
+            provisioned: std::sync::atomic::AtomicBool::new(false),
         });
         self.lock_live().insert(env_id.clone(), env.clone());
         // An exit that raced the registration above was recorded in the watch already.
@@ -723,4 +818,28 @@ impl Invoker {
             max_memory_used_mb: max_used_mb,
         }
     }
+}
+
+/// Runs futures concurrently on the current task and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

@@ -15,12 +15,15 @@ pub mod launch;
 pub mod limits;
 pub mod logs;
 mod output;
+mod provisioner;
 pub mod queue;
 
 pub use endpoint::{
     Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
 };
+pub use invoker::EnvKey;
 pub use invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn};
 pub use launch::LaunchContext;
 pub use limits::Throttle;
+pub use provisioner::Provisioner;
 pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueOptions};

@@ -12,6 +12,9 @@ pub enum LambdaError {
     InvalidParameter(String),
     #[error("{0}")]
     NotFound(String),
+    /// The function exists but has no provisioned concurrency configuration for the qualifier.
+    #[error("{0}")]
+    ProvisionedConcurrencyNotFound(String),
     /// The resource exists already, or is busy with another update.
     #[error("{0}")]
     Conflict(String),

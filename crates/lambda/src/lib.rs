@@ -8,16 +8,20 @@
 //! Invariant: nothing here knows HTTP, JSON wire shapes or AWS error codes; the API crate maps
 //! these types to the wire. Persistence goes through `stratus_store` traits only.
 
+mod aliases;
 mod code;
 mod concurrency;
 mod error;
 mod event_config;
 mod model;
 mod names;
+mod provisioned;
 mod runtimes;
 mod service;
 mod validate;
+mod versions;
 
+pub use aliases::{AliasPage, AliasView, CreateAlias, UpdateAlias};
 pub use code::{CodePackage, MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES};
 pub use concurrency::MIN_UNRESERVED;
 pub use error::LambdaError;
@@ -29,5 +33,7 @@ pub use model::{
     ListPage, UpdateCode, UpdateConfig,
 };
 pub use names::{FunctionRef, Scope};
+pub use provisioned::ProvisionedConfig;
 pub use runtimes::{RuntimeCatalog, RuntimeInfo, RuntimeKind};
 pub use service::{DEFAULT_CONCURRENT_EXECUTIONS, FunctionService, ServiceOptions};
+pub use versions::{PublishVersion, VersionsPage};

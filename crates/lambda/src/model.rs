@@ -176,4 +176,8 @@ pub(crate) struct FunctionRecord {
     /// Reserved concurrency (PutFunctionConcurrency); 0 disables the function.
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
+    /// Fingerprint of `$LATEST`'s code and configuration when version `last_published` was
+    /// cut from it, so PublishVersion can tell "nothing changed" (see `versions.rs`).
+    #[serde(default)]
+    pub published_fingerprint: Option<String>,
 }

@@ -28,8 +28,8 @@ use crate::{
 };
 
 pub(crate) const FUNCTIONS: &str = "lambda.functions";
-const VERSIONS: &str = "lambda.versions";
-const LATEST: &str = "$LATEST";
+pub(crate) const VERSIONS: &str = "lambda.versions";
+pub(crate) const LATEST: &str = "$LATEST";
 
 /// Lambda's default regional concurrency quota.
 pub const DEFAULT_CONCURRENT_EXECUTIONS: u32 = 1000;
@@ -68,7 +68,7 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn new_revision() -> String {
+pub(crate) fn new_revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -80,7 +80,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
     serde_json::from_slice(bytes).map_err(|e| LambdaError::Internal(format!("decoding: {e}")))
 }
 
-fn version_key(name: &str, version: u32) -> String {
+pub(crate) fn version_key(name: &str, version: u32) -> String {
     format!("{name}/{version:010}")
 }
 
@@ -185,7 +185,7 @@ impl FunctionService {
         }
     }
 
-    fn view(&self, config: FunctionConfig, rec: &FunctionRecord) -> FunctionView {
+    pub(crate) fn view(&self, config: FunctionConfig, rec: &FunctionRecord) -> FunctionView {
         let arn = if config.version == LATEST {
             self.scope().function_arn(&config.name)
         } else {
@@ -318,6 +318,7 @@ impl FunctionService {
             tags,
             last_published: 0,
             reserved_concurrency: None,
+            published_fingerprint: None,
         };
         let mut ops = Vec::new();
         let mut published = None;
@@ -365,8 +366,9 @@ impl FunctionService {
     }
 
     /// Makes the next published version of `rec.latest` (the caller commits it).
-    fn snapshot(&self, rec: &mut FunctionRecord) -> FunctionConfig {
+    pub(crate) fn snapshot(&self, rec: &mut FunctionRecord) -> FunctionConfig {
         rec.last_published += 1;
+        rec.published_fingerprint = Some(crate::versions::fingerprint(&rec.latest));
         let mut v = rec.latest.clone();
         v.version = rec.last_published.to_string();
         v.revision_id = new_revision();
@@ -460,6 +462,10 @@ impl FunctionService {
             return Ok(self.view(latest, &rec));
         }
         let q = r.qualifier.as_deref().unwrap_or(LATEST);
+        if !crate::aliases::is_version_number(q) {
+            // Not a version number: an alias, read as the version it points to.
+            return self.get_through_alias(&r, &rec, q);
+        }
         let number: u32 = q.parse().map_err(|_| self.not_found(&r))?;
         let doc = self
             .inner
@@ -514,7 +520,7 @@ impl FunctionService {
 
     // ---- Updates --------------------------------------------------------------------------
 
-    fn check_updatable(
+    pub(crate) fn check_updatable(
         &self,
         rec: &FunctionRecord,
         revision_id: Option<&str>,
@@ -725,6 +731,19 @@ impl FunctionService {
                 )? {
                     ops.push(Op::delete(VERSIONS, &key, Expect::Present));
                 }
+                ops.extend(self.alias_delete_ops(&r.name)?);
+                for (key, _) in self.inner.store.meta.list(
+                    crate::provisioned::PROVISIONED,
+                    &format!("{}/", r.name),
+                    None,
+                    usize::MAX,
+                )? {
+                    ops.push(Op::delete(
+                        crate::provisioned::PROVISIONED,
+                        &key,
+                        Expect::Present,
+                    ));
+                }
                 for (key, _) in self.inner.store.meta.list(
                     crate::event_config::EVENT_CONFIGS,
                     &format!("{}/", r.name),
@@ -749,6 +768,7 @@ impl FunctionService {
                 if self.inner.store.meta.get(VERSIONS, &key)?.is_none() {
                     return Err(self.not_found(&r));
                 }
+                self.check_version_unaliased(&r.name, q)?;
                 ops.push(Op::delete(VERSIONS, &key, Expect::Present));
             }
         }

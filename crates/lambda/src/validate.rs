@@ -39,7 +39,7 @@ const RESERVED_VARIABLES: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
-fn constraint(value: impl std::fmt::Display, field: &str, rule: &str) -> LambdaError {
+pub(crate) fn constraint(value: impl std::fmt::Display, field: &str, rule: &str) -> LambdaError {
     LambdaError::Validation(format!(
         "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {rule}"
     ))

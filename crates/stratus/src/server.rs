@@ -89,10 +89,14 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             },
         )
     });
+    let provisioner = invoker
+        .clone()
+        .map(|inv| stratus_invoke::Provisioner::start(functions.clone(), inv));
     let state = ApiState {
         functions,
         invoker,
         events,
+        provisioner,
         secrets: Arc::new(keys),
         presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
         region: config.region.clone(),

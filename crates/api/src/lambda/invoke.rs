@@ -87,7 +87,11 @@ pub(crate) async fn invoke(
     let client_context = decode_client_context(header(&req.headers, "x-amz-client-context"))?;
 
     let q = qualifier.clone();
-    let view = blocking(&state.functions, move |s| s.get(&name, q.as_deref())).await?;
+    // An alias resolves here, weighted routing included: `view.config.version` is what runs.
+    let view = blocking(&state.functions, move |s| {
+        s.resolve_for_invoke(&name, q.as_deref())
+    })
+    .await?;
     match view.config.state {
         FunctionState::Active => {}
         other => {

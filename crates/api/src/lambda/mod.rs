@@ -4,6 +4,8 @@
 mod concurrency;
 mod event_config;
 mod invoke;
+mod provisioned;
+mod versions;
 mod wire;
 
 use std::sync::Arc;
@@ -187,6 +189,20 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             };
             event_config::handle(state, op, name, qualifier, &req.body).await
         }
+        Endpoint::ProvisionedConcurrency {
+            method,
+            name,
+            qualifier,
+            list,
+        } => {
+            let op = match (method.as_str(), list) {
+                ("PUT", _) => provisioned::Op::Put,
+                ("DELETE", _) => provisioned::Op::Delete,
+                (_, true) => provisioned::Op::List,
+                _ => provisioned::Op::Get,
+            };
+            provisioned::handle(state, op, name, qualifier, &req.body).await
+        }
         Endpoint::ListFunctionEventInvokeConfigs { name } => {
             event_config::handle(state, event_config::Op::List, name, None, &req.body).await
         }
@@ -195,6 +211,13 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Endpoint::Invoke { name, qualifier } => invoke::invoke(state, &req, name, qualifier).await,
+        ep @ (Endpoint::PublishVersion { .. }
+        | Endpoint::ListVersionsByFunction { .. }
+        | Endpoint::CreateAlias { .. }
+        | Endpoint::GetAlias { .. }
+        | Endpoint::UpdateAlias { .. }
+        | Endpoint::DeleteAlias { .. }
+        | Endpoint::ListAliases { .. }) => versions::handle(state, ep, &req.body).await,
         Endpoint::DownloadCode { name, version } => {
             let zip = blocking(svc, move |s| {
                 let view = s.get(&name, Some(&version))?;
