@@ -131,12 +131,7 @@ impl RuntimeEndpoint {
     /// `POST /runtime/invocation/{id}/response`.
     pub fn respond(&self, request_id: &str, body: Bytes) -> Result<(), RuntimeApiError> {
         if body.len() > MAX_RESPONSE_BYTES {
-            // The invocation fails now; a later error post for it is then refused.
-            self.take_current(request_id)?;
-            let _ = self.inner.events.send(RuntimeEvent::ResponseTooLarge {
-                request_id: request_id.into(),
-                size: body.len(),
-            });
+            self.response_too_large(request_id, body.len())?;
             return Err(RuntimeApiError::TooLarge);
         }
         self.take_current(request_id)?;
@@ -149,8 +144,18 @@ impl RuntimeEndpoint {
 
     /// `POST /runtime/invocation/{id}/response` with a body over the limit, when the HTTP
     /// layer stopped reading it: the invocation fails as too large.
+    /// The invocation fails now, but the request id stays current: runtimes answer a 413 by
+    /// posting an error for the same id, which AWS accepts (and which changes nothing).
     pub fn response_too_large(&self, request_id: &str, size: usize) -> Result<(), RuntimeApiError> {
-        self.take_current(request_id)?;
+        let current = self
+            .inner
+            .current
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        if current.as_deref() != Some(request_id) {
+            return Err(RuntimeApiError::UnknownRequestId(request_id.into()));
+        }
         let _ = self.inner.events.send(RuntimeEvent::ResponseTooLarge {
             request_id: request_id.into(),
             size,
@@ -234,5 +239,7 @@ mod tests {
             events.recv().await.unwrap(),
             RuntimeEvent::ResponseTooLarge { .. }
         ));
+        // The runtime's error post for the same invocation is accepted.
+        ep.error("r", Bytes::from_static(b"{}"), None).unwrap();
     }
 }

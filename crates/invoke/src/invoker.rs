@@ -184,10 +184,6 @@ fn describe_exit(exit: Option<&Exit>) -> String {
         Some(Exit {
             exit_code: Some(code),
             ..
-        }) if *code > 128 => format!("signal: {}", signal_name(*code - 128)),
-        Some(Exit {
-            exit_code: Some(code),
-            ..
         }) => format!("exit status {code}"),
         _ => "exit status unknown".into(),
     }

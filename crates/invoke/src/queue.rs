@@ -238,7 +238,7 @@ impl AsyncQueue {
         let functions = self.inner.functions.clone();
         let (name, qualifier) = (ev.function.clone(), ev.qualifier.clone());
         let resolved = tokio::task::spawn_blocking(move || -> Result<_, LambdaError> {
-            let view = functions.get(&name, qualifier.as_deref())?;
+            let view = functions.resolve_for_invoke(&name, qualifier.as_deref())?;
             let cfg = functions.effective_event_config(&name, qualifier.as_deref())?;
             let code = functions.ensure_code(&view.config)?;
             Ok((view, cfg, code))

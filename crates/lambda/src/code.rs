@@ -85,6 +85,7 @@ pub fn unpack(zip: &[u8], digest_hex: &str, root: &Path) -> Result<PathBuf, Lamb
     let result = zip::ZipArchive::new(Cursor::new(zip))
         .and_then(|mut a| a.extract(&tmp))
         .map_err(|e| LambdaError::InvalidParameter(format!("{INVALID_ZIP} ({e})")))
+        .and_then(|()| make_readable(&tmp).map_err(io))
         .and_then(|()| match std::fs::rename(&tmp, &dest) {
             Ok(()) => Ok(()),
             // Another unpack of the same package won the race: theirs is identical.
@@ -95,6 +96,35 @@ pub fn unpack(zip: &[u8], digest_hex: &str, root: &Path) -> Result<PathBuf, Lamb
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result.map(|()| dest)
+}
+
+/// Gives everyone read access (and directory traversal) to an unpacked tree: the function
+/// runs as an unprivileged user, and directories a zip only implies (no entry of their
+/// own) are created owner-only by the extractor.
+fn make_readable(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&dir)?;
+        std::fs::set_permissions(
+            &dir,
+            std::fs::Permissions::from_mode((meta.permissions().mode() | 0o755) & 0o7777),
+        )?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                let mode = entry.metadata()?.permissions().mode();
+                std::fs::set_permissions(
+                    entry.path(),
+                    std::fs::Permissions::from_mode((mode | 0o444) & 0o7777),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes temporary directories left by an interrupted [`unpack`].
@@ -166,6 +196,24 @@ pub(crate) mod tests {
             CodePackage::inspect(z),
             Err(LambdaError::InvalidParameter(m)) if m.contains("Unzipped size")
         ));
+    }
+
+    #[test]
+    fn implied_directories_are_readable_by_everyone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // No directory entries: `pkg/` and `pkg/sub/` exist only through the file path.
+        let z = zip_of(&[("pkg/sub/mod.py", b"X = 1\n")]);
+        let p = unpack(&z, "def", dir.path()).unwrap();
+        for d in [p.join("pkg"), p.join("pkg/sub")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o755, 0o755, "{d:?} is {mode:o}");
+        }
+        let f = std::fs::metadata(p.join("pkg/sub/mod.py"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(f & 0o444, 0o444);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   version counter), referencing its zip blob.
 //! * `lambda.versions/<name>/<version as 10 digits>`: a published [`FunctionConfig`] snapshot,
 //!   referencing its zip blob. Zero-padding keeps versions in numeric order.
+//! * `lambda.aliases/<name>/<alias>`: an alias (see `aliases.rs`).
 //!
 //! Every operation is one store commit. New code is written as a blob *before* the commit
 //! that references it; the store's garbage collection removes a blob whose commit never

@@ -139,7 +139,8 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
     )?;
 
-    let mut live: HashMap<Pid, String> = HashMap::new();
+    // Running sandboxes by init pid: their id and the init's report pipe.
+    let mut live: HashMap<Pid, (String, File)> = HashMap::new();
     // Sandboxes whose child is still building its root, by init pid.
     let mut starting: HashMap<Pid, Starting> = HashMap::new();
     loop {
@@ -212,12 +213,12 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     }
     // The server is gone: nothing it started may outlive it.
     for (pid, s) in starting.drain() {
-        live.insert(pid, s.id);
+        live.insert(pid, (s.id, s.spawned.report));
     }
     for pid in live.keys() {
         let _ = kill(*pid, Signal::SIGKILL);
     }
-    for (pid, id) in live.drain() {
+    for (pid, (id, _)) in live.drain() {
         let _ = waitpid(pid, None);
         let _ = cfg.cgroups.remove(&id);
     }
@@ -236,7 +237,7 @@ struct Starting {
 fn finish_spawn(
     cfg: &HelperConfig,
     s: Starting,
-    live: &mut HashMap<Pid, String>,
+    live: &mut HashMap<Pid, (String, File)>,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     let Starting {
@@ -260,9 +261,13 @@ fn finish_spawn(
     )?;
     match exited {
         // It ran and ended before we looked: report both, in order.
-        Some((exit_code, signal)) => report_exit(cfg, id, exit_code, signal, sock),
+        Some((exit_code, signal)) => {
+            let (exit_code, signal) =
+                crate::spawn::read_report(&spawned.report).unwrap_or((exit_code, signal));
+            report_exit(cfg, id, exit_code, signal, sock)
+        }
         None => {
-            live.insert(pid, id);
+            live.insert(pid, (id, spawned.report));
             Ok(())
         }
     }
@@ -295,7 +300,7 @@ fn report_exit(
 
 fn reap(
     cfg: &HelperConfig,
-    live: &mut HashMap<Pid, String>,
+    live: &mut HashMap<Pid, (String, File)>,
     starting: &mut HashMap<Pid, Starting>,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
@@ -312,7 +317,10 @@ fn reap(
             s.exited = Some((exit_code, signal));
             continue;
         }
-        if let Some(id) = live.remove(&pid) {
+        if let Some((id, report)) = live.remove(&pid) {
+            // The init's report says how the function ended; its own status is the fallback.
+            let (exit_code, signal) =
+                crate::spawn::read_report(&report).unwrap_or((exit_code, signal));
             report_exit(cfg, id, exit_code, signal, sock)?;
         }
     }

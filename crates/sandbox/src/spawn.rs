@@ -31,6 +31,8 @@ pub struct Spawned {
     pub output: OwnedFd,
     /// Reaches end of file when the function's program is running (or says why not).
     pub status: File,
+    /// How the function ended, written by the init before it exits.
+    pub report: File,
 }
 
 const STACK_SIZE: usize = 1 << 20;
@@ -91,9 +93,10 @@ pub fn spawn(
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
+            nix::unistd::pipe2(cloexec)?,
         ))
     })();
-    let ((go_r, go_w), (status_r, status_w), (out_r, out_w)) = match pipes {
+    let ((go_r, go_w), (status_r, status_w), (out_r, out_w), (report_r, report_w)) = match pipes {
         Ok(p) => p,
         Err(e) => {
             cleanup_cgroup(None);
@@ -112,6 +115,7 @@ pub fn spawn(
         go: go_r.as_raw_fd(),
         status: status_w.as_raw_fd(),
         output: out_w.as_raw_fd(),
+        report: report_w.as_raw_fd(),
         seccomp,
     };
     let mut stack = vec![0u8; STACK_SIZE];
@@ -143,6 +147,7 @@ pub fn spawn(
     drop(go_r);
     drop(status_w);
     drop(out_w);
+    drop(report_w);
 
     let setup = (|| -> Result<TcpListener, String> {
         std::fs::write(
@@ -181,6 +186,7 @@ pub fn spawn(
         listener,
         output: out_r,
         status: File::from(status_r),
+        report: File::from(report_r),
     })
 }
 
@@ -257,6 +263,8 @@ struct ChildPlan<'a> {
     go: RawFd,
     status: RawFd,
     output: RawFd,
+    /// Where the init writes how the function ended (`E<code>` or `S<signal>`).
+    report: RawFd,
     seccomp: &'a [BpfProgram],
 }
 
@@ -290,7 +298,12 @@ impl ChildPlan<'_> {
                     libc::close(self.status);
                     libc::close(self.output);
                 }
-                reap_until(child)
+                let (text, code) = reap_until(child);
+                // SAFETY: writing a buffer we own to an inherited descriptor.
+                unsafe {
+                    libc::write(self.report, text.as_ptr().cast(), text.len());
+                }
+                code
             }
             Err(e) => {
                 self.report(&err("fork", e));
@@ -467,16 +480,34 @@ fn remount_read_only(target: &Path) -> Result<(), String> {
 /// The init's life after starting the function: reap every child (orphans re-parent to us)
 /// and leave with the function's status when it ends. Our exit tears down the whole
 /// namespace: the kernel kills whatever else is left in it.
-fn reap_until(function: Pid) -> isize {
+/// Returns the function's fate as the report line and as the init's exit code (the code
+/// alone cannot tell `exit(137)` from SIGKILL; the report can).
+fn reap_until(function: Pid) -> (String, isize) {
     loop {
         match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == function => return code as isize,
+            Ok(WaitStatus::Exited(pid, code)) if pid == function => {
+                return (format!("E{code}"), code as isize);
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == function => {
-                return 128 + sig as isize;
+                return (format!("S{}", sig as i32), 128 + sig as isize);
             }
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return 125,
+            Err(_) => return (String::new(), 125),
         }
+    }
+}
+
+/// Reads what a finished init reported: `(exit code, signal)` of the function, if it said.
+pub fn read_report(report: &File) -> Option<(Option<i32>, Option<i32>)> {
+    let mut buf = [0u8; 32];
+    let n = nix::unistd::read(report, &mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let (kind, value) = text.split_at_checked(1)?;
+    let value: i32 = value.parse().ok()?;
+    match kind {
+        "E" => Some((Some(value), None)),
+        "S" => Some((None, Some(value))),
+        _ => None,
     }
 }

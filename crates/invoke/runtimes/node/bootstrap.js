@@ -195,6 +195,14 @@ class RuntimeApi {
         });
       });
       req.on('error', fail);
+      // A write still in flight when the server answers early (413) fails on the socket after
+      // the request has settled; the request's own error path already covers it.
+      req.on('socket', (socket) => {
+        if (!socket.stratusGuarded) {
+          socket.stratusGuarded = true;
+          socket.on('error', () => {});
+        }
+      });
       req.end(payload);
     });
   }
