@@ -477,8 +477,11 @@ def test_log_file_on_disk(exec_server, exec_lam, rt):
         assert (report["init"] is not None) == cold, messages[end + 1]
     # What init printed is in the stream too, before the first START.
     init = [i for i, m in enumerate(messages) if "init-line from app." in m]
-    assert init, messages
-    assert init[0] < messages.index(f"START RequestId: {inv.request_id} Version: $LATEST"), messages
+    assert init, f"what init printed is missing from the stream: {messages}"
+    first_start = messages.index(f"START RequestId: {inv.request_id} Version: $LATEST")
+    assert init[0] < first_start, \
+        f"what init printed comes after the first START (lines {init[0]} vs {first_start}): " \
+        f"{messages[:4]}"
     stamps = [r["timestamp"] for r in records]
     assert stamps == sorted(stamps), "log records out of time order"
 

@@ -129,6 +129,15 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     cfg.cgroups
         .prepare()
         .map_err(|e| HelperError::Protocol(e.to_string()))?;
+    let network = cfg.network
+        && match crate::net::prepare_host() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "sandboxes get loopback only: outside network unavailable");
+                false
+            }
+        };
+    let mut next_slot = 0u32;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -184,7 +193,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         if sock_ready {
             match recv::<Request>(sock.as_fd(), &mut buf) {
                 Ok(Some((Request::Spawn(spec), _))) => {
-                    match crate::spawn::spawn(&cfg, &spec, &seccomp, &host_netns) {
+                    let slot = network
+                        .then(|| crate::net::free_slot(&mut next_slot))
+                        .flatten();
+                    match crate::spawn::spawn(&cfg, &spec, &seccomp, &host_netns, slot) {
                         Ok(spawned) => {
                             starting.insert(
                                 spawned.pid,

@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod helper;
+pub mod net;
 pub mod rootfs;
 pub mod seccomp;
 mod spawn;

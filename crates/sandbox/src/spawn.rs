@@ -47,6 +47,7 @@ pub fn spawn(
     spec: &SandboxSpec,
     seccomp: &[BpfProgram],
     host_netns: &File,
+    slot: Option<u32>,
 ) -> Result<Spawned, String> {
     if spec.id.is_empty()
         || !spec
@@ -163,7 +164,7 @@ pub fn spawn(
         cfg.cgroups
             .attach(&spec.id, pid.as_raw())
             .map_err(|e| err("attaching cgroup", e))?;
-        listen_in_netns(pid, spec.port, host_netns)
+        listen_in_netns(pid, spec.port, host_netns, slot)
     })();
     let listener = match setup {
         Ok(l) => l,
@@ -213,12 +214,30 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, String> {
 
 /// Brings up `lo` in the sandbox's network namespace and binds `127.0.0.1:port` there.
 /// The socket belongs to that namespace for good, wherever its descriptor travels.
-fn listen_in_netns(pid: Pid, port: u16, host_netns: &File) -> Result<TcpListener, String> {
+fn listen_in_netns(
+    pid: Pid,
+    port: u16,
+    host_netns: &File,
+    slot: Option<u32>,
+) -> Result<TcpListener, String> {
+    if let Some(n) = slot {
+        crate::net::create_pair(n, pid.as_raw())?;
+        crate::net::configure(&crate::net::host_ifname(n), crate::net::addresses(n).0)?;
+    }
     let ns = File::open(format!("/proc/{pid}/ns/net")).map_err(|e| err("opening netns", e))?;
     nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| err("setns", e))?;
-    let result = loopback_up().and_then(|()| {
-        TcpListener::bind(("127.0.0.1", port)).map_err(|e| err("binding runtime API", e))
-    });
+    let result = loopback_up()
+        .and_then(|()| match slot {
+            Some(n) => {
+                let (host, ours) = crate::net::addresses(n);
+                crate::net::configure("eth0", ours)?;
+                crate::net::default_route(host, "eth0")
+            }
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            TcpListener::bind(("127.0.0.1", port)).map_err(|e| err("binding runtime API", e))
+        });
     // Back home whatever happened; failing to return would poison every later spawn.
     nix::sched::setns(host_netns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| err("returning to host netns", e))?;
@@ -230,6 +249,11 @@ fn listen_in_netns(pid: Pid, port: u16, host_netns: &File) -> Result<TcpListener
 }
 
 fn loopback_up() -> Result<(), String> {
+    link_up("lo")
+}
+
+/// Brings interface `name` up (in the calling thread's network namespace).
+pub(crate) fn link_up(name: &str) -> Result<(), String> {
     // SAFETY: plain socket(2); the result is checked and owned immediately.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -239,14 +263,20 @@ fn loopback_up() -> Result<(), String> {
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+    if name.len() >= ifr.ifr_name.len() {
+        return Err(format!("interface name {name} too long"));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
         *dst = *src as libc::c_char;
     }
     ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads a valid, initialised ifreq we pass by pointer.
     let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
     if rc < 0 {
-        return Err(err("bringing up lo", std::io::Error::last_os_error()));
+        return Err(err(
+            &format!("bringing up {name}"),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

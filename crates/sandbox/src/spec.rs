@@ -47,6 +47,8 @@ pub struct HelperConfig {
     /// The function's uid/gid inside (Lambda's `sbx_user1051` is 993:990).
     pub uid: u32,
     pub gid: u32,
+    /// Give sandboxes outside network access (veth + NAT); else loopback only.
+    pub network: bool,
 }
 
 /// The helper's messages to the server.

@@ -49,6 +49,9 @@ pub struct Config {
     /// Seconds before the first retry of an asynchronous invocation that failed (the second
     /// waits twice as long). Default 60, as on Lambda.
     pub async_retry_base: u64,
+    /// Give functions outside network access, as Lambda does (a veth pair per sandbox, NAT
+    /// on the host, host addresses unreachable). Default true; false means loopback only.
+    pub sandbox_network: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -80,6 +83,7 @@ impl Default for Config {
             sandbox_gid: 100_990,
             memory_budget_mb: None,
             async_retry_base: 60,
+            sandbox_network: true,
         }
     }
 }

@@ -40,6 +40,7 @@ pub fn start(
         host_gid: config.sandbox_gid,
         uid: FUNCTION_UID,
         gid: FUNCTION_GID,
+        network: config.sandbox_network,
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();

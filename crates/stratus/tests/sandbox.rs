@@ -28,6 +28,7 @@ fn helper(
         host_gid: 100_990,
         uid: 993,
         gid: 990,
+        network: false,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
