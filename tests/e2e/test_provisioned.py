@@ -87,3 +87,20 @@ def test_provisioned_environments_are_replaced_when_they_die(exec_server):
                    "Status"] == "READY", timeout=30, what="a replacement environment")
     r = lam.invoke(FunctionName="pc2", Qualifier="1", LogType="Tail", Payload=b"{}")
     assert "Init Duration" not in base64.b64decode(r["LogResult"]).decode()
+
+
+def test_provisioned_concurrency_on_an_alias(exec_server):
+    lam = exec_server.client("lambda")
+    lam.create_function(FunctionName="pca", Runtime="python3.11", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": make_zip({"app.py": CODE})}, Publish=True)
+    lam.get_waiter("function_active_v2").wait(FunctionName="pca")
+    lam.create_alias(FunctionName="pca", Name="live", FunctionVersion="1")
+    lam.put_provisioned_concurrency_config(FunctionName="pca", Qualifier="live",
+                                           ProvisionedConcurrentExecutions=1)
+    wait_until(lambda: lam.get_provisioned_concurrency_config(FunctionName="pca", Qualifier="live")[
+        "Status"] == "READY", timeout=30, what="READY")
+    r = lam.invoke(FunctionName="pca", Qualifier="live", LogType="Tail", Payload=b"{}")
+    assert json.loads(r["Payload"].read()) == {"init": "provisioned-concurrency", "version": "1"}
+    assert "Init Duration" not in base64.b64decode(r["LogResult"]).decode()
+    listed = lam.list_provisioned_concurrency_configs(FunctionName="pca")["ProvisionedConcurrencyConfigs"]
+    assert listed[0]["FunctionArn"].endswith(":function:pca:live")
