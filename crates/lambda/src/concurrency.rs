@@ -6,7 +6,7 @@ use stratus_store::{Expect, Op};
 use crate::LambdaError;
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::service::{FUNCTIONS, FunctionService, decode, digest_of, encode};
+use crate::service::{FUNCTIONS, FunctionService, digest_of, encode};
 
 /// Lambda keeps at least this much of the account's concurrency unreserved.
 pub const MIN_UNRESERVED: u32 = 100;
@@ -23,20 +23,9 @@ impl FunctionService {
     /// (or are still constructing the service).
     pub(crate) fn refresh_reserved_total(&self) -> Result<(), LambdaError> {
         let mut total = 0u32;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .meta
-                .list(FUNCTIONS, "", after.as_deref(), 500)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, doc) in page {
-                let rec: FunctionRecord = decode(&doc.value)?;
-                total = total.saturating_add(rec.reserved_concurrency.unwrap_or(0));
-            }
-        }
+        self.for_each_function(|rec| {
+            total = total.saturating_add(rec.reserved_concurrency.unwrap_or(0));
+        })?;
         self.inner
             .reserved_total
             .store(total, std::sync::atomic::Ordering::Relaxed);

@@ -126,23 +126,34 @@ impl FunctionService {
             })
             .map_err(|e| LambdaError::Internal(format!("spawning preparer: {e}")))?;
         svc.refresh_reserved_total()?;
+        svc.for_each_function(|rec| {
+            if needs_preparation(&rec.latest) {
+                svc.enqueue(&rec.latest.name);
+            }
+        })?;
+        Ok(svc)
+    }
+
+    /// Calls `f` with every function's record, in name order, a page at a time.
+    pub(crate) fn for_each_function(
+        &self,
+        mut f: impl FnMut(FunctionRecord),
+    ) -> Result<(), LambdaError> {
         let mut after: Option<String> = None;
         loop {
-            let page = svc
+            let page = self
                 .inner
                 .store
                 .meta
                 .list(FUNCTIONS, "", after.as_deref(), 500)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
             after = Some(last.clone());
-            for (name, doc) in page {
-                let rec: FunctionRecord = decode(&doc.value)?;
-                if needs_preparation(&rec.latest) {
-                    svc.enqueue(&name);
-                }
+            for (_, doc) in page {
+                f(decode(&doc.value)?);
             }
         }
-        Ok(svc)
     }
 
     /// The store this service keeps its state in (the asynchronous queue shares it).
