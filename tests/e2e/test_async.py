@@ -149,3 +149,16 @@ def test_queued_events_survive_kill_9(async_server):
     lam.delete_function_concurrency(FunctionName="recorder")
     wait_until(lambda: all(p in records(async_server) for p in sent), timeout=60,
                what="every acknowledged event to be delivered after the restart")
+
+
+def test_dead_letter_target_gets_the_event_when_retries_run_out(async_server):
+    lam = async_server.client("lambda")
+    create(lam, "recorder", RECORDER)
+    recorder_arn = lam.get_function(FunctionName="recorder")["Configuration"]["FunctionArn"]
+    # SQS and SNS dead-letter targets arrive with those services; a function stands in.
+    create(lam, "worker", WORKER, DeadLetterConfig={"TargetArn": recorder_arn})
+    lam.put_function_event_invoke_config(FunctionName="worker", MaximumRetryAttempts=0)
+    lam.invoke(FunctionName="worker", InvocationType="Event",
+               Payload=json.dumps({"fail": True, "n": 7}))
+    wait_until(lambda: records(async_server), timeout=30, what="the dead-lettered event")
+    assert records(async_server) == [{"fail": True, "n": 7}], "a dead-letter target gets the event itself"
