@@ -686,6 +686,8 @@ impl Invoker {
         init: Option<Duration>,
     ) -> InvokeResult {
         let c = &req.config;
+        // What init (or a previous invocation's stragglers) printed comes before START.
+        env.output.pump();
         env.output.platform_line(&format!(
             "START RequestId: {request_id} Version: {}",
             c.version

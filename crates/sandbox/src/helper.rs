@@ -138,6 +138,11 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             }
         };
     let mut next_slot = 0u32;
+    if cfg.expedite_rcu
+        && let Err(e) = std::fs::write("/sys/kernel/rcu_expedited", "1")
+    {
+        tracing::warn!(error = %e, "could not expedite RCU: cold starts pay a grace period");
+    }
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);

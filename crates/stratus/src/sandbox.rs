@@ -41,6 +41,7 @@ pub fn start(
         uid: FUNCTION_UID,
         gid: FUNCTION_GID,
         network: config.sandbox_network,
+        expedite_rcu: config.expedite_rcu,
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();

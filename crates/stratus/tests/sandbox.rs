@@ -29,6 +29,7 @@ fn helper(
         uid: 993,
         gid: 990,
         network: false,
+        expedite_rcu: false,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
