@@ -132,8 +132,7 @@ impl FunctionService {
                 }
             }
         }
-        c.last_modified_ms =
-            (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        c.last_modified_ms = crate::service::now_ms();
         self.inner
             .store
             .meta

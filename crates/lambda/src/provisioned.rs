@@ -70,8 +70,7 @@ impl FunctionService {
             function_name: r.name,
             qualifier: r.qualifier.unwrap_or_default(),
             requested,
-            last_modified_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-                as i64,
+            last_modified_ms: crate::service::now_ms(),
         };
         self.inner
             .store

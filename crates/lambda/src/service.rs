@@ -65,7 +65,7 @@ pub struct FunctionService {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -921,13 +921,15 @@ fn mark_prepared(c: &mut FunctionConfig, ok: bool) {
     }
 }
 
+/// A service over a temporary directory, for the crate's unit tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::{RuntimeInfo, RuntimeKind};
 
-    fn open(dir: &std::path::Path) -> FunctionService {
+    /// A service in `dir` offering only `provided.al2`.
+    pub fn open(dir: &std::path::Path) -> FunctionService {
         let catalog = RuntimeCatalog::from_runtimes(vec![RuntimeInfo {
             id: "provided.al2".into(),
             kind: RuntimeKind::Provided,
@@ -944,20 +946,37 @@ mod tests {
         FunctionService::new(Store::open(&dir.join("state")).unwrap(), opts, catalog).unwrap()
     }
 
-    fn state_of(svc: &FunctionService) -> FunctionState {
-        svc.get("p", None).unwrap().config.state
+    /// Creates function `name` (a `bootstrap` only) and waits until it is Active.
+    pub fn create_active(svc: &FunctionService, name: &str) {
+        svc.create(CreateFunction {
+            name: name.into(),
+            runtime: Some("provided.al2".into()),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            handler: Some("bootstrap".into()),
+            zip_file: Some(crate::code::tests::zip_of(&[("bootstrap", b"x")])),
+            ..CreateFunction::default()
+        })
+        .unwrap();
+        wait_for(svc, name, FunctionState::Active);
     }
 
-    fn wait_for(svc: &FunctionService, want: FunctionState) {
+    pub fn wait_for(svc: &FunctionService, name: &str, want: FunctionState) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while state_of(svc) != want {
+        while svc.get(name, None).unwrap().config.state != want {
             assert!(
                 std::time::Instant::now() < deadline,
-                "never became {want:?}"
+                "{name} never became {want:?}"
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::test_support::{create_active, open, wait_for};
+    use super::*;
 
     /// A crash after the commit but before the worker ran leaves a `Pending` function and no
     /// unpacked code; the next start must finish the job.
@@ -966,16 +985,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let svc = open(dir.path());
-            svc.create(CreateFunction {
-                name: "p".into(),
-                runtime: Some("provided.al2".into()),
-                role: "arn:aws:iam::000000000000:role/r".into(),
-                handler: Some("bootstrap".into()),
-                zip_file: Some(crate::code::tests::zip_of(&[("bootstrap", b"x")])),
-                ..CreateFunction::default()
-            })
-            .unwrap();
-            wait_for(&svc, FunctionState::Active);
+            create_active(&svc, "p");
         }
         {
             let store = Store::open(&dir.path().join("state")).unwrap();
@@ -996,7 +1006,7 @@ mod tests {
             std::fs::remove_dir_all(dir.path().join("code")).unwrap();
         }
         let svc = open(dir.path());
-        wait_for(&svc, FunctionState::Active);
+        wait_for(&svc, "p", FunctionState::Active);
         let config = svc.get("p", None).unwrap().config;
         assert!(svc.code_path(&config).join("bootstrap").is_file());
     }

@@ -296,39 +296,13 @@ mod tests {
     /// worker races the test) cannot be published.
     #[test]
     fn publishing_is_refused_while_latest_is_being_prepared() {
-        use crate::service::{DEFAULT_CONCURRENT_EXECUTIONS, FUNCTIONS, ServiceOptions};
-        use crate::{CreateFunction, LastUpdateStatus, RuntimeCatalog, RuntimeInfo, RuntimeKind};
+        use crate::LastUpdateStatus;
+        use crate::service::FUNCTIONS;
 
         let dir = tempfile::tempdir().unwrap();
-        let catalog = RuntimeCatalog::from_runtimes(vec![RuntimeInfo {
-            id: "provided.al2".into(),
-            kind: RuntimeKind::Provided,
-            interpreter: None,
-        }]);
-        let opts = ServiceOptions {
-            scope: crate::Scope {
-                region: "us-east-1".into(),
-                account_id: "000000000000".into(),
-            },
-            code_dir: dir.path().join("code"),
-            concurrent_executions: DEFAULT_CONCURRENT_EXECUTIONS,
-        };
-        let store = stratus_store::Store::open(&dir.path().join("state")).unwrap();
-        let svc = FunctionService::new(store.clone(), opts, catalog).unwrap();
-        svc.create(CreateFunction {
-            name: "p".into(),
-            runtime: Some("provided.al2".into()),
-            role: "arn:aws:iam::000000000000:role/r".into(),
-            handler: Some("bootstrap".into()),
-            zip_file: Some(crate::code::tests::zip_of(&[("bootstrap", b"x")])),
-            ..CreateFunction::default()
-        })
-        .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while svc.get("p", None).unwrap().config.state != FunctionState::Active {
-            assert!(std::time::Instant::now() < deadline, "never became Active");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let svc = crate::service::test_support::open(dir.path());
+        let store = svc.store();
+        crate::service::test_support::create_active(&svc, "p");
         let set = |f: fn(&mut FunctionConfig)| {
             let doc = store.meta.get(FUNCTIONS, "p").unwrap().unwrap();
             let mut rec: FunctionRecord = decode(&doc.value).unwrap();
