@@ -1,0 +1,1067 @@
+#!/usr/bin/env python3
+"""Stratus benchmark harness. Run it through `bench/run` (which builds Stratus in release
+mode first); `bench/run --help` lists the knobs.
+
+Sections (each can be selected with --only):
+
+  cold     cold start, invoke → response, for provided.al2023 (a static Rust bootstrap on
+           the lambda_runtime crate), python3.11 and nodejs20.x: N new functions per
+           repetition, each invoked once, with Stratus's REPORT figures beside the client's.
+  warm     warm invoke latency (no-op handler) and throughput at concurrency 1, 8 and 64.
+  scale    scale-out: 100 concurrent invokes (handler holds 200 ms) at a fresh function.
+  density  platform memory per idle environment.
+  peers    the floor (plain fork+exec of the same runtime process) and the peers
+           (unshare into fresh namespaces, runc run, podman run --rm) for the cold start.
+
+Writes bench/results/<timestamp>.md and .json, prints the Markdown, and (full runs) replaces
+the generated part of BENCHMARKS.md. Exit status: 0 when every Stratus measurement ran, 1
+when one failed (the table is still written, with the failure in it), 2 when no table could
+be produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from benchlib import host, peers, stats  # noqa: E402
+from benchlib.fire import burst  # noqa: E402
+from benchlib.stratus import (BenchError, RawConn, Server, Signed, make_zip,  # noqa: E402
+                              memory_cgroup_dir, timed_invoke)
+
+MEMORY_MB = 1769  # one full vCPU on Lambda; Stratus's quota is memory/1769 of a core
+FIXTURE = REPO / "tests/e2e/fixtures/rust-fn"
+BENCH_FN = HERE / "rust-fn"
+TOOLS_DIR = REPO / "target/bench-tools"
+FN_TARGET_DIR = REPO / "target/bench-rust-fn"
+RESULTS = HERE / "results"
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+BEGIN = "<!-- bench:generated:begin -->"
+END = "<!-- bench:generated:end -->"
+
+PY_HANDLER = 'def handler(event, context):\n    return "ok"\n'
+NODE_HANDLER = 'exports.handler = async () => "ok";\n'
+
+TARGETS = {
+    "cold_provided_p50_ms": ("provided.al2023 cold start p50", 3.0, "≤ 3 ms"),
+    "cold_python_p50_ms": ("python3.11 cold start p50", 15.0, "≤ 15 ms"),
+    "cold_node_p50_ms": ("nodejs20.x cold start p50", 100.0, "≤ 100 ms"),
+    "warm_p50_ms": ("warm invoke overhead p50", 0.2, "≤ 0.2 ms"),
+    "warm_p99_ms": ("warm invoke overhead p99", 1.0, "≤ 1 ms"),
+    "throughput_max_rps": ("no-op invokes/s (best of c=1/8/64)", 10_000.0, "≥ 10,000/s"),
+    "scale_100_ms": ("100 environments serving", 500.0, "≤ 0.5 s"),
+    "density_mib": ("platform memory per idle environment", 2.0, "≤ 2 MiB"),
+}
+HIGHER_IS_BETTER = {"throughput_max_rps"}
+
+
+def log(msg: str):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true",
+                   help="few iterations of everything (checks the harness; < 3 min after builds)")
+    p.add_argument("--only", default="cold,warm,scale,density,peers",
+                   help="comma-separated sections to run (default: all)")
+    p.add_argument("--cold-iterations", type=int, help="cold starts per runtime per repetition "
+                   "(default 200; smoke 5)")
+    p.add_argument("--reps", type=int, help="repetitions of each measurement (default 3; smoke 1)")
+    p.add_argument("--peer-iterations", type=int,
+                   help="launches per peer per repetition (default 100; smoke 3)")
+    p.add_argument("--podman-iterations", type=int,
+                   help="podman launches per repetition (default 30; smoke 2)")
+    p.add_argument("--warm-seconds", type=float, help="seconds per throughput run (default 5; smoke 1)")
+    p.add_argument("--scale-n", type=int, default=100, help="concurrent invokes in the scale-out "
+                   "measurement (default 100)")
+    p.add_argument("--scale-reps", type=int, help="scale-out repetitions (default 5; smoke 1)")
+    p.add_argument("--density-n", type=int, help="idle environments for density (default 100; smoke 10)")
+    p.add_argument("--no-install", action="store_true",
+                   help="never apt-get install runc/podman; missing peers are reported as not available")
+    p.add_argument("--no-peers-containers", action="store_true",
+                   help="skip runc and podman (reported as skipped)")
+    p.add_argument("--profile", action="store_true",
+                   help="record `perf record -a -g` (cpu-clock) during the provided cold series and "
+                        "the c=8 throughput run; summaries go to bench/results/")
+    p.add_argument("--stratus-bin", default=str(REPO / "target/release/stratus"))
+    p.add_argument("--update-benchmarks", choices=("auto", "yes", "no"), default="auto",
+                   help="rewrite the generated part of BENCHMARKS.md (auto: full runs only)")
+    p.add_argument("--keep-workdir", action="store_true")
+    a = p.parse_args()
+    smoke = a.smoke
+    a.cold_iterations = a.cold_iterations or (5 if smoke else 200)
+    a.reps = a.reps or (1 if smoke else 3)
+    a.peer_iterations = a.peer_iterations or (3 if smoke else 100)
+    a.podman_iterations = a.podman_iterations or (2 if smoke else 30)
+    a.warm_seconds = a.warm_seconds or (1.0 if smoke else 5.0)
+    a.scale_reps = a.scale_reps or (1 if smoke else 5)
+    a.density_n = a.density_n or (10 if smoke else 100)
+    a.warm_samples = 300 if smoke else 3000
+    a.boto3_samples = 30 if smoke else 500
+    a.sections = [s.strip() for s in a.only.split(",") if s.strip()]
+    return a
+
+
+# --- builds ---------------------------------------------------------------------------
+
+
+def host_triple() -> str:
+    out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("host:"):
+            return line.split(":", 1)[1].strip()
+    raise BenchError("cannot tell rustc's host triple")
+
+
+def build_rust_fn(manifest_dir: Path, binary_name: str) -> Path:
+    """A static executable (crt-static; the explicit --target keeps the flag off build
+    scripts and proc macros) so the same file runs under Stratus, directly, and alone in a
+    container rootfs. Built to target/bench-rust-fn, never committed."""
+    triple = host_triple()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_TARGET_")}
+    env["RUSTFLAGS"] = "-C target-feature=+crt-static"
+    # Optimised as a user's function would be (the e2e fixture's manifest says opt-level 1
+    # to build quickly; this overrides it without editing it, and both share dependencies).
+    env["CARGO_PROFILE_RELEASE_OPT_LEVEL"] = "3"
+    cmd = ["cargo", "build", "--release", "--locked", "--manifest-path",
+           str(manifest_dir / "Cargo.toml"), "--target-dir", str(FN_TARGET_DIR), "--target", triple]
+    log(" ".join(cmd[:8]) + " …")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if r.returncode != 0:
+        raise BenchError(f"building {manifest_dir} failed:\n{r.stderr[-3000:]}")
+    path = FN_TARGET_DIR / triple / "release" / binary_name
+    if not path.is_file():
+        raise BenchError(f"{path} missing after the build")
+    return path
+
+
+def build_tools() -> dict[str, Path | str]:
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path | str] = {}
+    cc = shutil.which("cc") or shutil.which("gcc")
+    for name, flags in (("loadgen", ["-O2", "-pthread"]), ("fdlisten", ["-O2", "-static"])):
+        if cc is None:
+            out[name] = "no C compiler (cc)"
+            continue
+        dst = TOOLS_DIR / name
+        r = subprocess.run([cc, *flags, "-o", str(dst), str(HERE / "c" / f"{name}.c")],
+                           capture_output=True, text=True)
+        out[name] = dst if r.returncode == 0 else f"cc failed: {r.stderr.strip()[-300:]}"
+    return out
+
+
+# --- measurement helpers ----------------------------------------------------------------
+
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.workdir = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
+        self.binary = Path(args.stratus_bin)
+        self.results: dict = {"sections": {}, "errors": {}, "notes": []}
+        self.servers: list[Server] = []
+        self.runtime_dir: Path | None = None
+        self.fixture_bin: Path | None = None
+        self.bench_fn_bin: Path | None = None
+        self.tools: dict = {}
+        self.profiles: list[str] = []
+        self.stops = self.leaky_stops = self.leaked_cgroups = 0
+        self.settle_waits: list[float] = []
+
+    def server(self, **kw) -> Server:
+        s = Server(self.binary, self.workdir, **kw)
+        self.servers.append(s)
+        s.start()
+        if self.runtime_dir is None and (s.data_dir / "runtime").is_dir():
+            self.runtime_dir = self.workdir / "runtime"
+            shutil.copytree(s.data_dir / "runtime", self.runtime_dir)
+        return s
+
+    def done(self, s: Server):
+        s.stop()
+        self.stops += 1
+        if s.leaked_cgroups:
+            self.leaky_stops += 1
+            self.leaked_cgroups += s.leaked_cgroups
+        s.cleanup()
+        # The kernel frees the environments' namespaces after they are gone, in the
+        # background; the next measurement should not run beside that.
+        waited = host.wait_quiet()
+        self.settle_waits.append(waited)
+        if waited >= 29:
+            log("machine still busy 30 s after stopping a server; measuring anyway")
+        if s in self.servers:
+            self.servers.remove(s)
+
+    def shutdown(self):
+        for s in list(self.servers):
+            try:
+                s.stop()
+            except Exception:  # noqa: BLE001
+                s.kill()
+        if not self.args.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Profiler:
+    """`perf record -a -g -e cpu-clock` for the duration of a `with` block (when enabled)."""
+
+    def __init__(self, ctx: Ctx, label: str, pids: list[int] | None = None):
+        self.ctx, self.label, self.proc, self.pids = ctx, label, None, pids
+        self.data = ctx.workdir / f"perf-{label}.data"
+
+    def __enter__(self):
+        if self.ctx.args.profile and shutil.which("perf"):
+            target = ["-p", ",".join(map(str, self.pids))] if self.pids else ["-a"]
+            self.proc = subprocess.Popen(
+                ["perf", "record", *target, "-g", "-e", "cpu-clock", "-F", "1999", "-o",
+                 str(self.data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        parts = []
+        for extra in (["--no-children", "--sort", "comm,dso", "--percent-limit", "0.3"],
+                      ["--children", "--sort", "comm,sym", "--percent-limit", "1"]):
+            rep = subprocess.run(["perf", "report", "-i", str(self.data), "--stdio", "-g", "none",
+                                  *extra], capture_output=True, text=True, timeout=600)
+            lines = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+            parts.append("\n".join(lines[:60]))
+        scope = "processes " + ",".join(map(str, self.pids)) if self.pids else \
+            "whole machine, idle included"
+        self.ctx.profiles.append(f"##### perf: {self.label} ({scope})"
+                                 f"\n\n```text\n{parts[0]}\n\n{parts[1]}\n```\n")
+
+
+def zip_for(runtime: str, ctx: Ctx, sleeper: bool = False) -> tuple[str, str, bytes]:
+    if runtime == "provided":
+        binary = ctx.bench_fn_bin if sleeper else ctx.fixture_bin
+        return "provided.al2023", "bootstrap", make_zip({"bootstrap": binary.read_bytes()})
+    if runtime == "python":
+        return "python3.11", "index.handler", make_zip({"index.py": PY_HANDLER})
+    if runtime == "node":
+        return "nodejs20.x", "index.handler", make_zip({"index.js": NODE_HANDLER})
+    raise ValueError(runtime)
+
+
+def create_functions(s: Server, names: list[str], runtime_id: str, handler: str, code: bytes):
+    for n in names:
+        s.create_function(n, runtime_id, handler, code, MEMORY_MB)
+    s.wait_active(names)
+
+
+def pooled(rep_values: list[list[float]]) -> dict:
+    allv = [v for rep in rep_values for v in rep]
+    out = stats.summary(allv)
+    out["samples"] = [[round(v, 4) for v in r] for r in rep_values]  # per repetition
+    out["rep_p50"] = [stats.median(r) for r in rep_values if r]
+    out["rep_p99"] = [stats.percentile(r, 99) for r in rep_values if r]
+    return out
+
+
+# --- sections -------------------------------------------------------------------------
+
+
+def section_cold(ctx: Ctx) -> dict:
+    a = ctx.args
+    out = {}
+    for runtime in ("provided", "python", "node"):
+        runtime_id, handler, code = zip_for(runtime, ctx)
+        client, init, dur = [], [], []
+        # With --profile, one extra, unmeasured repetition of the provided series runs first
+        # under `perf record -a` (rep -1), so the figures are not taken under the profiler.
+        first = -1 if (a.profile and runtime == "provided") else 0
+        for rep in range(first, a.reps):
+            s = ctx.server()
+            try:
+                names = [f"cold-{runtime}-{rep}-{i}" for i in range(a.cold_iterations + 1)]
+                what = "profiled extra rep" if rep < 0 else f"rep {rep + 1}/{a.reps}"
+                log(f"cold {runtime_id} {what}: creating {len(names)} functions")
+                create_functions(s, names, runtime_id, handler, code)
+                conn = RawConn(s.host, s.port).connect()
+                # The first invocation on a new server is not counted (lazy set-up in the
+                # server and the helper).
+                timed_invoke(conn, s.invoke_request(names[0], tail=True))
+                c_rep, i_rep, d_rep = [], [], []
+                prof = Profiler(ctx, f"cold-{runtime}") if rep < 0 else None
+                if prof:
+                    prof.__enter__()
+                try:
+                    for name in names[1:]:
+                        req = s.invoke_request(name, tail=True)  # signed before the clock starts
+                        inv = timed_invoke(conn, req)
+                        if inv.status != 200 or inv.function_error:
+                            raise BenchError(f"cold invoke of {name}: {inv.status} "
+                                             f"{inv.function_error} {inv.body[:300]!r}\n{inv.log}")
+                        if "init_ms" not in inv.report:
+                            raise BenchError(f"invoke of new function {name} was not a cold "
+                                             f"start (no Init Duration):\n{inv.log}")
+                        c_rep.append(inv.seconds * 1e3)
+                        i_rep.append(inv.report["init_ms"])
+                        d_rep.append(inv.report.get("duration_ms", math.nan))
+                finally:
+                    if prof:
+                        prof.__exit__(None, None, None)
+                conn.close()
+                if rep < 0:
+                    continue
+                client.append(c_rep)
+                init.append(i_rep)
+                dur.append(d_rep)
+                log(f"  client p50 {stats.median(c_rep):.2f} ms, Init Duration p50 "
+                    f"{stats.median(i_rep):.2f} ms")
+            finally:
+                ctx.done(s)
+        out[runtime] = {"runtime": runtime_id, "memory_mb": MEMORY_MB,
+                        "client_ms": pooled(client), "init_ms": pooled(init),
+                        "duration_ms": pooled(dur)}
+    return out
+
+
+def loadgen_run(ctx: Ctx, s: Server, request: bytes, conns: int, seconds: float) -> dict:
+    req_file = ctx.workdir / "loadgen-request.bin"
+    req_file.write_bytes(request)
+    helper = s.helper_pid()
+    env_dir = memory_cgroup_dir(s.cgroup_parent)
+    env_pids = [p for d in env_dir.iterdir() if d.is_dir() for p in host.cgroup_procs(d)] \
+        if env_dir.is_dir() else []
+    before = (host.machine_cpu(), host.proc_cpu_seconds(s.pid),
+              host.proc_cpu_seconds(helper) if helper else 0.0,
+              sum(host.proc_cpu_seconds(p) for p in env_pids))
+    r = subprocess.run([str(ctx.tools["loadgen"]), s.host, str(s.port), str(conns), str(seconds),
+                        str(req_file)], capture_output=True, text=True, timeout=seconds + 120)
+    after = (host.machine_cpu(), host.proc_cpu_seconds(s.pid),
+             host.proc_cpu_seconds(helper) if helper else 0.0,
+             sum(host.proc_cpu_seconds(p) for p in env_pids))
+    if not r.stdout.strip():
+        raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-500:]}")
+    doc = json.loads(r.stdout)
+    if doc["failed_connections"] or doc["errors"]:
+        raise BenchError(f"loadgen saw errors: {doc}; server stderr:\n{s.stderr_tail(1500)}")
+    wall = doc["seconds"]
+    busy = after[0][0] - before[0][0]
+    total = after[0][1] - before[0][1]
+    ncpu = os.cpu_count() or 1
+    doc["cpu_cores"] = {
+        "client": (doc["cpu_user"] + doc["cpu_sys"]) / wall,
+        "server": (after[1] - before[1]) / wall,
+        "helper": (after[2] - before[2]) / wall,
+        "functions": (after[3] - before[3]) / wall,
+        "machine": busy / total * ncpu if total else math.nan,
+        "available": ncpu,
+    }
+    return doc
+
+
+def prewarm(s: Server, name: str, n: int):
+    """Makes `n` idle environments of `name`: n concurrent invokes that each hold 100 ms."""
+    b = burst(s, name, n, b'{"sleep_ms": 100}')
+    if b.ok != n:
+        raise BenchError(f"prewarming {n} environments: {b.ok} of {n} succeeded "
+                         f"(statuses {sorted(set(b.statuses))})")
+
+
+def section_warm(ctx: Ctx) -> dict:
+    a = ctx.args
+    out: dict = {"memory_mb": MEMORY_MB, "function": "bench/rust-fn (provided.al2023, returns \"ok\")"}
+    s = ctx.server()
+    try:
+        runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
+        create_functions(s, ["noop"], runtime_id, handler, code)
+        conn = RawConn(s.host, s.port).connect()
+        req = Signed(lambda: s.invoke_request("noop"))
+        for _ in range(200):
+            timed_invoke(conn, req.fresh())
+
+        def series(make_req, n, check=True):
+            vals = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = conn.request(make_req())
+                vals.append((time.perf_counter() - t0) * 1e3)
+                if check and (r.status != 200 or "x-amz-function-error" in r.headers):
+                    raise BenchError(f"warm invoke: {r.status} {r.body[:200]!r}")
+            return vals
+
+        log("warm: Python raw-socket client, health endpoint, REPORT durations, boto3")
+        out["python_raw_ms"] = stats.summary(series(req.fresh, a.warm_samples))
+        health = f"GET /_stratus/health HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n\r\n".encode()
+        out["health_ms"] = stats.summary(series(lambda: health, a.warm_samples, check=False))
+        tail_req = Signed(lambda: s.invoke_request("noop", tail=True))
+        rtt, dur, over = [], [], []
+        for _ in range(a.warm_samples):
+            inv = timed_invoke(conn, tail_req.fresh())
+            if inv.status != 200 or "duration_ms" not in inv.report:
+                raise BenchError(f"warm tail invoke: {inv.status} {inv.log!r}")
+            rtt.append(inv.seconds * 1e3)
+            dur.append(inv.report["duration_ms"])
+            over.append(inv.seconds * 1e3 - inv.report["duration_ms"])
+        out["tail_rtt_ms"] = stats.summary(rtt)
+        out["report_duration_ms"] = stats.summary(dur)
+        out["rtt_minus_duration_ms"] = stats.summary(over)
+        conn.close()
+        try:
+            import boto3
+            import botocore.config
+            lam = boto3.client(
+                "lambda", endpoint_url=f"http://{s.host}:{s.port}", region_name="us-east-1",
+                aws_access_key_id=s.creds[0], aws_secret_access_key=s.creds[1],
+                config=botocore.config.Config(retries={"max_attempts": 0}))
+            for _ in range(20):
+                lam.invoke(FunctionName="noop", Payload=b"{}")["Payload"].read()
+            b3 = []
+            for _ in range(a.boto3_samples):
+                t0 = time.perf_counter()
+                lam.invoke(FunctionName="noop", Payload=b"{}")["Payload"].read()
+                b3.append((time.perf_counter() - t0) * 1e3)
+            out["boto3_ms"] = stats.summary(b3)
+        except ImportError:
+            out["boto3_ms"] = {"n": 0, "note": "boto3 not importable"}
+
+        if isinstance(ctx.tools.get("loadgen"), Path):
+            out["throughput"] = {}
+            for c in (1, 8, 64):
+                if c > 1:
+                    prewarm(s, "noop", c)
+                envs = s.health()["environments"]
+                # one short unmeasured run so every connection and environment is warm
+                loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
+                runs = []
+                if c == 8 and a.profile:  # an extra, unmeasured run under `perf record`
+                    with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
+                        loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
+                for rep in range(a.reps):
+                    runs.append(loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds))
+                    log(f"warm c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
+                        f"p50 {runs[-1]['lat_us']['p50']} µs, p99 {runs[-1]['lat_us']['p99']} µs, "
+                        f"client {runs[-1]['cpu_cores']['client']:.2f} cores, machine "
+                        f"{runs[-1]['cpu_cores']['machine']:.2f}")
+                out["throughput"][str(c)] = {"environments": envs, "runs": runs}
+        else:
+            out["throughput_error"] = f"loadgen unavailable: {ctx.tools.get('loadgen')}"
+        if a.profile and shutil.which("strace"):
+            out["syscalls_per_invoke"] = count_syscalls(ctx, s, req, 1000 if a.smoke else 3000)
+    finally:
+        ctx.done(s)
+    return out
+
+
+def count_syscalls(ctx: Ctx, s: Server, req: Signed, n: int) -> dict:
+    """`strace -c -f` on the server (all threads) while `n` warm invokes run one after the
+    other: system calls per invocation, by name."""
+    out_file = ctx.workdir / "strace-warm.txt"
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(out_file), "-p", str(s.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    conn = RawConn(s.host, s.port).connect()
+    for _ in range(n):
+        conn.request(req.fresh())
+    conn.close()
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(timeout=60)
+    counts = {}
+    for line in out_file.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            try:
+                counts[f[-1]] = round(int(f[3]) / n, 1)
+            except ValueError:
+                continue
+    text = ", ".join(f"{k} {v:g}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+                     if v >= 0.5)
+    ctx.profiles.append(f"##### strace -c -f on the server: system calls per warm invoke "
+                        f"({n} sequential)\n\n{text}; total "
+                        f"{sum(counts.values()):.0f}\n")
+    return counts
+
+
+def section_scale(ctx: Ctx) -> dict:
+    a = ctx.args
+    n = a.scale_n
+    runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
+    reps = []
+    for rep in range(a.scale_reps):
+        s = ctx.server()
+        try:
+            create_functions(s, ["warmup", "scale"], runtime_id, handler, code)
+            conn = RawConn(s.host, s.port).connect()
+            timed_invoke(conn, s.invoke_request("warmup"))
+            conn.close()
+            base_envs = s.health()["environments"]
+            b = burst(s, "scale", n, b'{"sleep_ms": 200}', poll_health=True)
+            if b.ok != n:
+                raise BenchError(f"scale-out: {b.ok} of {n} invocations succeeded "
+                                 f"(statuses {sorted(set(b.statuses))}); "
+                                 f"server stderr:\n{s.stderr_tail(1500)}")
+            all_ms = max(b.done_ms)
+            env_n_ms = next((t for t, e, _ in b.health if e - base_envs >= n), math.nan)
+            r = {"all_returned_ms": all_ms, "first_returned_ms": min(b.done_ms),
+                 "last_serving_ms": all_ms - 200.0, "send_ms": b.t_send_ms,
+                 "environments_at_ms": env_n_ms,
+                 "envs_per_s": n / (env_n_ms / 1e3) if env_n_ms == env_n_ms else math.nan,
+                 "health_samples": len(b.health),
+                 "final_environments": s.health()["environments"] - base_envs}
+            reps.append(r)
+            log(f"scale-out rep {rep + 1}/{a.scale_reps}: all {n} returned in {all_ms:.0f} ms; "
+                f"{n} environments after {env_n_ms:.0f} ms")
+        finally:
+            ctx.done(s)
+
+    def med(k):
+        return stats.median([r[k] for r in reps])
+
+    return {"n": n, "hold_ms": 200, "memory_mb": MEMORY_MB, "reps": reps,
+            "all_returned_ms": med("all_returned_ms"),
+            "last_serving_ms": med("last_serving_ms"),
+            "environments_at_ms": med("environments_at_ms"),
+            "envs_per_s": med("envs_per_s"),
+            "spread_all_returned": stats.spread(r["all_returned_ms"] for r in reps)}
+
+
+def section_density(ctx: Ctx) -> dict:
+    a = ctx.args
+    n = a.density_n
+    runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
+    s = ctx.server()
+    try:
+        create_functions(s, ["warmup", "idle"], runtime_id, handler, code)
+        conn = RawConn(s.host, s.port).connect()
+        timed_invoke(conn, s.invoke_request("warmup"))
+        conn.close()
+        time.sleep(0.5)
+        mem_dir = memory_cgroup_dir(s.cgroup_parent)
+        before_envs = {d.name for d in mem_dir.iterdir() if d.is_dir()}
+        helper = s.helper_pid()
+        srv0, hlp0 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
+        b = burst(s, "idle", n, b'{"sleep_ms": 50}')
+        if b.ok != n:
+            raise BenchError(f"density: {b.ok} of {n} invocations succeeded")
+        deadline = time.monotonic() + 10
+        while s.health()["invocations_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        srv1, hlp1 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
+        envs = []
+        for d in sorted(mem_dir.iterdir()):
+            if not d.is_dir() or d.name in before_envs:
+                continue
+            cg = host.cgroup_memory(d)
+            procs = host.cgroup_procs(d)
+            init = [p for p in procs if "sandbox-helper" in host.cmdline(p)]
+            fn = [p for p in procs if p not in init]
+            init_pss = sum(host.smaps_rollup(p).get("Pss", 0) for p in init)
+            fn_rss = sum(host.smaps_rollup(p).get("Rss", 0) for p in fn)
+            fn_pss = sum(host.smaps_rollup(p).get("Pss", 0) for p in fn)
+            fn_anon = sum(host.rss_anon(p) for p in fn)
+            envs.append({"usage": cg["usage"], "anon": cg["anon"], "kernel": cg.get("kernel"),
+                         "init_pss": init_pss, "fn_rss": fn_rss, "fn_pss": fn_pss,
+                         "fn_anon": fn_anon, "procs": len(procs)})
+        if len(envs) != n:
+            ctx.results["notes"].append(f"density: expected {n} new environment cgroups, found "
+                                        f"{len(envs)}")
+        k = max(1, len(envs))
+        mib = 1024 * 1024
+        srv_growth = (srv1.get("Rss", 0) - srv0.get("Rss", 0)) / k
+        hlp_growth = (hlp1.get("Rss", 0) - hlp0.get("Rss", 0)) / k
+        non_anon = stats.median([e["usage"] - e["anon"] for e in envs])
+        init_pss = stats.median([e["init_pss"] for e in envs])
+        platform_env = [(e["usage"] - e["anon"]) + e["init_pss"] + srv_growth + hlp_growth
+                        for e in envs]
+        brief_formula = [e["usage"] - e["fn_rss"] + srv_growth + hlp_growth for e in envs]
+        return {
+            "n": len(envs),
+            "function": "bench/rust-fn (provided.al2023)",
+            "memory_mb": MEMORY_MB,
+            "platform_mib": stats.median(platform_env) / mib,
+            "platform_mib_spread": tuple(v / mib for v in stats.spread(platform_env) or (0, 0)),
+            "cgroup_non_anon_mib": non_anon / mib,
+            "cgroup_usage_mib": stats.median([e["usage"] for e in envs]) / mib,
+            "cgroup_kernel_mib": stats.median([e["kernel"] or 0 for e in envs]) / mib,
+            "init_pss_mib": init_pss / mib,
+            "server_rss_growth_mib": srv_growth / mib,
+            "helper_rss_growth_mib": hlp_growth / mib,
+            "server_rss_mib": (srv0.get("Rss", 0) / mib, srv1.get("Rss", 0) / mib),
+            "brief_formula_mib": stats.median(brief_formula) / mib,
+            "fn_rss_mib": stats.median([e["fn_rss"] for e in envs]) / mib,
+            "fn_anon_mib": stats.median([e["fn_anon"] for e in envs]) / mib,
+            "fn_pss_mib": stats.median([e["fn_pss"] for e in envs]) / mib,
+        }
+    finally:
+        ctx.done(s)
+
+
+def section_peers(ctx: Ctx, availability: dict) -> dict:
+    a = ctx.args
+    if ctx.runtime_dir is None:  # Stratus's Python/Node bootstraps, for their floors
+        ctx.done(ctx.server())
+    work = ctx.workdir / "peers"
+    work.mkdir(exist_ok=True)
+    task = work / "task"
+    task.mkdir(exist_ok=True)
+    (task / "index.py").write_text(PY_HANDLER)
+    (task / "index.js").write_text(NODE_HANDLER)
+    launchers: dict[str, peers.Launcher | str] = {}
+    base = peers.lambda_env("bench", "")
+    launchers["floor-provided"] = peers.Floor(work, [str(ctx.fixture_bin)], base, "provided")
+    for label, rid, exe, script in (("python", "python3.11", "python3.11", "python/bootstrap.py"),
+                                    ("node", "nodejs20.x", "node", "node/bootstrap.js")):
+        path = shutil.which(exe, path="/usr/bin:/usr/local/bin:/bin:" + os.environ.get("PATH", ""))
+        if path is None or ctx.runtime_dir is None:
+            launchers[f"floor-{label}"] = f"not available: {exe} not found"
+            continue
+        env = dict(base, _HANDLER="index.handler", LAMBDA_TASK_ROOT=str(task),
+                   LAMBDA_RUNTIME_DIR=str(ctx.runtime_dir / label),
+                   AWS_EXECUTION_ENV=f"AWS_Lambda_{rid}")
+        launchers[f"floor-{label}"] = peers.Floor(
+            work, [os.path.realpath(path), str(ctx.runtime_dir / script)], env, label)
+    fdl = ctx.tools.get("fdlisten")
+    if not isinstance(fdl, Path):
+        for k in ("unshare", "runc", "podman"):
+            launchers[k] = f"not available: fdlisten could not be built ({fdl})"
+    else:
+        if shutil.which("unshare"):
+            launchers["unshare"] = peers.Unshare(work, ctx.fixture_bin, fdl)
+        else:
+            launchers["unshare"] = "not available: `unshare` (util-linux) not found"
+        for k in ("runc", "podman"):
+            if a.no_peers_containers:
+                launchers[k] = "skipped (--no-peers-containers)"
+            elif availability.get(k):
+                launchers[k] = f"not available: {availability[k]}"
+            else:
+                try:
+                    if k == "runc":
+                        launchers[k] = peers.Runc(work, ctx.fixture_bin, fdl,
+                                                  f"stratus-bench-runc-{os.getpid()}")
+                    else:
+                        launchers[k] = peers.Podman(work, ctx.fixture_bin, fdl,
+                                                    f"localhost/stratus-bench-fn:{os.getpid()}")
+                except Exception as e:  # noqa: BLE001
+                    launchers[k] = f"not available: {str(e).strip()[-300:]}"
+    results: dict = {}
+    samples: dict[str, list[list[peers.Sample]]] = {k: [] for k in launchers}
+    # One unmeasured launch each (page cache, podman's storage), and a peer that fails
+    # here is reported as not available instead of failing the run.
+    for k, l in launchers.items():
+        if isinstance(l, str):
+            continue
+        try:
+            l.once()
+        except Exception as e:  # noqa: BLE001
+            launchers[k] = f"not available: {e} {l.log_tail()[-300:]}".strip()
+            l.close()
+    for rep in range(a.reps):  # repetitions interleaved across launchers
+        for k, l in launchers.items():
+            if isinstance(l, str):
+                continue
+            count = a.podman_iterations if k == "podman" else a.peer_iterations
+            log(f"peers rep {rep + 1}/{a.reps}: {k} × {count}")
+            rep_samples = []
+            try:
+                for _ in range(count):
+                    rep_samples.append(l.once())
+            except Exception as e:  # noqa: BLE001
+                launchers[k] = f"failed during the run: {e} {l.log_tail()[-300:]}".strip()
+                l.close()
+                continue
+            samples[k].append(rep_samples)
+    for k, l in launchers.items():
+        if isinstance(l, str):
+            results[k] = {"unavailable": l}
+            continue
+        l.close()
+        results[k] = {"next_ms": pooled([[x.next_ms for x in r] for r in samples[k]]),
+                      "response_ms": pooled([[x.response_ms for x in r] for r in samples[k]])}
+    return results
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def g(d, *path, default=None):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def headline(res: dict) -> dict:
+    sec = res["sections"]
+    h = {}
+    for rt in ("provided", "python", "node"):
+        h[f"cold_{rt}_p50_ms"] = g(sec, "cold", rt, "client_ms", "p50")
+    tp = g(sec, "warm", "throughput") or {}
+    c1 = g(tp, "1", "runs") or []
+    if c1:
+        h["warm_p50_ms"] = stats.median([r["lat_us"]["p50"] for r in c1]) / 1e3
+        h["warm_p99_ms"] = stats.median([r["lat_us"]["p99"] for r in c1]) / 1e3
+    rps = [stats.median([r["rps"] for r in v["runs"]]) for v in tp.values() if v.get("runs")]
+    h["throughput_max_rps"] = max(rps) if rps else None
+    h["scale_100_ms"] = g(sec, "scale", "last_serving_ms")
+    h["density_mib"] = g(sec, "density", "platform_mib")
+    return h
+
+
+def render(res: dict, ctx: Ctx) -> str:
+    F = stats.fmt
+    sec = res["sections"]
+    errs = res["errors"]
+    m = res["machine"]
+    L: list[str] = []
+    add = L.append
+    add(f"## Results: {res['started']} ({'smoke' if res['smoke'] else 'full'} run)\n")
+    add(f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total']}, kernel {m['kernel']}, "
+        f"{m['os']}, cgroups {m['cgroups']}; first touch of fresh memory "
+        f"{F(m['first_touch_us_per_page'][0])} µs per 4 KiB page, again "
+        f"{F(m['first_touch_us_per_page'][1])} µs. Stratus {res['stratus_version']} "
+        f"(`{res['git']}`), release build. Client: {res['client']}. MemorySize {MEMORY_MB} MB "
+        f"everywhere. Repetitions: {ctx.args.reps}.\n")
+
+    add("<details><summary>Machine details</summary>\n")
+    add("```text")
+    add(f"$ nproc\n{m['nproc']}\n$ free -g\n{m['free_g']}\n$ uname -srvm\n{m['uname']}")
+    add(f"CPU model: {m['cpu_model']}\n{m['rustc']}; Python {m['python']}; {m['perf']}")
+    add("```\n</details>\n")
+
+    # targets
+    h = headline(res)
+    add("### Targets\n")
+    add("| metric | target | measured | |")
+    add("|---|---|---|---|")
+    for k, (label, limit, text) in TARGETS.items():
+        v = h.get(k)
+        if v is None:
+            add(f"| {label} | {text} | not measured | – |")
+            continue
+        met = v >= limit if k in HIGHER_IS_BETTER else v <= limit
+        unit = {"throughput_max_rps": "/s", "density_mib": " MiB"}.get(k, " ms")
+        add(f"| {label} | {text} | {F(v)}{unit} | {'met' if met else '**missed**'} |")
+    add("")
+
+    # cold start
+    add("### Cold start: invoke → response\n")
+    add(f"Client-measured (raw SigV4 request over loopback, signed before the clock starts; "
+        f"`LogType=Tail`), one new function per invocation, {ctx.args.cold_iterations} per "
+        f"runtime per repetition. `Init Duration` is Stratus's REPORT line (sandbox creation to "
+        f"the runtime's first `/next`). Floor: the same runtime process started with plain "
+        f"`posix_spawn`, serving one invocation from the harness's own Runtime API. Spread: "
+        f"lowest–highest p50 of the repetitions.\n")
+    add("| runtime | n | p50 ms | p90 ms | p99 ms | p50 spread | Init Duration p50 / p90 / p99 ms "
+        "| floor p50 / p99 ms | × floor (p50) |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    if "cold" in errs:
+        add(f"| failed: {errs['cold'][:200]} |||||||||")
+    pr = sec.get("peers", {})
+    for rt in ("provided", "python", "node"):
+        c = g(sec, "cold", rt)
+        if not c:
+            continue
+        cm, im = c["client_ms"], c["init_ms"]
+        fl = g(pr, f"floor-{rt}", "response_ms")
+        add(f"| {c['runtime']} | {cm['n']} | {F(cm['p50'])} | {F(cm['p90'])} | {F(cm['p99'])} | "
+            f"{stats.fmt_spread(stats.spread(cm['rep_p50']))} | {F(im['p50'])} / {F(im['p90'])} / "
+            f"{F(im['p99'])} | {F(g(fl, 'p50'))} / {F(g(fl, 'p99'))} | "
+            f"{stats.ratio(cm['p50'], g(fl, 'p50'))} |")
+    add("")
+
+    # peers
+    add("### Cold start against the floor and the peers (provided.al2023, same static binary)\n")
+    add("`to /next`: launch → the runtime's first `GET /next` (for Stratus: REPORT `Init "
+        "Duration`). `to response`: launch → the runtime posts its response (for Stratus: the "
+        "client's invoke → response, which adds the HTTP front door and SigV4). Ratios are "
+        "this row's p50 (p99) over the column's.\n")
+    rows = []
+    c = g(sec, "cold", "provided")
+    if c:
+        rows.append(("Stratus (invoke API)", c["init_ms"], c["client_ms"]))
+    names = {"floor-provided": "floor: posix_spawn", "unshare": "unshare (user,pid,mnt,uts,ipc,net)",
+             "runc": "runc run (OCI bundle)", "podman": "podman run --rm (imported image)"}
+    for k, label in names.items():
+        v = pr.get(k)
+        if v is None:
+            continue
+        if "unavailable" in v:
+            rows.append((label, v["unavailable"], None))
+        else:
+            rows.append((label, v["next_ms"], v["response_ms"]))
+    refs = [(k, pr[k]["response_ms"]) for k in names
+            if k in pr and "unavailable" not in pr[k]]
+    ref_labels = {"floor-provided": "floor", "unshare": "unshare", "runc": "runc", "podman": "podman"}
+    add("| approach | n | to /next p50 / p99 ms | to response p50 / p90 / p99 ms | p50 spread | "
+        + " | ".join(f"× {ref_labels[k]}" for k, _ in refs) + " |")
+    add("|---|---|---|---|---|" + "---|" * len(refs))
+    for label, nxt, resp in rows:
+        if isinstance(nxt, str):
+            add(f"| {label} | – | {nxt} | | |" + " |" * len(refs))
+            continue
+        cells = [f"{stats.ratio(resp['p50'], r['p50'])} ({stats.ratio(resp['p99'], r['p99'])})"
+                 for _, r in refs]
+        add(f"| {label} | {resp['n']} | {F(nxt['p50'])} / {F(nxt['p99'])} | {F(resp['p50'])} / "
+            f"{F(resp['p90'])} / {F(resp['p99'])} | {stats.fmt_spread(stats.spread(resp['rep_p50']))} | "
+            + " | ".join(cells) + " |")
+    nrefs = [(k, pr[k]["next_ms"]) for k in names if k in pr and "unavailable" not in pr[k]]
+    if rows and nrefs:
+        add("")
+        add("Init alone (launch → first `/next`), p50 (p99) ratios:\n")
+        add("| approach | " + " | ".join(f"× {ref_labels[k]}" for k, _ in nrefs) + " |")
+        add("|---|" + "---|" * len(nrefs))
+        for label, nxt, resp in rows:
+            if isinstance(nxt, str):
+                continue
+            add(f"| {label} | " + " | ".join(
+                f"{stats.ratio(nxt['p50'], r['p50'])} ({stats.ratio(nxt['p99'], r['p99'])})"
+                for _, r in nrefs) + " |")
+    if "peers" in errs:
+        add(f"\nPeers failed: {errs['peers'][:300]}")
+    add("")
+
+    # warm
+    w = sec.get("warm")
+    add("### Warm invoke (no-op handler)\n")
+    if "warm" in errs:
+        add(f"Failed: {errs['warm'][:500]}\n")
+    if w:
+        add("Latency over one persistent connection, sequential. The handler takes about a "
+            "microsecond, so the round trip is the overhead Stratus adds. `REPORT Duration` is "
+            "Stratus's own measure from handing the event to the runtime to its response.\n")
+        add("| measurement | n | p50 ms | p90 ms | p99 ms |")
+        add("|---|---|---|---|---|")
+        tp = w.get("throughput", {})
+        c1 = g(tp, "1", "runs") or []
+        if c1:
+            n = sum(r["requests"] for r in c1)
+            add(f"| Invoke, C client (`bench/c/loadgen.c`), median of {len(c1)} runs | {n} | "
+                f"{F(stats.median([r['lat_us']['p50'] for r in c1]) / 1e3)} | "
+                f"{F(stats.median([r['lat_us']['p90'] for r in c1]) / 1e3)} | "
+                f"{F(stats.median([r['lat_us']['p99'] for r in c1]) / 1e3)} |")
+        for key, label in (("python_raw_ms", "Invoke, Python raw socket, replayed signed request"),
+                           ("boto3_ms", "Invoke, boto3 `invoke()` (signs every call)"),
+                           ("tail_rtt_ms", "Invoke with `LogType=Tail`, Python raw socket"),
+                           ("report_duration_ms", "… its REPORT `Duration` (runtime round trip)"),
+                           ("rtt_minus_duration_ms", "… client time − REPORT Duration (front door)"),
+                           ("health_ms", "`GET /_stratus/health`, Python raw (HTTP floor)")):
+            v = w.get(key)
+            if v and v.get("n"):
+                add(f"| {label} | {v['n']} | {F(v['p50'])} | {F(v['p90'])} | {F(v['p99'])} |")
+        add("")
+        if tp:
+            add("Throughput: closed loop, one persistent connection per client thread, "
+                f"{ctx.args.warm_seconds:g} s per run, {ctx.args.reps} runs; every connection "
+                "has its own warm environment (Lambda runs one invocation per environment at a "
+                "time). CPU columns: cores used during the run (of "
+                f"{m['nproc']}), from getrusage (client) and /proc (server, helper, function "
+                "processes, whole machine).\n")
+            add("| concurrency | environments | invokes/s (median) | spread | latency p50 / p99 ms "
+                "| client CPU | server CPU (µs/invoke) | function CPU (µs/invoke) | machine busy |")
+            add("|---|---|---|---|---|---|---|---|---|")
+            for c, v in tp.items():
+                runs = v["runs"]
+                cc = {k: stats.median([r["cpu_cores"][k] for r in runs])
+                      for k in ("client", "server", "helper", "functions", "machine")}
+                rps = stats.median([r["rps"] for r in runs])
+                per = {k: cc[k] / rps * 1e6 if rps else math.nan for k in ("server", "functions")}
+                add(f"| {c} | {v['environments']} | {F(rps)} | "
+                    f"{stats.fmt_spread(stats.spread(r['rps'] for r in runs))} | "
+                    f"{F(stats.median([r['lat_us']['p50'] for r in runs]) / 1e3)} / "
+                    f"{F(stats.median([r['lat_us']['p99'] for r in runs]) / 1e3)} | "
+                    f"{cc['client']:.2f} | {cc['server']:.2f} ({per['server']:.0f}) | "
+                    f"{cc['functions']:.2f} ({per['functions']:.0f}) | {cc['machine']:.2f} |")
+            add("")
+        if w.get("throughput_error"):
+            add(f"Throughput not measured: {w['throughput_error']}\n")
+
+    # scale
+    sc = sec.get("scale")
+    add("### Scale-out from zero\n")
+    if "scale" in errs:
+        add(f"Failed: {errs['scale'][:500]}\n")
+    if sc:
+        add(f"{sc['n']} invokes written at once (pre-opened connections, pre-signed) at a fresh "
+            f"provided.al2023 function whose handler sleeps {sc['hold_ms']} ms, so each needs its "
+            f"own environment; {len(sc['reps'])} repetitions on fresh servers. `serving` = the "
+            f"last response − {sc['hold_ms']} ms. Environments counted by polling "
+            f"`/_stratus/health` every ~2 ms.\n")
+        add("| measurement | median | spread |")
+        add("|---|---|---|")
+        for key, label, unit in (("all_returned_ms", f"all {sc['n']} returned", "ms"),
+                                 ("last_serving_ms", f"all {sc['n']} environments serving", "ms"),
+                                 ("environments_at_ms", f"health reports {sc['n']} environments", "ms"),
+                                 ("envs_per_s", "environments created per second", "/s")):
+            add(f"| {label} | {F(sc[key])} {unit} | "
+                f"{stats.fmt_spread(stats.spread(r[key] for r in sc['reps']))} |")
+        add("")
+
+    # density
+    d = sec.get("density")
+    add("### Density: platform memory per idle environment\n")
+    if "density" in errs:
+        add(f"Failed: {errs['density'][:500]}\n")
+    if d:
+        add(f"{d['n']} idle environments of one provided.al2023 function. Platform memory per "
+            "environment = (the environment cgroup's charge − its anonymous memory, i.e. kernel "
+            "and file pages charged to it) + Pss of Stratus's init process in the sandbox + the "
+            "growth of the server's and the helper's RSS divided by N. The function process's "
+            "own memory is excluded. Medians over the environments.\n")
+        add("| component | MiB per environment |")
+        add("|---|---|")
+        add(f"| **platform total** (spread over environments) | **{F(d['platform_mib'])}** "
+            f"({stats.fmt_spread(d['platform_mib_spread'])}) |")
+        add(f"| cgroup charge − anon (kernel {F(d['cgroup_kernel_mib'])}) | {F(d['cgroup_non_anon_mib'])} |")
+        add(f"| Stratus init process in the sandbox (Pss) | {F(d['init_pss_mib'])} |")
+        add(f"| server RSS growth / N (RSS {F(d['server_rss_mib'][0])} → {F(d['server_rss_mib'][1])} MiB) "
+            f"| {F(d['server_rss_growth_mib'])} |")
+        add(f"| helper RSS growth / N | {F(d['helper_rss_growth_mib'])} |")
+        add(f"| (excluded) function process: RSS / Pss / anon | {F(d['fn_rss_mib'])} / "
+            f"{F(d['fn_pss_mib'])} / {F(d['fn_anon_mib'])} |")
+        add("")
+    if res["notes"]:
+        add("Notes: " + "; ".join(res["notes"]) + "\n")
+    return "\n".join(L) + "\n"
+
+
+def update_benchmarks_md(body: str):
+    generated = f"{BEGIN}\n{body}\n{END}"
+    if BENCHMARKS_MD.exists():
+        text = BENCHMARKS_MD.read_text()
+        if BEGIN in text and END in text:
+            pre, rest = text.split(BEGIN, 1)
+            _, post = rest.split(END, 1)
+            BENCHMARKS_MD.write_text(pre + generated + post)
+            return
+        BENCHMARKS_MD.write_text(text.rstrip() + "\n\n" + generated + "\n")
+        return
+    BENCHMARKS_MD.write_text("# Benchmarks\n\nRun `bench/run` to reproduce.\n\n" + generated + "\n")
+
+
+def main() -> int:
+    args = parse_args()
+    ctx = Ctx(args)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    res = ctx.results
+    res["started"] = started.strftime("%Y-%m-%d %H:%M UTC")
+    res["smoke"] = args.smoke
+    mach = host.machine()
+    mach["mem_total"] = next((f"{l.split()[1]} GiB RAM" for l in mach["free_g"].splitlines()
+                              if l.startswith("Mem:")), "?")
+    mach["first_touch_us_per_page"] = host.first_touch_cost()
+    res["machine"] = mach
+    res["git"] = (host.sh(f"git -C {REPO} rev-parse --short HEAD") or "?") + \
+        (" + uncommitted changes" if host.sh(f"git -C {REPO} status --porcelain -- crates Cargo.lock")
+         else "")
+    res["stratus_version"] = (host.sh(f"{args.stratus_bin} --version") or "?").replace(
+        "stratus ", "")
+    res["client"] = ("raw SigV4-signed HTTP/1.1 over loopback (Python sockets; the C loadgen for "
+                     "throughput and warm latency); boto3 shown once for comparison")
+    res["settings"] = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list))}
+    failed = False
+    rc = 0
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not ctx.binary.is_file():
+            raise BenchError(f"{ctx.binary} not found: run `cargo build --release -p stratus`")
+        if os.geteuid() != 0:
+            log("not root: Stratus cannot create sandboxes without root; Stratus sections will fail")
+        ctx.fixture_bin = build_rust_fn(FIXTURE, "stratus-e2e-rust-fn")
+        ctx.bench_fn_bin = build_rust_fn(BENCH_FN, "stratus-bench-fn")
+        ctx.tools = build_tools()
+        for k, v in ctx.tools.items():
+            if not isinstance(v, Path):
+                log(f"{k}: {v}")
+        availability = {}
+        if "peers" in args.sections and not args.no_peers_containers:
+            availability = host.ensure_packages({"runc": "runc", "podman": "podman"},
+                                                not args.no_install, log)
+        for name in ("cold", "warm", "scale", "density", "peers"):
+            if name not in args.sections:
+                continue
+            log(f"=== {name}")
+            t = time.monotonic()
+            try:
+                if name == "peers":
+                    res["sections"][name] = section_peers(ctx, availability)
+                else:
+                    res["sections"][name] = globals()[f"section_{name}"](ctx)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001
+                failed = True
+                res["errors"][name] = f"{type(e).__name__}: {e}"
+                log(f"{name} FAILED: {e}\n{traceback.format_exc()}")
+            log(f"=== {name} took {time.monotonic() - t:.0f} s")
+        if ctx.leaky_stops:
+            res["notes"].append(
+                f"after {ctx.leaky_stops} of {ctx.stops} server stops (SIGTERM) Stratus left "
+                f"{ctx.leaked_cgroups} empty environment cgroup directories behind; the harness "
+                f"removed them")
+        res["settle_waits_s"] = ctx.settle_waits
+        res["headline"] = headline(res)
+        body = render(res, ctx)
+        profiles = ""
+        if ctx.profiles:
+            profiles = "\n#### Profiles (--profile)\n\n" + "\n".join(ctx.profiles)
+    except KeyboardInterrupt:
+        log("interrupted")
+        ctx.shutdown()
+        return 130
+    except Exception as e:  # noqa: BLE001
+        log(f"no table could be produced: {e}\n{traceback.format_exc()}")
+        ctx.shutdown()
+        return 2
+    finally:
+        pass
+    ctx.shutdown()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    md_path = RESULTS / f"{stamp}{'-smoke' if args.smoke else ''}.md"
+    md_path.write_text(f"# Stratus benchmark {res['started']}\n\n{body}{profiles}")
+    (RESULTS / f"{stamp}{'-smoke' if args.smoke else ''}.json").write_text(
+        json.dumps(res, indent=2, default=str))
+    print(body + profiles)
+    log(f"written {md_path}")
+    upd = args.update_benchmarks
+    if upd == "yes" or (upd == "auto" and not args.smoke and not failed
+                        and set(args.sections) >= {"cold", "warm", "scale", "density", "peers"}):
+        update_benchmarks_md(body)
+        log(f"updated {BENCHMARKS_MD}")
+    if failed:
+        log("some Stratus measurements failed: " + "; ".join(res["errors"]))
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
