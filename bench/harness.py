@@ -22,12 +22,11 @@ be produced.
 from __future__ import annotations
 
 import argparse
-import base64
+import contextlib
 import datetime
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -108,6 +107,10 @@ def parse_args():
     p.add_argument("--stratus-bin", default=str(REPO / "target/release/stratus"))
     p.add_argument("--update-benchmarks", choices=("auto", "yes", "no"), default="auto",
                    help="rewrite the generated part of BENCHMARKS.md (auto: full runs only)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="repeat a measurement disturbed by other processes up to N times (default 2)")
+    p.add_argument("--quiet-timeout", type=float, default=120.0,
+                   help="seconds to wait for an idle machine before each measurement (default 120)")
     p.add_argument("--keep-workdir", action="store_true")
     a = p.parse_args()
     smoke = a.smoke
@@ -189,6 +192,7 @@ class Ctx:
         self.profiles: list[str] = []
         self.stops = self.leaky_stops = self.leaked_cgroups = 0
         self.settle_waits: list[float] = []
+        self.retried = 0
 
     def server(self, **kw) -> Server:
         s = Server(self.binary, self.workdir, **kw)
@@ -262,6 +266,34 @@ class Profiler:
                                  f"\n\n```text\n{parts[0]}\n\n{parts[1]}\n```\n")
 
 
+def guarded(ctx: Ctx, label: str, fn):
+    """Runs one measurement `fn()` on a quiet machine: waits until the CPUs are nearly idle,
+    then runs it, and repeats it (at most `--retries` times) when processes outside the
+    harness (someone's build, say) used more than 0.1 core on average meanwhile. What was
+    kept despite interference is noted in the results."""
+    a = ctx.args
+    for attempt in range(a.retries + 1):
+        waited = host.wait_quiet(timeout=a.quiet_timeout)
+        if waited >= a.quiet_timeout - 1:
+            log(f"{label}: the machine is still busy after {a.quiet_timeout:.0f} s; measuring anyway")
+        before = host.process_table()
+        t0 = time.monotonic()
+        result = fn()
+        elapsed = time.monotonic() - t0
+        cpu, top = host.foreign_cpu(before, host.process_table())
+        if cpu <= max(0.3, 0.1 * elapsed):
+            return result
+        if attempt < a.retries:
+            ctx.retried += 1
+            log(f"{label}: other processes used {cpu:.1f} CPU-s in {elapsed:.1f} s ({top}); "
+                f"measuring again")
+        else:
+            ctx.results["notes"].append(
+                f"{label} ran while other processes used {cpu:.1f} CPU-s in {elapsed:.1f} s "
+                f"({top}), after {a.retries} repeats")
+            return result
+
+
 def zip_for(runtime: str, ctx: Ctx, sleeper: bool = False) -> tuple[str, str, bytes]:
     if runtime == "provided":
         binary = ctx.bench_fn_bin if sleeper else ctx.fixture_bin
@@ -291,56 +323,58 @@ def pooled(rep_values: list[list[float]]) -> dict:
 # --- sections -------------------------------------------------------------------------
 
 
+def cold_rep(ctx: Ctx, runtime: str, rep: int) -> tuple[list, list, list]:
+    """One repetition: a fresh server, N+1 new functions, each invoked once."""
+    a = ctx.args
+    runtime_id, handler, code = zip_for(runtime, ctx)
+    s = ctx.server()
+    try:
+        names = [f"cold-{runtime}-{i}" for i in range(a.cold_iterations + 1)]
+        what = "profiled extra rep" if rep < 0 else f"rep {rep + 1}/{a.reps}"
+        log(f"cold {runtime_id} {what}: creating {len(names)} functions")
+        create_functions(s, names, runtime_id, handler, code)
+        conn = RawConn(s.host, s.port).connect()
+        # The first invocation on a new server is not counted (lazy set-up in the server
+        # and the helper).
+        timed_invoke(conn, s.invoke_request(names[0], tail=True))
+        c_rep, i_rep, d_rep = [], [], []
+        with Profiler(ctx, f"cold-{runtime}") if rep < 0 else contextlib.nullcontext():
+            for name in names[1:]:
+                req = s.invoke_request(name, tail=True)  # signed before the clock starts
+                inv = timed_invoke(conn, req)
+                if inv.status != 200 or inv.function_error:
+                    raise BenchError(f"cold invoke of {name}: {inv.status} "
+                                     f"{inv.function_error} {inv.body[:300]!r}\n{inv.log}")
+                if "init_ms" not in inv.report:
+                    raise BenchError(f"invoke of new function {name} was not a cold "
+                                     f"start (no Init Duration):\n{inv.log}")
+                c_rep.append(inv.seconds * 1e3)
+                i_rep.append(inv.report["init_ms"])
+                d_rep.append(inv.report.get("duration_ms", math.nan))
+        conn.close()
+        log(f"  client p50 {stats.median(c_rep):.2f} ms, Init Duration p50 "
+            f"{stats.median(i_rep):.2f} ms")
+        return c_rep, i_rep, d_rep
+    finally:
+        ctx.done(s)
+
+
 def section_cold(ctx: Ctx) -> dict:
     a = ctx.args
     out = {}
     for runtime in ("provided", "python", "node"):
-        runtime_id, handler, code = zip_for(runtime, ctx)
         client, init, dur = [], [], []
-        # With --profile, one extra, unmeasured repetition of the provided series runs first
-        # under `perf record -a` (rep -1), so the figures are not taken under the profiler.
-        first = -1 if (a.profile and runtime == "provided") else 0
-        for rep in range(first, a.reps):
-            s = ctx.server()
-            try:
-                names = [f"cold-{runtime}-{rep}-{i}" for i in range(a.cold_iterations + 1)]
-                what = "profiled extra rep" if rep < 0 else f"rep {rep + 1}/{a.reps}"
-                log(f"cold {runtime_id} {what}: creating {len(names)} functions")
-                create_functions(s, names, runtime_id, handler, code)
-                conn = RawConn(s.host, s.port).connect()
-                # The first invocation on a new server is not counted (lazy set-up in the
-                # server and the helper).
-                timed_invoke(conn, s.invoke_request(names[0], tail=True))
-                c_rep, i_rep, d_rep = [], [], []
-                prof = Profiler(ctx, f"cold-{runtime}") if rep < 0 else None
-                if prof:
-                    prof.__enter__()
-                try:
-                    for name in names[1:]:
-                        req = s.invoke_request(name, tail=True)  # signed before the clock starts
-                        inv = timed_invoke(conn, req)
-                        if inv.status != 200 or inv.function_error:
-                            raise BenchError(f"cold invoke of {name}: {inv.status} "
-                                             f"{inv.function_error} {inv.body[:300]!r}\n{inv.log}")
-                        if "init_ms" not in inv.report:
-                            raise BenchError(f"invoke of new function {name} was not a cold "
-                                             f"start (no Init Duration):\n{inv.log}")
-                        c_rep.append(inv.seconds * 1e3)
-                        i_rep.append(inv.report["init_ms"])
-                        d_rep.append(inv.report.get("duration_ms", math.nan))
-                finally:
-                    if prof:
-                        prof.__exit__(None, None, None)
-                conn.close()
-                if rep < 0:
-                    continue
-                client.append(c_rep)
-                init.append(i_rep)
-                dur.append(d_rep)
-                log(f"  client p50 {stats.median(c_rep):.2f} ms, Init Duration p50 "
-                    f"{stats.median(i_rep):.2f} ms")
-            finally:
-                ctx.done(s)
+        if a.profile and runtime == "provided":
+            # One extra, unmeasured repetition under `perf record -a`, so that the
+            # figures are not taken under the profiler.
+            cold_rep(ctx, runtime, -1)
+        for rep in range(a.reps):
+            c_rep, i_rep, d_rep = guarded(ctx, f"cold {runtime} rep {rep + 1}",
+                                          lambda: cold_rep(ctx, runtime, rep))
+            client.append(c_rep)
+            init.append(i_rep)
+            dur.append(d_rep)
+        runtime_id = zip_for(runtime, ctx)[0]
         out[runtime] = {"runtime": runtime_id, "memory_mb": MEMORY_MB,
                         "client_ms": pooled(client), "init_ms": pooled(init),
                         "duration_ms": pooled(dur)}
@@ -386,8 +420,7 @@ def prewarm(s: Server, name: str, n: int):
     """Makes `n` idle environments of `name`: n concurrent invokes that each hold 100 ms."""
     b = burst(s, name, n, b'{"sleep_ms": 100}')
     if b.ok != n:
-        raise BenchError(f"prewarming {n} environments: {b.ok} of {n} succeeded "
-                         f"(statuses {sorted(set(b.statuses))})")
+        raise BenchError(f"prewarming {n} environments: {b.describe_failures()}")
 
 
 def section_warm(ctx: Ctx) -> dict:
@@ -413,18 +446,25 @@ def section_warm(ctx: Ctx) -> dict:
             return vals
 
         log("warm: Python raw-socket client, health endpoint, REPORT durations, boto3")
-        out["python_raw_ms"] = stats.summary(series(req.fresh, a.warm_samples))
+        out["python_raw_ms"] = stats.summary(guarded(
+            ctx, "warm Python series", lambda: series(req.fresh, a.warm_samples)))
         health = f"GET /_stratus/health HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n\r\n".encode()
-        out["health_ms"] = stats.summary(series(lambda: health, a.warm_samples, check=False))
+        out["health_ms"] = stats.summary(guarded(
+            ctx, "health series", lambda: series(lambda: health, a.warm_samples, check=False)))
         tail_req = Signed(lambda: s.invoke_request("noop", tail=True))
-        rtt, dur, over = [], [], []
-        for _ in range(a.warm_samples):
-            inv = timed_invoke(conn, tail_req.fresh())
-            if inv.status != 200 or "duration_ms" not in inv.report:
-                raise BenchError(f"warm tail invoke: {inv.status} {inv.log!r}")
-            rtt.append(inv.seconds * 1e3)
-            dur.append(inv.report["duration_ms"])
-            over.append(inv.seconds * 1e3 - inv.report["duration_ms"])
+
+        def tail_series():
+            rtt, dur, over = [], [], []
+            for _ in range(a.warm_samples):
+                inv = timed_invoke(conn, tail_req.fresh())
+                if inv.status != 200 or "duration_ms" not in inv.report:
+                    raise BenchError(f"warm tail invoke: {inv.status} {inv.log!r}")
+                rtt.append(inv.seconds * 1e3)
+                dur.append(inv.report["duration_ms"])
+                over.append(inv.seconds * 1e3 - inv.report["duration_ms"])
+            return rtt, dur, over
+
+        rtt, dur, over = guarded(ctx, "warm Tail series", tail_series)
         out["tail_rtt_ms"] = stats.summary(rtt)
         out["report_duration_ms"] = stats.summary(dur)
         out["rtt_minus_duration_ms"] = stats.summary(over)
@@ -438,12 +478,15 @@ def section_warm(ctx: Ctx) -> dict:
                 config=botocore.config.Config(retries={"max_attempts": 0}))
             for _ in range(20):
                 lam.invoke(FunctionName="noop", Payload=b"{}")["Payload"].read()
-            b3 = []
-            for _ in range(a.boto3_samples):
-                t0 = time.perf_counter()
-                lam.invoke(FunctionName="noop", Payload=b"{}")["Payload"].read()
-                b3.append((time.perf_counter() - t0) * 1e3)
-            out["boto3_ms"] = stats.summary(b3)
+            def boto3_series():
+                b3 = []
+                for _ in range(a.boto3_samples):
+                    t0 = time.perf_counter()
+                    lam.invoke(FunctionName="noop", Payload=b"{}")["Payload"].read()
+                    b3.append((time.perf_counter() - t0) * 1e3)
+                return b3
+
+            out["boto3_ms"] = stats.summary(guarded(ctx, "boto3 series", boto3_series))
         except ImportError:
             out["boto3_ms"] = {"n": 0, "note": "boto3 not importable"}
 
@@ -460,7 +503,8 @@ def section_warm(ctx: Ctx) -> dict:
                     with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
                         loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
                 for rep in range(a.reps):
-                    runs.append(loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds))
+                    runs.append(guarded(ctx, f"warm c={c} run {rep + 1}", lambda: loadgen_run(
+                        ctx, s, req.fresh(), c, a.warm_seconds)))
                     log(f"warm c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
                         f"p50 {runs[-1]['lat_us']['p50']} µs, p99 {runs[-1]['lat_us']['p99']} µs, "
                         f"client {runs[-1]['cpu_cores']['client']:.2f} cores, machine "
@@ -504,42 +548,45 @@ def count_syscalls(ctx: Ctx, s: Server, req: Signed, n: int) -> dict:
     return counts
 
 
-def section_scale(ctx: Ctx) -> dict:
+def scale_rep(ctx: Ctx, rep: int) -> dict:
     a = ctx.args
     n = a.scale_n
     runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
-    reps = []
-    for rep in range(a.scale_reps):
-        s = ctx.server()
-        try:
-            create_functions(s, ["warmup", "scale"], runtime_id, handler, code)
-            conn = RawConn(s.host, s.port).connect()
-            timed_invoke(conn, s.invoke_request("warmup"))
-            conn.close()
-            base_envs = s.health()["environments"]
-            b = burst(s, "scale", n, b'{"sleep_ms": 200}', poll_health=True)
-            if b.ok != n:
-                raise BenchError(f"scale-out: {b.ok} of {n} invocations succeeded "
-                                 f"(statuses {sorted(set(b.statuses))}); "
-                                 f"server stderr:\n{s.stderr_tail(1500)}")
-            all_ms = max(b.done_ms)
-            env_n_ms = next((t for t, e, _ in b.health if e - base_envs >= n), math.nan)
-            r = {"all_returned_ms": all_ms, "first_returned_ms": min(b.done_ms),
-                 "last_serving_ms": all_ms - 200.0, "send_ms": b.t_send_ms,
-                 "environments_at_ms": env_n_ms,
-                 "envs_per_s": n / (env_n_ms / 1e3) if env_n_ms == env_n_ms else math.nan,
-                 "health_samples": len(b.health),
-                 "final_environments": s.health()["environments"] - base_envs}
-            reps.append(r)
-            log(f"scale-out rep {rep + 1}/{a.scale_reps}: all {n} returned in {all_ms:.0f} ms; "
-                f"{n} environments after {env_n_ms:.0f} ms")
-        finally:
-            ctx.done(s)
+    s = ctx.server()
+    try:
+        create_functions(s, ["warmup", "scale"], runtime_id, handler, code)
+        conn = RawConn(s.host, s.port).connect()
+        timed_invoke(conn, s.invoke_request("warmup"))
+        conn.close()
+        base_envs = s.health()["environments"]
+        b = burst(s, "scale", n, b'{"sleep_ms": 200}', poll_health=True)
+        if b.ok != n:
+            raise BenchError(f"scale-out: {b.describe_failures()}; "
+                             f"server stderr:\n{s.stderr_tail(1500)}")
+        all_ms = max(b.done_ms)
+        env_n_ms = next((t for t, e, _ in b.health if e - base_envs >= n), math.nan)
+        r = {"all_returned_ms": all_ms, "first_returned_ms": min(b.done_ms),
+             "last_serving_ms": all_ms - 200.0, "send_ms": b.t_send_ms,
+             "environments_at_ms": env_n_ms,
+             "envs_per_s": n / (env_n_ms / 1e3) if env_n_ms == env_n_ms else math.nan,
+             "health_samples": len(b.health),
+             "final_environments": s.health()["environments"] - base_envs}
+        log(f"scale-out rep {rep + 1}/{a.scale_reps}: all {n} returned in {all_ms:.0f} ms; "
+            f"{n} environments after {env_n_ms:.0f} ms")
+        return r
+    finally:
+        ctx.done(s)
+
+
+def section_scale(ctx: Ctx) -> dict:
+    a = ctx.args
+    reps = [guarded(ctx, f"scale-out rep {rep + 1}", lambda: scale_rep(ctx, rep))
+            for rep in range(a.scale_reps)]
 
     def med(k):
         return stats.median([r[k] for r in reps])
 
-    return {"n": n, "hold_ms": 200, "memory_mb": MEMORY_MB, "reps": reps,
+    return {"n": a.scale_n, "hold_ms": 200, "memory_mb": MEMORY_MB, "reps": reps,
             "all_returned_ms": med("all_returned_ms"),
             "last_serving_ms": med("last_serving_ms"),
             "environments_at_ms": med("environments_at_ms"),
@@ -564,7 +611,8 @@ def section_density(ctx: Ctx) -> dict:
         srv0, hlp0 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
         b = burst(s, "idle", n, b'{"sleep_ms": 50}')
         if b.ok != n:
-            raise BenchError(f"density: {b.ok} of {n} invocations succeeded")
+            raise BenchError(f"density: {b.describe_failures()}; "
+                             f"server stderr:\n{s.stderr_tail(1500)}")
         deadline = time.monotonic() + 10
         while s.health()["invocations_in_flight"] and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -685,10 +733,9 @@ def section_peers(ctx: Ctx, availability: dict) -> dict:
                 continue
             count = a.podman_iterations if k == "podman" else a.peer_iterations
             log(f"peers rep {rep + 1}/{a.reps}: {k} × {count}")
-            rep_samples = []
             try:
-                for _ in range(count):
-                    rep_samples.append(l.once())
+                rep_samples = guarded(ctx, f"peers {k} rep {rep + 1}",
+                                      lambda: [l.once() for _ in range(count)])
             except Exception as e:  # noqa: BLE001
                 launchers[k] = f"failed during the run: {e} {l.log_tail()[-300:]}".strip()
                 l.close()
@@ -1014,6 +1061,8 @@ def main() -> int:
             try:
                 if name == "peers":
                     res["sections"][name] = section_peers(ctx, availability)
+                elif name == "density":
+                    res["sections"][name] = guarded(ctx, "density", lambda: section_density(ctx))
                 else:
                     res["sections"][name] = globals()[f"section_{name}"](ctx)
             except KeyboardInterrupt:
@@ -1029,6 +1078,9 @@ def main() -> int:
                 f"{ctx.leaked_cgroups} empty environment cgroup directories behind; the harness "
                 f"removed them")
         res["settle_waits_s"] = ctx.settle_waits
+        if ctx.retried:
+            res["notes"].append(f"{ctx.retried} measurements were repeated because other "
+                                f"processes used the CPU meanwhile")
         res["headline"] = headline(res)
         body = render(res, ctx)
         profiles = ""

@@ -22,6 +22,10 @@ class Burst:
     statuses: list[int]
     function_errors: int
     health: list[tuple[float, int, int]] = field(default_factory=list)  # (ms, envs, in flight)
+    failures: list[str] = field(default_factory=list)  # the first few failed answers
+
+    def describe_failures(self) -> str:
+        return f"{self.ok} of {self.n} succeeded; first failures: " + " | ".join(self.failures)
 
     @property
     def ok(self) -> int:
@@ -80,6 +84,7 @@ def burst(server: Server, name: str, n: int, payload: bytes, *, poll_health: boo
     done = [float("nan")] * n
     statuses = [0] * n
     ferr = 0
+    failures: list[str] = []
     t0 = time.perf_counter()
     t0_box.append(t0)
     started.set()
@@ -108,8 +113,14 @@ def burst(server: Server, name: str, n: int, payload: bytes, *, poll_health: boo
                     left -= 1
                     if parsed:
                         statuses[i] = parsed[0]
+                        bad = parsed[0] != 200 or "x-amz-function-error" in parsed[1]
                         if "x-amz-function-error" in parsed[1]:
                             ferr += 1
+                        if bad and len(failures) < 3:
+                            body = bufs[i].split(b"\r\n\r\n", 1)[1][:300]
+                            failures.append(f"{parsed[0]} {body.decode(errors='replace')}")
+                    elif len(failures) < 3:
+                        failures.append("connection closed without an answer")
     finally:
         stop.set()
         if th is not None:
@@ -117,4 +128,4 @@ def burst(server: Server, name: str, n: int, payload: bytes, *, poll_health: boo
         sel.close()
         for s in socks:
             s.close()
-    return Burst(n, (t_send - t0) * 1e3, done, statuses, ferr, health)
+    return Burst(n, (t_send - t0) * 1e3, done, statuses, ferr, health, failures)

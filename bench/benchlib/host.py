@@ -183,6 +183,71 @@ def wait_quiet(threshold_cores: float = 0.3, window: float = 0.3, need: int = 2,
     return time.monotonic() - start
 
 
+# --- other people's work on the machine ---------------------------------------------------
+
+PF_KTHREAD = 0x00200000
+# Container plumbing that double-forks away from the harness but works for it.
+OURS_BY_NAME = {"conmon", "podman", "runc", "crun", "catatonit"}
+
+
+def process_table() -> dict[int, tuple[int, float, str, int]]:
+    """pid → (ppid, CPU seconds, comm, start time in ticks) for every user process."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            raw = open(f"/proc/{p}/stat").read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        f = raw[raw.rindex(")") + 2:].split()
+        try:
+            if int(f[6]) & PF_KTHREAD:
+                continue
+            out[int(p)] = (int(f[1]), (int(f[11]) + int(f[12])) / CLK_TCK, comm, int(f[19]))
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def foreign_cpu(before: dict, after: dict, root: int | None = None) -> tuple[float, str]:
+    """CPU seconds that processes outside the harness's process tree (and outside container
+    plumbing it started) used between two `process_table()` snapshots, and the busiest
+    command names. Processes that started and ended between the snapshots are missed."""
+    root = root or os.getpid()
+    table = dict(before)
+    table.update(after)
+
+    def ours(pid: int) -> bool:
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid == root:
+                return True
+            entry = table.get(pid)
+            if entry is None:
+                return False
+            if entry[2] in OURS_BY_NAME:
+                return True
+            pid = entry[0]
+            seen += 1
+        return False
+
+    by_comm: dict[str, float] = {}
+    total = 0.0
+    for pid, (ppid, cpu, comm, start) in after.items():
+        if ours(pid):
+            continue
+        prev = before.get(pid)
+        d = cpu - prev[1] if prev and prev[3] == start else cpu
+        if d > 0:
+            total += d
+            by_comm[comm] = by_comm.get(comm, 0.0) + d
+    top = ", ".join(f"{c} {v:.1f}s" for c, v in sorted(by_comm.items(), key=lambda kv: -kv[1])[:4]
+                    if v >= 0.05)
+    return total, top
+
+
 # --- packages -------------------------------------------------------------------------
 
 

@@ -129,6 +129,20 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     cfg.cgroups
         .prepare()
         .map_err(|e| HelperError::Protocol(e.to_string()))?;
+    // Leftovers of a helper that died before cleaning up (empty cgroups only: a live
+    // environment's cgroup holds processes and cannot be removed).
+    for id in cfg.cgroups.list() {
+        let _ = cfg.cgroups.remove(&id);
+    }
+    // A terminal's Ctrl-C or a signal to the server's process group must not kill the helper
+    // before it has cleaned up: it leaves when the server's socket closes, and only then.
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: SIG_IGN installs no handler code; nothing else in this process relies on
+        // these signals.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
+        }
+    }
     let network = cfg.network
         && match crate::net::prepare_host() {
             Ok(()) => true,

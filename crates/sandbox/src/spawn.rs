@@ -431,6 +431,32 @@ impl ChildPlan<'_> {
                 libc::CLOSE_RANGE_CLOEXEC,
             );
         }
+        // The helper blocks SIGCHLD (for its signalfd) and ignores SIGINT/SIGTERM/SIGHUP and
+        // SIGPIPE; masks and ignored signals survive execve, and a function must start with
+        // the defaults.
+        if let Err(e) = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        ) {
+            return err("sigprocmask", e);
+        }
+        // Every disposition back to the default (Rust's runtime also ignores SIGPIPE). The
+        // raw syscall reaches the signals glibc reserves for itself (32, 33) too.
+        let default_action = [0u64; 4];
+        for sig in 1..=libc::SIGRTMAX() {
+            // SAFETY: an all-zero kernel sigaction is SIG_DFL with no flags and an empty
+            // mask; the kernel reads it and writes nothing (no old-action pointer).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u8>(),
+                    8usize,
+                );
+            }
+        }
         let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
         if let Err(e) = nix::sys::resource::setrlimit(nofile, 1024, 1024) {
             return err("setrlimit", e);

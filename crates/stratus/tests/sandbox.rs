@@ -70,7 +70,8 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
                   touch /etc/x 2>/dev/null && echo etc-writable || echo etc-readonly; \
                   touch /tmp/x && echo tmp-writable; \
                   test -e /etc/shadow && echo shadow-visible || echo no-shadow; \
-                  echo sockets $(ls -l /proc/$$/fd | grep -c socket)";
+                  echo sockets $(ls -l /proc/$$/fd | grep -c socket); \
+                  grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '";
     let s = spawner.spawn(spec("t1", script, &task)).await.unwrap();
     let mut out = String::new();
     std::fs::File::from(s.output)
@@ -100,7 +101,10 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
             "etc-readonly",
             "tmp-writable",
             "no-shadow",
-            "sockets 0"
+            "sockets 0",
+            // The helper's blocked and ignored signals do not reach the function.
+            "SigBlk: 0000000000000000",
+            "SigIgn: 0000000000000000"
         ]
     );
     assert!(
@@ -119,7 +123,7 @@ async fn concurrent_spawns_report_failures_early_exits_and_successes() {
     let mut missing = spec("bad", "unused", &task);
     missing.argv = vec!["/var/task/no-such-bootstrap".into()];
     let quick = spec("quick", "exit 7", &task);
-    let slow = spec("slow", "read x", &task);
+    let slow = spec("slow", "exec sleep 1000", &task);
     let (a, b, c) = tokio::join!(
         spawner.spawn(missing),
         spawner.spawn(quick),
