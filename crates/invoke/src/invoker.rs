@@ -522,8 +522,12 @@ impl Invoker {
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
         let (exit_tx, exit_rx) = watch::channel(None);
         self.lock_exits().insert(env_id.clone(), exit_tx);
+        tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "asking for a sandbox");
         let spawned = match self.inner.spawner.spawn(plan.spec).await {
-            Ok(s) => s,
+            Ok(s) => {
+                tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "sandbox received");
+                s
+            }
             Err(msg) => {
                 self.lock_exits().remove(&env_id);
                 if msg.starts_with("execve") || msg.starts_with("chdir to workdir") {
@@ -594,6 +598,7 @@ impl Invoker {
         drop(events);
         match outcome {
             Some(RuntimeEvent::Ready) => {
+                tracing::debug!(env = %env.id, us = started.elapsed().as_micros() as u64, "runtime ready");
                 // Init is over: from now on the CPU is the memory-proportional share.
                 let steady = stratus_sandbox::Limits {
                     memory_mb: u64::from(req.config.memory_size),

@@ -63,7 +63,8 @@ pub struct Launch {
 
 pub fn log_stream_name(version: &str, env_id: &str) -> String {
     let today = time::OffsetDateTime::now_utc().date();
-    let id = env_id.trim_start_matches('e');
+    // Only the one-letter prefix: the id itself may start with an `e` too.
+    let id = env_id.strip_prefix('e').unwrap_or(env_id);
     format!(
         "{:04}/{:02}/{:02}/[{version}]{id}",
         today.year(),
@@ -183,9 +184,22 @@ pub fn plan(
                 ),
             },
             hostname: "stratus".into(),
-            port: ENV_PORT,
         },
         log_group,
         log_stream,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stream_keeps_the_whole_environment_id() {
+        // Ids are `e` + 32 hex digits, and the hex may itself start with `e`s.
+        let id = "ee0e0000000000000000000000000000";
+        let stream = log_stream_name("$LATEST", &format!("e{id}"));
+        assert!(stream.ends_with(&format!("/[$LATEST]{id}")), "{stream}");
+        assert_eq!(stream.len(), "2026/11/23/[$LATEST]".len() + 32);
+    }
 }

@@ -29,6 +29,7 @@ use nix::sys::socket::{
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::pool::Pool;
 use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
 
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -45,7 +46,7 @@ pub enum HelperError {
     Gone,
 }
 
-fn send(
+pub(crate) fn send(
     sock: BorrowedFd<'_>,
     msg: &impl serde::Serialize,
     fds: &[RawFd],
@@ -67,13 +68,13 @@ fn send(
 }
 
 /// Receives one message; `Ok(None)` at end of stream.
-fn recv<T: serde::de::DeserializeOwned>(
+pub(crate) fn recv<T: serde::de::DeserializeOwned>(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> Result<Option<(T, Vec<OwnedFd>)>, HelperError> {
     let (n, fds) = loop {
         let mut iov = [IoSliceMut::new(buf)];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let mut space = nix::cmsg_space!([RawFd; 8]);
         match recvmsg::<()>(
             sock.as_raw_fd(),
             &mut iov,
@@ -151,7 +152,6 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                 false
             }
         };
-    let mut next_slot = 0u32;
     if cfg.expedite_rcu
         && let Err(e) = std::fs::write("/sys/kernel/rcu_expedited", "1")
     {
@@ -171,78 +171,114 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     let mut live: HashMap<Pid, (String, File)> = HashMap::new();
     // Sandboxes whose child is still building its root, by init pid.
     let mut starting: HashMap<Pid, Starting> = HashMap::new();
-    loop {
-        let mut fds = vec![
-            nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
-            nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
-        ];
-        let order: Vec<Pid> = starting.keys().copied().collect();
-        for pid in &order {
-            if let Some(s) = starting.get(pid) {
-                fds.push(nix::poll::PollFd::new(
-                    s.spawned.status.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                ));
+    let mut pool = Pool::start(
+        &cfg,
+        &seccomp,
+        &host_netns,
+        network,
+        &[sock.as_raw_fd(), sigfd.as_raw_fd()],
+    );
+    // Whatever ends the loop (the server going away, or an error), the cleanup below runs.
+    let served = (|| -> Result<(), HelperError> {
+        loop {
+            // Not while a sandbox builds its root: making a blank takes the same kernel locks
+            // (the mount namespace semaphore above all).
+            if starting.is_empty() {
+                pool.refill();
             }
-        }
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let ready = |i: usize| fds[i].any().unwrap_or(false);
-        let sock_ready = ready(0);
-        let child_ready = ready(1);
-        let finished: Vec<Pid> = order
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| ready(i + 2))
-            .map(|(_, p)| *p)
-            .collect();
-        drop(fds);
-        for pid in finished {
-            if let Some(s) = starting.remove(&pid) {
-                finish_spawn(&cfg, s, &mut live, sock.as_fd())?;
-            }
-        }
-        if child_ready {
-            while let Ok(Some(_)) = sigfd.read_signal() {}
-            reap(&cfg, &mut live, &mut starting, sock.as_fd())?;
-        }
-        if sock_ready {
-            match recv::<Request>(sock.as_fd(), &mut buf) {
-                Ok(Some((Request::Spawn(spec), _))) => {
-                    let slot = network
-                        .then(|| crate::net::free_slot(&mut next_slot))
-                        .flatten();
-                    match crate::spawn::spawn(&cfg, &spec, &seccomp, &host_netns, slot) {
-                        Ok(spawned) => {
-                            starting.insert(
-                                spawned.pid,
-                                Starting {
-                                    id: spec.id.clone(),
-                                    spawned,
-                                    exited: None,
-                                },
-                            );
-                        }
-                        Err(error) => send(
-                            sock.as_fd(),
-                            &Event::Failed {
-                                id: spec.id.clone(),
-                                error,
-                            },
-                            &[],
-                        )?,
-                    }
+            let mut fds = vec![
+                nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
+                nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
+            ];
+            let preparer = pool.fd().map(|fd| {
+                fds.push(nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let base = fds.len();
+            let order: Vec<Pid> = starting.keys().copied().collect();
+            for pid in &order {
+                if let Some(s) = starting.get(pid) {
+                    fds.push(nix::poll::PollFd::new(
+                        s.spawned.status.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    ));
                 }
-                Ok(Some((Request::Init(_), _))) => {}
-                Ok(None) | Err(HelperError::Gone) => break,
-                Err(e) => return Err(e),
+            }
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |i: usize| fds[i].any().unwrap_or(false);
+            let sock_ready = ready(0);
+            let child_ready = ready(1);
+            let preparer_ready = preparer.is_some_and(ready);
+            let finished: Vec<Pid> = order
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ready(i + base))
+                .map(|(_, p)| *p)
+                .collect();
+            drop(fds);
+            if preparer_ready {
+                pool.receive();
+            }
+            for pid in finished {
+                if let Some(s) = starting.remove(&pid) {
+                    finish_spawn(&cfg, s, &mut live, sock.as_fd())?;
+                }
+            }
+            if child_ready {
+                while let Ok(Some(_)) = sigfd.read_signal() {}
+                reap(&cfg, &mut live, &mut starting, &mut pool, sock.as_fd())?;
+            }
+            if sock_ready {
+                match recv::<Request>(sock.as_fd(), &mut buf) {
+                    Ok(Some((Request::Spawn(spec), _))) => {
+                        let t = std::time::Instant::now();
+                        let from_pool = pool.ready() > 0;
+                        let result = crate::spawn::check(&cfg, &spec).and_then(|()| {
+                            let blank = match pool.take() {
+                                Some(b) => b,
+                                None => {
+                                    let slot = pool.slot();
+                                    crate::spawn::prepare(&cfg, &seccomp, &host_netns, slot, false)?
+                                }
+                            };
+                            crate::spawn::claim(&cfg, blank, &spec)
+                        });
+                        tracing::debug!(id = %spec.id, from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
+                        match result {
+                            Ok(spawned) => {
+                                starting.insert(
+                                    spawned.pid,
+                                    Starting {
+                                        id: spec.id.clone(),
+                                        spawned,
+                                        exited: None,
+                                        claimed: t,
+                                    },
+                                );
+                            }
+                            Err(error) => send(
+                                sock.as_fd(),
+                                &Event::Failed {
+                                    id: spec.id.clone(),
+                                    error,
+                                },
+                                &[],
+                            )?,
+                        }
+                    }
+                    Ok(Some((Request::Init(_), _))) => {}
+                    Ok(None) | Err(HelperError::Gone) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
             }
         }
-    }
+    })();
     // The server is gone: nothing it started may outlive it.
+    pool.shutdown();
     for (pid, s) in starting.drain() {
         live.insert(pid, (s.id, s.spawned.report));
     }
@@ -254,7 +290,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         let _ = cfg.cgroups.remove(&id);
     }
     cfg.cgroups.remove_parent();
-    Ok(())
+    match served {
+        Ok(()) | Err(HelperError::Gone) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A sandbox between `clone` and its function's `execve`.
@@ -263,6 +302,8 @@ struct Starting {
     spawned: crate::spawn::Spawned,
     /// Its init already ended (reaped before the status pipe was read).
     exited: Option<(Option<i32>, Option<i32>)>,
+    /// When the request for it arrived.
+    claimed: std::time::Instant,
 }
 
 fn finish_spawn(
@@ -275,7 +316,9 @@ fn finish_spawn(
         id,
         spawned,
         exited,
+        claimed,
     } = s;
+    tracing::debug!(%id, us = claimed.elapsed().as_micros() as u64, "sandbox started its program");
     let pid = spawned.pid;
     let status = crate::spawn::read_status(spawned.status);
     if !status.is_empty() {
@@ -333,6 +376,7 @@ fn reap(
     cfg: &HelperConfig,
     live: &mut HashMap<Pid, (String, File)>,
     starting: &mut HashMap<Pid, Starting>,
+    pool: &mut Pool,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     loop {
@@ -346,6 +390,9 @@ fn reap(
         };
         if let Some(s) = starting.get_mut(&pid) {
             s.exited = Some((exit_code, signal));
+            continue;
+        }
+        if pool.on_exit(pid) {
             continue;
         }
         if let Some((id, report)) = live.remove(&pid) {
@@ -377,7 +424,7 @@ pub struct Spawner {
     sock: Arc<OwnedFd>,
     pending: Arc<Mutex<Pending>>,
     /// Keeps the child handle so it is reaped when it ends.
-    _child: Arc<Mutex<Child>>,
+    child: Arc<Mutex<Child>>,
 }
 
 /// A sandbox's end, as reported to the server.
@@ -404,7 +451,11 @@ impl Spawner {
         )?;
         let theirs_raw = theirs.as_raw_fd();
         let mut cmd = Command::new(exe);
-        cmd.arg("sandbox-helper").arg("--fd").arg("3");
+        cmd.arg("sandbox-helper")
+            .arg("--fd")
+            .arg("3")
+            .arg("--log")
+            .arg(&cfg.log);
         // SAFETY: between fork and exec the closure only calls dup2, which is
         // async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
         unsafe {
@@ -429,8 +480,19 @@ impl Spawner {
         Ok(Spawner {
             sock,
             pending,
-            _child: Arc::new(Mutex::new(child)),
+            child: Arc::new(Mutex::new(child)),
         })
+    }
+
+    /// The helper's process id.
+    pub fn helper_pid(&self) -> u32 {
+        self.child.lock().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Closes the connection: the helper kills every sandbox, removes their cgroups and
+    /// exits (as when the server process ends).
+    pub fn shutdown(&self) {
+        let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 
     /// Creates a sandbox. Fails with the helper's reason if it could not.

@@ -12,6 +12,7 @@
 pub mod cgroup;
 pub mod helper;
 pub mod net;
+mod pool;
 pub mod rootfs;
 pub mod seccomp;
 mod spawn;

@@ -1,13 +1,23 @@
-//! Creating one sandbox: `clone` into new namespaces, then, inside, the mount sequence,
-//! the drop to the function's uid, seccomp, and `execve` of the function's program.
+//! Creating one sandbox, in two steps so the first can happen before anyone asks:
 //!
-//! Runs only in the single-threaded helper process ([`crate::helper`]): after `clone` the
-//! child runs ordinary Rust code (allocation, formatting), which is only sound when no other
-//! thread could have held a lock at the moment of the clone.
+//! 1. [`prepare`]: `clone` into new namespaces, map the uid, put a listener (and, with
+//!    networking, a veth pair) into the new network namespace. Inside, the child mounts what
+//!    every sandbox shows (the template root, system directories, devices, `/proc`) and then
+//!    waits. Nothing of this depends on the function: the result is a blank sandbox.
+//! 2. [`claim`]: give a blank its function. The helper creates the cgroup, moves the blank's
+//!    init into it and sends the spec down a pipe; the child binds the code and layers, mounts
+//!    `/tmp`, pivots into its root, drops to the function's uid, installs seccomp and execs.
+//!
+//! The helper keeps a few blanks ready (see [`crate::helper`]), so a cold start pays only for
+//! step 2; with none ready it runs both back to back.
+//!
+//! Runs only in the single-threaded helper process: after `clone` the child runs ordinary
+//! Rust code (allocation, formatting, JSON), which is only sound when no other thread could
+//! have held a lock at the moment of the clone.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -35,20 +45,58 @@ pub struct Spawned {
     pub report: File,
 }
 
+/// A prepared sandbox waiting for its function (see the module doc).
+pub struct Blank {
+    pub pid: Pid,
+    listener: TcpListener,
+    output: OwnedFd,
+    status: File,
+    report: File,
+    /// Where the spec goes; the child reads it once its common mounts are done.
+    control: File,
+}
+
+impl Blank {
+    /// The reason a blank ended before it was claimed, if it said one.
+    pub fn failure(self) -> String {
+        read_status(self.status)
+    }
+
+    /// Its descriptors, to send to another process: listener, output, status, report,
+    /// control.
+    pub fn fds(&self) -> [RawFd; 5] {
+        [
+            self.listener.as_raw_fd(),
+            self.output.as_raw_fd(),
+            self.status.as_raw_fd(),
+            self.report.as_raw_fd(),
+            self.control.as_raw_fd(),
+        ]
+    }
+
+    /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
+    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>) -> Option<Blank> {
+        let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;
+        Some(Blank {
+            pid,
+            listener: TcpListener::from(listener),
+            output,
+            status: File::from(status),
+            report: File::from(report),
+            control: File::from(control),
+        })
+    }
+}
+
 const STACK_SIZE: usize = 1 << 20;
 
 fn err(context: &str, e: impl std::fmt::Display) -> String {
     format!("{context}: {e}")
 }
 
-/// Creates the sandbox described by `spec`. On error nothing of it remains.
-pub fn spawn(
-    cfg: &HelperConfig,
-    spec: &SandboxSpec,
-    seccomp: &[BpfProgram],
-    host_netns: &File,
-    slot: Option<u32>,
-) -> Result<Spawned, String> {
+/// Checks `spec` and makes its mount points exist in the template, before any sandbox is
+/// taken for it.
+pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<(), String> {
     if spec.id.is_empty()
         || !spec
             .id
@@ -60,34 +108,37 @@ pub fn spawn(
     if spec.argv.is_empty() {
         return Err("empty argv".into());
     }
-    // Mount points for the binds must exist in the template before the child looks.
-    let mut binds: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for path in rootfs::SYSTEM_PATHS {
-        let p = Path::new(path);
-        if p.exists() {
-            binds.push((p.to_owned(), p.to_owned()));
+    for s in spec.argv.iter().chain(&spec.env) {
+        if s.contains('\0') {
+            return Err(format!("NUL byte in {s:?}"));
         }
     }
+    // Mount points for the binds must exist in the template before the child looks.
     for b in &spec.binds {
         rootfs::ensure_mount_point_for(&cfg.rootfs, &b.source, &b.target)
             .map_err(|e| err("preparing mount point", e))?
             .ok_or_else(|| format!("bind source {} does not exist", b.source.display()))?;
-        binds.push((b.source.clone(), b.target.clone()));
     }
-    let argv = cstrings(&spec.argv)?;
-    let envp = cstrings(&spec.env)?;
+    Ok(())
+}
 
-    cfg.cgroups
-        .create(&spec.id, &spec.limits)
-        .map_err(|e| err("creating cgroup", e))?;
-    let cleanup_cgroup = |pid: Option<Pid>| {
-        if let Some(pid) = pid {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+/// Step 1: a blank sandbox, its child busy with (or done with) the common mounts.
+/// `sibling`: the sandbox becomes a child of the caller's parent (`CLONE_PARENT`), so that a
+/// process working for the helper can make sandboxes that the helper reaps.
+pub fn prepare(
+    cfg: &HelperConfig,
+    seccomp: &[BpfProgram],
+    host_netns: &File,
+    slot: Option<u32>,
+    sibling: bool,
+) -> Result<Blank, String> {
+    let mut binds: Vec<PathBuf> = Vec::new();
+    for path in rootfs::SYSTEM_PATHS {
+        let p = Path::new(path);
+        if p.exists() {
+            binds.push(p.to_owned());
         }
-        let _ = cfg.cgroups.remove(&spec.id);
-    };
-
+    }
     let pipes = (|| -> nix::Result<_> {
         let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         Ok((
@@ -97,35 +148,30 @@ pub fn spawn(
             nix::unistd::pipe2(cloexec)?,
         ))
     })();
-    let ((go_r, go_w), (status_r, status_w), (out_r, out_w), (report_r, report_w)) = match pipes {
-        Ok(p) => p,
-        Err(e) => {
-            cleanup_cgroup(None);
-            return Err(err("pipe", e));
-        }
-    };
+    let ((control_r, control_w), (status_r, status_w), (out_r, out_w), (report_r, report_w)) =
+        pipes.map_err(|e| err("pipe", e))?;
 
     let child = ChildPlan {
         rootfs: cfg.rootfs.clone(),
-        binds,
-        spec,
-        argv,
-        envp,
+        system_binds: binds,
         uid: cfg.uid,
         gid: cfg.gid,
-        go: go_r.as_raw_fd(),
+        control: control_r.as_raw_fd(),
         status: status_w.as_raw_fd(),
         output: out_w.as_raw_fd(),
         report: report_w.as_raw_fd(),
         seccomp,
     };
     let mut stack = vec![0u8; STACK_SIZE];
-    let flags = CloneFlags::CLONE_NEWUSER
+    let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWNET;
+    if sibling {
+        flags |= CloneFlags::CLONE_PARENT;
+    }
     // SAFETY: the helper is single-threaded (see the module doc), so the child, a copy of
     // this process without CLONE_VM, may run arbitrary code; `stack` outlives the call in the
     // parent and is the child's own copy in the child; the callback never returns into
@@ -137,18 +183,13 @@ pub fn spawn(
             flags,
             Some(libc::SIGCHLD),
         )
-    };
-    let pid = match pid {
-        Ok(pid) => pid,
-        Err(e) => {
-            cleanup_cgroup(None);
-            return Err(err("clone", e));
-        }
-    };
-    drop(go_r);
+    }
+    .map_err(|e| err("clone", e))?;
+    drop(control_r);
     drop(status_w);
     drop(out_w);
     drop(report_w);
+    let mut control = File::from(control_w);
 
     let setup = (|| -> Result<TcpListener, String> {
         std::fs::write(
@@ -161,33 +202,90 @@ pub fn spawn(
             format!("{} {} 1\n", cfg.gid, cfg.host_gid),
         )
         .map_err(|e| err("gid_map", e))?;
-        cfg.cgroups
-            .attach(&spec.id, pid.as_raw())
-            .map_err(|e| err("attaching cgroup", e))?;
-        listen_in_netns(pid, spec.port, host_netns, slot)
+        let listener = listen_in_netns(pid, cfg.port, host_netns, slot)?;
+        // Go: the child may build what every sandbox shares.
+        control
+            .write_all(&[1])
+            .map_err(|e| err("releasing child", e))?;
+        Ok(listener)
     })();
-    let listener = match setup {
-        Ok(l) => l,
+    match setup {
+        Ok(listener) => Ok(Blank {
+            pid,
+            listener,
+            output: out_r,
+            status: File::from(status_r),
+            report: File::from(report_r),
+            control,
+        }),
         Err(e) => {
-            drop(go_w);
-            cleanup_cgroup(Some(pid));
-            return Err(e);
+            if sibling {
+                // Not our child: the helper reaps it.
+                let _ = kill(pid, Signal::SIGKILL);
+            } else {
+                discard(pid);
+            }
+            Err(e)
         }
-    };
-    // Go: the child may now build its root and start the function.
-    if let Err(e) = nix::unistd::write(&go_w, &[1]) {
-        cleanup_cgroup(Some(pid));
-        return Err(err("releasing child", e));
     }
-    drop(go_w);
+}
+
+/// Step 2: gives `blank` the function `spec` (already [`check`]ed). On error the blank and
+/// the cgroup are gone.
+pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spawned, String> {
+    let Blank {
+        pid,
+        listener,
+        output,
+        status,
+        report,
+        mut control,
+    } = blank;
+    let fail = |e: String| {
+        discard(pid);
+        let _ = cfg.cgroups.remove(&spec.id);
+        Err(e)
+    };
+    // Blanks are made at the lowest priority (see `crate::pool`); the function gets the
+    // normal one, which its processes inherit from the init.
+    // SAFETY: setpriority on a pid we own; no memory is passed.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid.as_raw() as libc::id_t, 0) } != 0 {
+        return fail(err("setpriority", std::io::Error::last_os_error()));
+    }
+    if let Err(e) = cfg.cgroups.create(&spec.id, &spec.limits) {
+        return fail(err("creating cgroup", e));
+    }
+    // Everything the function will start lives in its cgroup: the init moves before it
+    // forks the function.
+    if let Err(e) = cfg.cgroups.attach(&spec.id, pid.as_raw()) {
+        return fail(err("attaching cgroup", e));
+    }
+    let msg = match serde_json::to_vec(spec) {
+        Ok(m) => m,
+        Err(e) => return fail(err("encoding spec", e)),
+    };
+    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
+    if let Err(e) = control
+        .write_all(&len)
+        .and_then(|()| control.write_all(&msg))
+    {
+        // The child ended early; its status pipe may say why.
+        let why = read_status(status);
+        return fail(if why.is_empty() {
+            err("sending spec", e)
+        } else {
+            why
+        });
+    }
+    drop(control);
     // The child builds its root and starts the function on its own; the helper watches
     // `status` (see `Spawned::status`) and meanwhile creates other sandboxes.
     Ok(Spawned {
         pid,
         listener,
-        output: out_r,
-        status: File::from(status_r),
-        report: File::from(report_r),
+        output,
+        status,
+        report,
     })
 }
 
@@ -199,10 +297,15 @@ pub fn read_status(status: File) -> String {
     text
 }
 
-/// Removes what is left of a sandbox that failed to start.
-pub fn abandon(cfg: &HelperConfig, id: &str, pid: Pid) {
+/// Kills a sandbox's init (and with it its namespaces) and reaps it.
+pub fn discard(pid: Pid) {
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
+}
+
+/// Removes what is left of a sandbox that failed to start.
+pub fn abandon(cfg: &HelperConfig, id: &str, pid: Pid) {
+    discard(pid);
     let _ = cfg.cgroups.remove(id);
 }
 
@@ -281,16 +384,15 @@ pub(crate) fn link_up(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything the child needs, prepared before `clone` so the child allocates little.
+/// What the child knows at `clone`; the function's part arrives later on `control`.
 struct ChildPlan<'a> {
     rootfs: PathBuf,
-    binds: Vec<(PathBuf, PathBuf)>,
-    spec: &'a SandboxSpec,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
+    /// Host system directories shown at the same path inside.
+    system_binds: Vec<PathBuf>,
     uid: u32,
     gid: u32,
-    go: RawFd,
+    /// A go byte once the parent has set up the namespaces; then the length-prefixed spec.
+    control: RawFd,
     status: RawFd,
     output: RawFd,
     /// Where the init writes how the function ended (`E<code>` or `S<signal>`).
@@ -298,17 +400,45 @@ struct ChildPlan<'a> {
     seccomp: &'a [BpfProgram],
 }
 
+/// The function's part of the child's work, decoded from the spec.
+struct FunctionPlan {
+    spec: SandboxSpec,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
 impl ChildPlan<'_> {
-    /// The sandbox's init: wait for the go, build the root, start the function, reap.
+    /// The sandbox's init: wait for the go, build the common root, wait for the function,
+    /// finish the root, start the function, reap.
     fn run(&self) -> isize {
+        // The init dies with the helper (its parent, even when the preparer made it), so no
+        // sandbox outlives a helper killed outright.
+        // SAFETY: prctl with integer arguments only.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        }
+        // The init never execs, so close-on-exec does not apply to it: drop every inherited
+        // descriptor but ours (the helper's sockets, other sandboxes' pipes).
+        close_all_but(&[self.control, self.status, self.output, self.report]);
         let mut b = [0u8; 1];
-        // SAFETY: `go` is a valid descriptor inherited from the parent.
-        let n = unsafe { libc::read(self.go, b.as_mut_ptr().cast(), 1) };
-        if n != 1 {
+        if self.read_exact(&mut b).is_err() {
             // The parent gave up on us.
             return 1;
         }
-        if let Err(e) = self.build_root() {
+        if let Err(e) = self.build_common_root() {
+            self.report(&e);
+            return 126;
+        }
+        let plan = match self.receive_function() {
+            Ok(Some(p)) => p,
+            // Discarded before it was claimed.
+            Ok(None) => return 1,
+            Err(e) => {
+                self.report(&e);
+                return 126;
+            }
+        };
+        if let Err(e) = self.finish_root(&plan.spec) {
             self.report(&e);
             return 126;
         }
@@ -316,7 +446,7 @@ impl ChildPlan<'_> {
         // single-threaded helper).
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
-                let e = self.exec_function();
+                let e = self.exec_function(&plan);
                 self.report(&e);
                 // SAFETY: leaving the forked child without running destructors or atexit.
                 unsafe { libc::_exit(127) }
@@ -342,6 +472,49 @@ impl ChildPlan<'_> {
         }
     }
 
+    /// Fills `buf` from `control`; `Err` at end of file.
+    fn read_exact(&self, buf: &mut [u8]) -> Result<(), ()> {
+        let mut done = 0;
+        while done < buf.len() {
+            // SAFETY: reading into the unfilled tail of a buffer we own, from an inherited
+            // descriptor.
+            let n = unsafe {
+                libc::read(
+                    self.control,
+                    buf[done..].as_mut_ptr().cast(),
+                    buf.len() - done,
+                )
+            };
+            match n {
+                n if n > 0 => done += n as usize,
+                n if n < 0
+                    && std::io::Error::last_os_error().kind()
+                        == std::io::ErrorKind::Interrupted => {}
+                _ => return Err(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the spec; `Ok(None)` if the parent closed `control` instead.
+    fn receive_function(&self) -> Result<Option<FunctionPlan>, String> {
+        let mut len = [0u8; 4];
+        if self.read_exact(&mut len).is_err() {
+            return Ok(None);
+        }
+        let mut msg = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.read_exact(&mut msg)
+            .map_err(|()| "spec cut short".to_string())?;
+        // SAFETY: closing our own descriptor, which nothing else uses.
+        unsafe {
+            libc::close(self.control);
+        }
+        let spec: SandboxSpec = serde_json::from_slice(&msg).map_err(|e| err("spec", e))?;
+        let argv = cstrings(&spec.argv)?;
+        let envp = cstrings(&spec.env)?;
+        Ok(Some(FunctionPlan { spec, argv, envp }))
+    }
+
     fn report(&self, msg: &str) {
         // SAFETY: writing a buffer we own to an inherited descriptor.
         unsafe {
@@ -349,16 +522,17 @@ impl ChildPlan<'_> {
         }
     }
 
-    fn build_root(&self) -> Result<(), String> {
+    /// What every sandbox shows: the template, system directories, devices, `/dev/shm`,
+    /// `/proc`. Stays under the template's path until [`Self::finish_root`] pivots.
+    fn build_common_root(&self) -> Result<(), String> {
         let root = &self.rootfs;
         let none: Option<&str> = None;
-        nix::unistd::sethostname(&self.spec.hostname).map_err(|e| err("sethostname", e))?;
         mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
             .map_err(|e| err("making / private", e))?;
         mount(Some(root), root, none, MsFlags::MS_BIND, none)
             .map_err(|e| err("binding the root", e))?;
-        for (source, target) in &self.binds {
-            let t = root.join(target.strip_prefix("/").unwrap_or(target));
+        for source in &self.system_binds {
+            let t = root.join(source.strip_prefix("/").unwrap_or(source));
             bind_read_only(source, &t)?;
         }
         for dev in rootfs::DEVICES {
@@ -372,15 +546,6 @@ impl ChildPlan<'_> {
             )
             .map_err(|e| err("binding a device", e))?;
         }
-        let tmp_opts = format!("size={}m,mode=1777", self.spec.tmp_mb);
-        mount(
-            Some("tmpfs"),
-            &root.join("tmp"),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(tmp_opts.as_str()),
-        )
-        .map_err(|e| err("mounting /tmp", e))?;
         mount(
             Some("tmpfs"),
             &root.join("dev/shm"),
@@ -396,7 +561,27 @@ impl ChildPlan<'_> {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             none,
         )
-        .map_err(|e| err("mounting /proc", e))?;
+        .map_err(|e| err("mounting /proc", e))
+    }
+
+    /// The function's own part (hostname, code and layers, `/tmp`), then the pivot into the
+    /// root, which becomes read-only.
+    fn finish_root(&self, spec: &SandboxSpec) -> Result<(), String> {
+        let root = &self.rootfs;
+        nix::unistd::sethostname(&spec.hostname).map_err(|e| err("sethostname", e))?;
+        for b in &spec.binds {
+            let t = root.join(b.target.strip_prefix("/").unwrap_or(&b.target));
+            bind_read_only(&b.source, &t)?;
+        }
+        let tmp_opts = format!("size={}m,mode=1777", spec.tmp_mb);
+        mount(
+            Some("tmpfs"),
+            &root.join("tmp"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(tmp_opts.as_str()),
+        )
+        .map_err(|e| err("mounting /tmp", e))?;
         nix::unistd::chdir(root).map_err(|e| err("chdir root", e))?;
         // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
         // only the new root, with no directory needed for the old one.
@@ -408,7 +593,7 @@ impl ChildPlan<'_> {
     }
 
     /// In the function's process: drop to its uid, confine it, and become its program.
-    fn exec_function(&self) -> String {
+    fn exec_function(&self, plan: &FunctionPlan) -> String {
         // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
         unsafe {
             if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
@@ -477,13 +662,33 @@ impl ChildPlan<'_> {
         if let Err(e) = crate::seccomp::install(self.seccomp) {
             return err("seccomp", e);
         }
-        if let Err(e) = nix::unistd::chdir(self.spec.workdir.as_str()) {
+        if let Err(e) = nix::unistd::chdir(plan.spec.workdir.as_str()) {
             return err("chdir to workdir", e);
         }
-        match nix::unistd::execve(&self.argv[0], &self.argv, &self.envp) {
+        match nix::unistd::execve(&plan.argv[0], &plan.argv, &plan.envp) {
             Ok(never) => match never {},
-            Err(e) => err(&format!("execve {}", self.spec.argv[0]), e),
+            Err(e) => err(&format!("execve {}", plan.spec.argv[0]), e),
         }
+    }
+}
+
+/// Closes every descriptor from 3 up except `keep`.
+fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    let mut low = 3u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > low {
+            // SAFETY: close_range on a range of our own descriptor table, none of which the
+            // init uses.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, low, fd - 1, 0u32);
+            }
+        }
+        low = low.max(fd.saturating_add(1));
     }
 }
 

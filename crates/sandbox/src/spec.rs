@@ -30,9 +30,6 @@ pub struct SandboxSpec {
     pub tmp_mb: u64,
     pub limits: Limits,
     pub hostname: String,
-    /// The loopback port, inside the sandbox's network namespace, on which the host will
-    /// serve this environment (Runtime API and AWS endpoint).
-    pub port: u16,
 }
 
 /// How the helper builds every sandbox.
@@ -52,6 +49,14 @@ pub struct HelperConfig {
     /// Set `/sys/kernel/rcu_expedited` at start: moving a process into a cgroup waits for an
     /// RCU grace period, about 12 ms on an idle host, unless grace periods are expedited.
     pub expedite_rcu: bool,
+    /// The loopback port, inside each sandbox's network namespace, on which the host will
+    /// serve it (Runtime API and AWS endpoint).
+    pub port: u16,
+    /// How many blank sandboxes (namespaces, network and common mounts ready, no function
+    /// yet) the helper keeps ahead of demand; 0 creates each sandbox on request.
+    pub pool: usize,
+    /// `tracing` filter for the helper's own log (on the server's stderr).
+    pub log: String,
 }
 
 /// The helper's messages to the server.

@@ -28,6 +28,9 @@ enum Command {
         /// The descriptor of the server's socket.
         #[arg(long)]
         fd: i32,
+        /// `tracing` filter for the helper's log lines (the server passes its own).
+        #[arg(long, default_value = "warn")]
+        log: String,
     },
 }
 
@@ -99,22 +102,30 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         // Before any runtime or thread exists: the helper must stay single-threaded.
-        Command::SandboxHelper { fd } => Ok(stratus_sandbox::helper::main(fd)?),
+        Command::SandboxHelper { fd, log } => {
+            // The fmt subscriber writes from the calling thread: no thread is started.
+            init_log(&log)?;
+            Ok(stratus_sandbox::helper::main(fd)?)
+        }
         Command::Server(args) => {
             let config = (*args).into_config()?;
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_new(&config.log)
-                        .context("parsing the log filter")?,
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            init_log(&config.log)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
                 .block_on(serve(config))
         }
     }
+}
+
+fn init_log(filter: &str) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter).context("parsing the log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -42,6 +42,9 @@ pub fn start(
         gid: FUNCTION_GID,
         network: config.sandbox_network,
         expedite_rcu: config.expedite_rcu,
+        port: stratus_invoke::launch::ENV_PORT,
+        pool: config.sandbox_pool,
+        log: config.log.clone(),
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,6 +9,7 @@ use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner};
 
 fn helper(
     root: &Path,
+    pool: usize,
 ) -> (
     Spawner,
     tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
@@ -30,6 +31,9 @@ fn helper(
         gid: 990,
         network: false,
         expedite_rcu: false,
+        port: 9001,
+        pool,
+        log: "warn".into(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
@@ -53,17 +57,18 @@ fn spec(id: &str, script: &str, task: &Path) -> SandboxSpec {
             cpu_millis: Some(1000),
         },
         hostname: "stratus".into(),
-        port: 9001,
     }
 }
 
-#[tokio::test]
-async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let task = dir.path().join("task");
-    std::fs::create_dir_all(&task).unwrap();
+/// Runs a program that reports what it sees, and checks it saw only its sandbox.
+async fn runs_isolated(
+    id: &str,
+    spawner: &Spawner,
+    exits: &mut tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    layout: &Layout,
+    task: &Path,
+) {
     std::fs::write(task.join("hello.txt"), "hi from the task\n").unwrap();
-    let (spawner, mut exits, layout) = helper(dir.path());
     let script = "cat /var/task/hello.txt; id -u; echo pid=$$; hostname; \
                   ls /proc | grep -c '^[0-9]'; \
                   touch /var/task/x 2>/dev/null && echo task-writable || echo task-readonly; \
@@ -72,7 +77,7 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
                   test -e /etc/shadow && echo shadow-visible || echo no-shadow; \
                   echo sockets $(ls -l /proc/$$/fd | grep -c socket); \
                   grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '";
-    let s = spawner.spawn(spec("t1", script, &task)).await.unwrap();
+    let s = spawner.spawn(spec(id, script, task)).await.unwrap();
     let mut out = String::new();
     std::fs::File::from(s.output)
         .read_to_string(&mut out)
@@ -115,11 +120,104 @@ async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn a_sandbox_runs_a_program_isolated_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let (spawner, mut exits, layout) = helper(dir.path(), 0);
+    runs_isolated("t1", &spawner, &mut exits, &layout, &task).await;
+    assert_eq!(helper_children(&spawner).len(), 0, "no pool was asked for");
+}
+
+/// The helper's children that are sandbox inits (blank or running): the ones in a PID
+/// namespace of their own (the helper's other child, the preparer, is not).
+fn helper_children(spawner: &Spawner) -> Vec<u32> {
+    let pid = spawner.helper_pid();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let text = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap();
+        out.extend(text.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+    }
+    out.retain(|child| {
+        std::fs::read_to_string(format!("/proc/{child}/status"))
+            .map(|s| {
+                let zombie = s
+                    .lines()
+                    .any(|l| l.starts_with("State:") && l.contains('Z'));
+                !zombie
+                    && s.lines()
+                        .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() > 2)
+            })
+            .unwrap_or(false)
+    });
+    out
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[tokio::test]
+async fn blank_sandboxes_are_prepared_ahead_claimed_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let (spawner, mut exits, layout) = helper(dir.path(), 2);
+    wait_for("two blanks", || helper_children(&spawner).len() == 2);
+    let blanks = helper_children(&spawner);
+    // Blanks have no cgroup: they belong to no function yet.
+    assert!(layout.list().is_empty(), "{:?}", layout.list());
+    runs_isolated("p1", &spawner, &mut exits, &layout, &task).await;
+    // The sandbox that ran was one of the blanks (the oldest), and the pool refilled.
+    wait_for("the pool to refill", || {
+        helper_children(&spawner).len() == 2
+    });
+    let now = helper_children(&spawner);
+    assert_eq!(
+        now.iter().filter(|p| blanks.contains(p)).count(),
+        1,
+        "one blank was used: before {blanks:?}, after {now:?}"
+    );
+    // A blank killed unclaimed is replaced, never handed out.
+    let victim = now[0];
+    stratus_sandbox::kill(victim as i32);
+    wait_for("a replacement blank", || {
+        let c = helper_children(&spawner);
+        c.len() == 2 && !c.contains(&victim)
+    });
+    runs_isolated("p2", &spawner, &mut exits, &layout, &task).await;
+    let now = helper_children(&spawner);
+    let pid = spawner.helper_pid();
+    spawner.shutdown();
+    // The helper leaves when the server's end closes, taking every blank with it.
+    wait_for("the helper to exit", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+    });
+    for p in now {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{p}")).exists(),
+            "blank {p} outlived the helper"
+        );
+    }
+    layout.remove_parent();
+}
+
+#[tokio::test]
 async fn concurrent_spawns_report_failures_early_exits_and_successes() {
     let dir = tempfile::tempdir().unwrap();
     let task = dir.path().join("task");
     std::fs::create_dir_all(&task).unwrap();
-    let (spawner, mut exits, layout) = helper(dir.path());
+    let (spawner, mut exits, layout) = helper(dir.path(), 2);
     let mut missing = spec("bad", "unused", &task);
     missing.argv = vec!["/var/task/no-such-bootstrap".into()];
     let quick = spec("quick", "exit 7", &task);

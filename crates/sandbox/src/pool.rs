@@ -1,0 +1,262 @@
+//! Blank sandboxes made ahead of demand, by a second process: the preparer.
+//!
+//! A blank (see [`crate::spawn`]) costs about 2 ms of CPU: `clone` into six namespaces, the
+//! veth pair, the listener. Made by the helper itself, it would hold up every request that
+//! arrives meanwhile, and compete for the CPU with the cold start that just took a blank.
+//! So at start the helper forks the preparer, a single-threaded copy of itself at the lowest
+//! CPU priority (nice 19): it makes blanks only with CPU time nobody else wants. It clones
+//! them with `CLONE_PARENT`, which makes them the helper's children (the helper reaps them
+//! like any sandbox), and passes their descriptors back over a socket pair. The helper never
+//! waits for the preparer: a request takes a ready blank, or the helper makes its sandbox
+//! itself.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use seccompiler::BpfProgram;
+use serde::{Deserialize, Serialize};
+
+use crate::helper::{recv, send};
+use crate::spawn::Blank;
+use crate::spec::HelperConfig;
+
+/// The helper's request to the preparer.
+#[derive(Debug, Serialize, Deserialize)]
+enum Ask {
+    /// Make one blank, on network slot `slot` (chosen by the helper, which owns slots).
+    Prepare { slot: Option<u32> },
+}
+
+/// The preparer's answer; `Ready` comes with the blank's five descriptors.
+#[derive(Debug, Serialize, Deserialize)]
+enum Answer {
+    Ready { pid: i32, slot: Option<u32> },
+    Failed { error: String, slot: Option<u32> },
+}
+
+/// The helper's side: ready blanks, oldest first, and the preparer that makes more.
+pub(crate) struct Pool {
+    blanks: VecDeque<Blank>,
+    target: usize,
+    /// Blanks asked for and not answered yet.
+    asked: usize,
+    /// Network slots handed to the preparer whose blank has not come back yet.
+    reserved: HashSet<u32>,
+    preparer: Option<(Pid, OwnedFd)>,
+    network: bool,
+    next_slot: u32,
+}
+
+impl Pool {
+    /// Forks the preparer (when `cfg.pool > 0`). Must run while the helper is still
+    /// single-threaded and before it holds any sandbox. `close` are the helper's descriptors
+    /// the preparer must not keep (the server's socket, the signalfd).
+    pub(crate) fn start(
+        cfg: &HelperConfig,
+        seccomp: &[BpfProgram],
+        host_netns: &File,
+        network: bool,
+        close: &[RawFd],
+    ) -> Pool {
+        let mut pool = Pool {
+            blanks: VecDeque::new(),
+            target: cfg.pool,
+            asked: 0,
+            reserved: HashSet::new(),
+            preparer: None,
+            network,
+            next_slot: 0,
+        };
+        if cfg.pool == 0 {
+            return pool;
+        }
+        let pair = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        );
+        let (ours, theirs) = match pair {
+            Ok(p) => p,
+            Err(e) => {
+                pool.give_up(&format!("socketpair: {e}"));
+                return pool;
+            }
+        };
+        // SAFETY: the helper is single-threaded (its module doc), so the child may run
+        // ordinary code; it leaves through `_exit` and never returns into the helper's loop.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(ours);
+                for fd in close {
+                    // SAFETY: closing the helper's descriptors in our own copy of its table.
+                    unsafe {
+                        libc::close(*fd);
+                    }
+                }
+                prepare_forever(cfg, seccomp, host_netns, theirs);
+                // SAFETY: leaving the forked child without running the helper's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                drop(theirs);
+                pool.preparer = Some((child, ours));
+            }
+            Err(e) => pool.give_up(&format!("fork: {e}")),
+        }
+        pool
+    }
+
+    /// The socket to poll for the preparer's answers.
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.preparer.as_ref().map(|(_, s)| s.as_fd())
+    }
+
+    /// A ready blank, if there is one.
+    pub(crate) fn take(&mut self) -> Option<Blank> {
+        self.blanks.pop_front()
+    }
+
+    pub(crate) fn ready(&self) -> usize {
+        self.blanks.len()
+    }
+
+    /// A free network slot for a sandbox the helper makes itself (or `None` without network).
+    pub(crate) fn slot(&mut self) -> Option<u32> {
+        if !self.network {
+            return None;
+        }
+        // Slots out with the preparer have no interface yet, so they look free.
+        for _ in 0..=self.reserved.len() {
+            let n = crate::net::free_slot(&mut self.next_slot)?;
+            if !self.reserved.contains(&n) {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    /// Asks the preparer for as many blanks as the pool lacks.
+    pub(crate) fn refill(&mut self) {
+        while self.preparer.is_some() && self.blanks.len() + self.asked < self.target {
+            let slot = self.slot();
+            if let Some(n) = slot {
+                self.reserved.insert(n);
+            }
+            let sent = match &self.preparer {
+                Some((_, sock)) => send(sock.as_fd(), &Ask::Prepare { slot }, &[]),
+                None => return,
+            };
+            if let Err(e) = sent {
+                self.give_up(&format!("asking the preparer: {e}"));
+                return;
+            }
+            self.asked += 1;
+        }
+    }
+
+    /// Takes in one answer of the preparer (its socket is readable).
+    pub(crate) fn receive(&mut self) {
+        let Some((_, sock)) = &self.preparer else {
+            return;
+        };
+        let mut buf = vec![0u8; 4096];
+        let answer = recv::<Answer>(sock.as_fd(), &mut buf);
+        self.asked = self.asked.saturating_sub(1);
+        match answer {
+            Ok(Some((Answer::Ready { pid, slot }, fds))) => {
+                slot.map(|n| self.reserved.remove(&n));
+                match Blank::from_fds(Pid::from_raw(pid), fds) {
+                    Some(blank) => self.blanks.push_back(blank),
+                    None => {
+                        crate::spawn::discard(Pid::from_raw(pid));
+                        self.give_up("a blank came without its descriptors");
+                    }
+                }
+            }
+            Ok(Some((Answer::Failed { error, slot }, _))) => {
+                slot.map(|n| self.reserved.remove(&n));
+                self.give_up(&error);
+            }
+            Ok(None) => self.give_up("the preparer has stopped"),
+            Err(e) => self.give_up(&e.to_string()),
+        }
+    }
+
+    /// A child of the helper ended: if it was a blank or the preparer, deal with it and say
+    /// `true`.
+    pub(crate) fn on_exit(&mut self, pid: Pid) -> bool {
+        if let Some(i) = self.blanks.iter().position(|b| b.pid == pid) {
+            // Killed from outside, it is just gone (and replaced); failing on its own, it
+            // says why, and blanks would keep failing.
+            if let Some(blank) = self.blanks.remove(i) {
+                let why = blank.failure();
+                if !why.is_empty() {
+                    self.give_up(&why);
+                }
+            }
+            return true;
+        }
+        if self.preparer.as_ref().is_some_and(|(p, _)| *p == pid) {
+            self.preparer = None;
+            self.give_up("the preparer has stopped");
+            return true;
+        }
+        false
+    }
+
+    /// Something about this host stops blanks: stop making them ahead (requests still make
+    /// their sandboxes, and say why they fail) rather than retry in a loop.
+    pub(crate) fn give_up(&mut self, error: &str) {
+        if self.target > 0 {
+            tracing::warn!(%error, "no longer preparing sandboxes ahead");
+        }
+        self.target = 0;
+        if let Some((pid, _)) = self.preparer.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+
+    /// Ends the preparer and every blank.
+    pub(crate) fn shutdown(&mut self) {
+        if let Some((pid, sock)) = self.preparer.take() {
+            drop(sock);
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        for blank in self.blanks.drain(..) {
+            crate::spawn::discard(blank.pid);
+        }
+    }
+}
+
+/// The preparer's life: one blank per request, until the helper's end closes.
+fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File, sock: OwnedFd) {
+    // SAFETY: setpriority on ourselves; no memory is passed.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Some((Ask::Prepare { slot }, _))) = recv::<Ask>(sock.as_fd(), &mut buf) {
+        let sent = match crate::spawn::prepare(cfg, seccomp, host_netns, slot, true) {
+            Ok(blank) => send(
+                sock.as_fd(),
+                &Answer::Ready {
+                    pid: blank.pid.as_raw(),
+                    slot,
+                },
+                &blank.fds(),
+            ),
+            Err(error) => send(sock.as_fd(), &Answer::Failed { error, slot }, &[]),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
