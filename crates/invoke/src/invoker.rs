@@ -105,6 +105,8 @@ struct Env {
     lease: Mutex<Option<MemoryLease>>,
     /// Kept initialised for provisioned concurrency: never reaped or evicted while set.
     provisioned: std::sync::atomic::AtomicBool,
+    /// Its cgroup's peak-memory counter, for REPORT's Max Memory Used.
+    peak: Option<stratus_sandbox::PeakMeter>,
 }
 
 impl Env {
@@ -573,6 +575,7 @@ impl Invoker {
             last_used: Mutex::new(Instant::now()),
             lease: Mutex::new(Some(lease)),
             provisioned: std::sync::atomic::AtomicBool::new(false),
+            peak: self.inner.opts.cgroups.peak_meter(&env_id).ok(),
         });
         self.lock_live().insert(env_id.clone(), env.clone());
         // An exit that raced the registration above was recorded in the watch already.
@@ -697,7 +700,9 @@ impl Invoker {
             "START RequestId: {request_id} Version: {}",
             c.version
         ));
-        self.inner.opts.cgroups.reset_peak(&env.id);
+        if let Some(m) = &env.peak {
+            m.reset();
+        }
         let timeout = Duration::from_secs(u64::from(c.timeout));
         let started = Instant::now();
         let invocation = Invocation {
@@ -783,11 +788,12 @@ impl Invoker {
         };
         // Whatever the function wrote before answering is in the pipe by now.
         env.output.pump();
-        let usage = env
-            .exited()
-            .map(|e| e.usage)
-            .unwrap_or_else(|| self.inner.opts.cgroups.usage(&env.id));
-        let max_used_mb = usage.memory_peak_bytes.div_ceil(1024 * 1024);
+        let peak = match (env.exited(), &env.peak) {
+            (Some(e), _) => e.usage.memory_peak_bytes,
+            (None, Some(m)) => m.read(),
+            (None, None) => self.inner.opts.cgroups.usage(&env.id).memory_peak_bytes,
+        };
+        let max_used_mb = peak.div_ceil(1024 * 1024);
         let billed = ms(duration).ceil() as u64 + init.map_or(0, |i| ms(i).ceil() as u64);
         env.output
             .platform_line(&format!("END RequestId: {request_id}"));

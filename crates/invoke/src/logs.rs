@@ -78,9 +78,24 @@ pub struct LogStream {
 }
 
 impl LogStream {
+    /// Appends one record with a single `write` (the JSON is built in memory first:
+    /// formatting straight into the file would issue a system call per fragment).
     pub fn write(&mut self, message: &str) {
-        let line = serde_json::json!({ "timestamp": now_ms(), "message": message });
-        if let Err(e) = writeln!(self.file, "{line}") {
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            timestamp: u64,
+            message: &'a str,
+        }
+        let mut line = Vec::with_capacity(message.len() + 40);
+        let record = Record {
+            timestamp: now_ms(),
+            message,
+        };
+        if serde_json::to_writer(&mut line, &record).is_err() {
+            return;
+        }
+        line.push(b'\n');
+        if let Err(e) = self.file.write_all(&line) {
             tracing::warn!(error = %e, "writing a function log");
         }
     }

@@ -453,10 +453,28 @@ impl FunctionService {
         self.inner.opts.code_dir.join(&config.code_digest)
     }
 
+    /// Runs `f` with the store answering from memory only: `None` when `f` needed the
+    /// database (then run it again where blocking is fine). For hot paths on an async
+    /// runtime.
+    pub fn from_memory<T>(
+        &self,
+        f: impl FnOnce(&FunctionService) -> Result<T, LambdaError>,
+    ) -> Option<Result<T, LambdaError>> {
+        match stratus_store::cache_only(|| f(self)) {
+            Err(LambdaError::Store(stratus_store::StoreError::NotCached)) => None,
+            other => Some(other),
+        }
+    }
+
+    /// The unpacked code of `config` if it is there now (one `stat`, no unpacking).
+    pub fn unpacked_code(&self, config: &FunctionConfig) -> Option<PathBuf> {
+        let path = self.code_path(config);
+        path.is_dir().then_some(path)
+    }
+
     /// The unpacked code of `config`, unpacking it again if the derived copy is gone.
     pub fn ensure_code(&self, config: &FunctionConfig) -> Result<PathBuf, LambdaError> {
-        let path = self.code_path(config);
-        if path.is_dir() {
+        if let Some(path) = self.unpacked_code(config) {
             return Ok(path);
         }
         let zip = self.code_zip(config)?;
@@ -977,6 +995,42 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::{create_active, open, wait_for};
     use super::*;
+
+    #[test]
+    fn invoke_reads_come_from_memory_and_see_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        create_active(&svc, "m");
+        let resolve = |s: &FunctionService| s.resolve_for_invoke("m", None);
+        // Read once the ordinary way; from then on memory answers.
+        let first = resolve(&svc).unwrap();
+        let cached = svc.from_memory(resolve).unwrap().unwrap();
+        assert_eq!(cached.config.timeout, first.config.timeout);
+        svc.update_config(
+            "m",
+            UpdateConfig {
+                timeout: Some(42),
+                ..UpdateConfig::default()
+            },
+        )
+        .unwrap();
+        // The change dropped the cached record: memory answers the new configuration or
+        // nothing, never the old one.
+        if let Some(r) = svc.from_memory(resolve) {
+            assert_eq!(r.unwrap().config.timeout, 42);
+        }
+        assert_eq!(resolve(&svc).unwrap().config.timeout, 42);
+        assert_eq!(
+            svc.from_memory(resolve).unwrap().unwrap().config.timeout,
+            42
+        );
+        // Errors that need no database come back as they are.
+        let missing = svc.from_memory(|s| s.resolve_for_invoke("nope", None));
+        assert!(matches!(
+            missing,
+            None | Some(Err(LambdaError::NotFound(_)))
+        ));
+    }
 
     /// A crash after the commit but before the worker ran leaves a `Pending` function and no
     /// unpacked code; the next start must finish the job.

@@ -69,6 +69,33 @@ impl Limits {
     }
 }
 
+/// An environment's peak memory, held open: a read per invocation costs one system call and
+/// no path lookup. On v2 the open descriptor is also what a reset applies to: writing
+/// `memory.peak` restarts the peak seen through that same descriptor.
+#[derive(Debug)]
+pub struct PeakMeter {
+    file: fs::File,
+}
+
+impl PeakMeter {
+    /// Starts a new measurement (per invocation). Best effort.
+    pub fn reset(&self) {
+        use std::os::unix::fs::FileExt;
+        let _ = self.file.write_at(b"0", 0);
+    }
+
+    /// The highest memory use, in bytes, since the last reset.
+    pub fn read(&self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        let n = self.file.read_at(&mut buf, 0).unwrap_or(0);
+        std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// Figures read back from an environment's cgroup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -238,17 +265,21 @@ impl Layout {
         }
     }
 
-    /// Starts a new peak-memory measurement (per invocation). Best effort: older v2 kernels
-    /// cannot reset `memory.peak`, and then the peak covers the environment's life.
-    pub fn reset_peak(&self, id: &str) {
-        match self {
-            Layout::V2 { root } => {
-                let _ = write(&root.join(id), "memory.peak", "0");
-            }
-            Layout::V1 { memory, .. } => {
-                let _ = write(&memory.join(id), "memory.max_usage_in_bytes", "0");
-            }
-        }
+    /// Opens environment `id`'s peak-memory counter, to be read once per invocation.
+    pub fn peak_meter(&self, id: &str) -> Result<PeakMeter, CgroupError> {
+        let path = match self {
+            Layout::V2 { root } => root.join(id).join("memory.peak"),
+            Layout::V1 { memory, .. } => memory.join(id).join("memory.max_usage_in_bytes"),
+        };
+        // Read-only where the kernel cannot reset the peak (older v2): then it covers the
+        // environment's life.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .or_else(|_| fs::File::open(&path))
+            .map_err(io(&path))?;
+        Ok(PeakMeter { file })
     }
 
     /// Removes environment `id`'s cgroups. Its processes must be gone.
@@ -356,6 +387,34 @@ mod tests {
                 root: v2.path().join("stratus")
             }
         );
+    }
+
+    #[test]
+    fn peak_meter_reads_the_layouts_peak_file() {
+        let d = tempfile::tempdir().unwrap();
+        let v2 = Layout::V2 {
+            root: d.path().to_owned(),
+        };
+        fs::create_dir_all(d.path().join("env1")).unwrap();
+        fs::write(d.path().join("env1/memory.peak"), "7340032\n").unwrap();
+        let m = v2.peak_meter("env1").unwrap();
+        assert_eq!(m.read(), 7_340_032);
+        // Read again through the same descriptor: the value as it is now.
+        fs::write(d.path().join("env1/memory.peak"), "8388608\n").unwrap();
+        assert_eq!(m.read(), 8_388_608);
+        let v1 = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+        };
+        fs::create_dir_all(d.path().join("memory/env2")).unwrap();
+        fs::write(
+            d.path().join("memory/env2/memory.max_usage_in_bytes"),
+            "4096\n",
+        )
+        .unwrap();
+        assert_eq!(v1.peak_meter("env2").unwrap().read(), 4096);
+        assert!(v1.peak_meter("absent").is_err());
     }
 
     #[test]

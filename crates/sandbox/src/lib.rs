@@ -18,7 +18,7 @@ pub mod seccomp;
 mod spawn;
 pub mod spec;
 
-pub use cgroup::{Layout, Limits, Usage};
+pub use cgroup::{Layout, Limits, PeakMeter, Usage};
 pub use helper::{Exit, SpawnedSandbox, Spawner};
 pub use spec::{Bind, HelperConfig, SandboxSpec};
 

@@ -16,10 +16,12 @@
 //! Invariant: this crate knows nothing about HTTP, AWS or what the documents mean.
 
 mod blob;
+mod cache;
 mod error;
 mod sqlite;
 
 pub use blob::{BlobStore, Digest};
+pub use cache::{CachedMeta, cache_only};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
@@ -143,7 +145,7 @@ impl Store {
     /// Removes leftovers of interrupted writes and unreferenced blobs before returning.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        let meta = Arc::new(SqliteStore::open(&dir.join("stratus.db"))?);
+        let meta = Arc::new(CachedMeta::new(SqliteStore::open(&dir.join("stratus.db"))?));
         let blobs = Arc::new(BlobStore::open(&dir.join("blobs"))?);
         let store = Store { meta, blobs };
         let removed = store.collect_garbage()?;

@@ -86,12 +86,22 @@ pub(crate) async fn invoke(
     };
     let client_context = decode_client_context(header(&req.headers, "x-amz-client-context"))?;
 
-    let q = qualifier.clone();
     // An alias resolves here, weighted routing included: `view.config.version` is what runs.
-    let view = blocking(&state.functions, move |s| {
-        s.resolve_for_invoke(&name, q.as_deref())
-    })
-    .await?;
+    // Answered from the store's cache when it can be (the usual case for a function that is
+    // invoked again), else on a blocking thread.
+    let cached = state
+        .functions
+        .from_memory(|s| s.resolve_for_invoke(&name, qualifier.as_deref()));
+    let view = match cached {
+        Some(result) => result?,
+        None => {
+            let q = qualifier.clone();
+            blocking(&state.functions, move |s| {
+                s.resolve_for_invoke(&name, q.as_deref())
+            })
+            .await?
+        }
+    };
     match view.config.state {
         FunctionState::Active => {}
         other => {
@@ -119,8 +129,13 @@ pub(crate) async fn invoke(
             "This Stratus server cannot create execution environments on this host (see the server log).",
         ));
     };
-    let config = view.config.clone();
-    let code_path = blocking(&state.functions, move |s| s.ensure_code(&config)).await?;
+    let code_path = match state.functions.unpacked_code(&view.config) {
+        Some(path) => path,
+        None => {
+            let config = view.config.clone();
+            blocking(&state.functions, move |s| s.ensure_code(&config)).await?
+        }
+    };
     let invoked_arn = match &qualifier {
         Some(q) => state.functions.scope().qualified_arn(&view.config.name, q),
         None => view.arn.clone(),
