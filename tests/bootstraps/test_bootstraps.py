@@ -601,6 +601,30 @@ def test_python_log_level_from_environment(py, api):
     assert re.search(rf"^\[INFO\]\t{ISO_TS}\t{rid}\tinformative$", log, re.M)
 
 
+def test_python_logging_is_configured_when_imported_and_only_then(py, api):
+    py.write(
+        "index.py",
+        """
+        import sys
+        loaded_at_start = "logging" in sys.modules
+        def handler(event, context):
+            if event.get("log"):
+                import logging
+                logging.basicConfig(level=logging.INFO)  # a no-op: the root has a handler
+                logging.getLogger().warning("late %s", len(logging.getLogger().handlers))
+            return {"loaded_at_start": loaded_at_start, "loaded": "logging" in sys.modules}
+        """,
+    )
+    py.start("index.handler")
+    rid = api.push({})
+    # The runtime itself does not pay for logging when the function does not use it.
+    assert api.response(rid) == {"loaded_at_start": False, "loaded": False}
+    rid = api.push({"log": True})
+    assert api.response(rid) == {"loaded_at_start": False, "loaded": True}
+    lines = api.outcome(rid)[1]["log"].split("\n")
+    assert any(re.fullmatch(rf"\[WARNING\]\t{ISO_TS}\t{rid}\tlate 1", l) for l in lines), lines
+
+
 def test_python_bytes_and_decimal_results(py, api):
     py.write(
         "index.py",
