@@ -620,7 +620,8 @@ def section_density(ctx: Ctx) -> dict:
         srv1, hlp1 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
         envs = []
         for d in sorted(mem_dir.iterdir()):
-            if not d.is_dir() or d.name in before_envs:
+            # pool-*: blank sandboxes waiting for a function, not environments.
+            if not d.is_dir() or d.name in before_envs or d.name.startswith("pool-"):
                 continue
             cg = host.cgroup_memory(d)
             procs = host.cgroup_procs(d)

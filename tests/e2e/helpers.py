@@ -221,8 +221,10 @@ def cgroup_dirs(parent: str) -> list[Path]:
 
 
 def environment_cgroups(parent: str) -> list[Path]:
-    """The environments' cgroup directories under `parent`, in every hierarchy."""
-    return sorted(p for d in cgroup_dirs(parent) if d.is_dir() for p in d.iterdir() if p.is_dir())
+    """The environments' cgroup directories under `parent`, in every hierarchy (not those of
+    blank sandboxes, `pool-*`, which wait for a function)."""
+    return sorted(p for d in cgroup_dirs(parent) if d.is_dir() for p in d.iterdir()
+                  if p.is_dir() and not p.name.startswith("pool-"))
 
 
 # --- functions that run ----------------------------------------------------------------------

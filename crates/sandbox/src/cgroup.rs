@@ -175,12 +175,25 @@ impl Layout {
 
     /// Creates environment `id`'s cgroup with its limits. Idempotent.
     pub fn create(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
+        self.create_empty(id)?;
+        self.set_limits(id, limits)
+    }
+
+    /// Creates cgroup `id` without limits (a blank sandbox's, until it is claimed).
+    pub fn create_empty(&self, id: &str) -> Result<(), CgroupError> {
+        for dir in self.paths(id) {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Sets cgroup `id`'s limits: memory with no swap, pids, the CPU quota.
+    pub fn set_limits(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
         let bytes = limits.memory_mb * 1024 * 1024;
         let quota = limits.cfs_quota_us();
         match self {
             Layout::V2 { root } => {
                 let dir = root.join(id);
-                fs::create_dir_all(&dir).map_err(io(&dir))?;
                 write(&dir, "memory.max", &bytes.to_string())?;
                 // Absent when the kernel has no swap support: then there is no swap to deny.
                 let _ = write(&dir, "memory.swap.max", "0");
@@ -189,19 +202,33 @@ impl Layout {
             }
             Layout::V1 { memory, pids, cpu } => {
                 let m = memory.join(id);
-                fs::create_dir_all(&m).map_err(io(&m))?;
                 write(&m, "memory.limit_in_bytes", &bytes.to_string())?;
                 // memsw must not be below the memory limit, so it is written second.
                 let _ = write(&m, "memory.memsw.limit_in_bytes", &bytes.to_string());
                 let _ = write(&m, "memory.swappiness", "0");
-                let p = pids.join(id);
-                fs::create_dir_all(&p).map_err(io(&p))?;
-                write(&p, "pids.max", &limits.pids_max.to_string())?;
+                write(&pids.join(id), "pids.max", &limits.pids_max.to_string())?;
                 let c = cpu.join(id);
-                fs::create_dir_all(&c).map_err(io(&c))?;
                 write(&c, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
                 write(&c, "cpu.cfs_quota_us", &quota.to_string())?;
             }
+        }
+        Ok(())
+    }
+
+    /// Whether a cgroup can be renamed: v1 hierarchies allow it, the v2 hierarchy does not.
+    pub fn renames(&self) -> bool {
+        matches!(self, Layout::V1 { .. })
+    }
+
+    /// Renames cgroup `from` to `to` in every hierarchy (v1 only; its processes stay).
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), CgroupError> {
+        if !self.renames() {
+            return Err(CgroupError::Unavailable(
+                "cgroup v2 cannot rename a cgroup".into(),
+            ));
+        }
+        for (a, b) in self.paths(from).into_iter().zip(self.paths(to)) {
+            fs::rename(&a, &b).map_err(io(&a))?;
         }
         Ok(())
     }

@@ -289,6 +289,18 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         let _ = waitpid(pid, None);
         let _ = cfg.cgroups.remove(&id);
     }
+    // A blank the preparer was making when it was killed is our child too; it leaves by
+    // itself once the preparer's end of its pipe is closed. Wait for every child, then
+    // remove whatever cgroup is left empty.
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    for id in cfg.cgroups.list() {
+        let _ = cfg.cgroups.remove(&id);
+    }
     cfg.cgroups.remove_parent();
     match served {
         Ok(()) | Err(HelperError::Gone) => Ok(()),

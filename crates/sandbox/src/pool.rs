@@ -3,8 +3,8 @@
 //! A blank (see [`crate::spawn`]) costs about 2 ms of CPU: `clone` into six namespaces, the
 //! veth pair, the listener. Made by the helper itself, it would hold up every request that
 //! arrives meanwhile, and compete for the CPU with the cold start that just took a blank.
-//! So at start the helper forks the preparer, a single-threaded copy of itself at the lowest
-//! CPU priority (nice 19): it makes blanks only with CPU time nobody else wants. It clones
+//! So at start the helper forks the preparer, a single-threaded copy of itself under
+//! `SCHED_IDLE`: it makes blanks only with CPU time nobody else wants. It clones
 //! them with `CLONE_PARENT`, which makes them the helper's children (the helper reaps them
 //! like any sandbox), and passes their descriptors back over a socket pair. The helper never
 //! waits for the preparer: a request takes a ready blank, or the helper makes its sandbox
@@ -35,8 +35,15 @@ enum Ask {
 /// The preparer's answer; `Ready` comes with the blank's five descriptors.
 #[derive(Debug, Serialize, Deserialize)]
 enum Answer {
-    Ready { pid: i32, slot: Option<u32> },
-    Failed { error: String, slot: Option<u32> },
+    Ready {
+        pid: i32,
+        slot: Option<u32>,
+        cgroup: Option<String>,
+    },
+    Failed {
+        error: String,
+        slot: Option<u32>,
+    },
 }
 
 /// The helper's side: ready blanks, oldest first, and the preparer that makes more.
@@ -50,6 +57,7 @@ pub(crate) struct Pool {
     preparer: Option<(Pid, OwnedFd)>,
     network: bool,
     next_slot: u32,
+    cgroups: crate::cgroup::Layout,
 }
 
 impl Pool {
@@ -71,6 +79,7 @@ impl Pool {
             preparer: None,
             network,
             next_slot: 0,
+            cgroups: cfg.cgroups.clone(),
         };
         if cfg.pool == 0 {
             return pool;
@@ -169,12 +178,15 @@ impl Pool {
         let answer = recv::<Answer>(sock.as_fd(), &mut buf);
         self.asked = self.asked.saturating_sub(1);
         match answer {
-            Ok(Some((Answer::Ready { pid, slot }, fds))) => {
+            Ok(Some((Answer::Ready { pid, slot, cgroup }, fds))) => {
                 slot.map(|n| self.reserved.remove(&n));
-                match Blank::from_fds(Pid::from_raw(pid), fds) {
+                match Blank::from_fds(Pid::from_raw(pid), fds, cgroup.clone()) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
                         crate::spawn::discard(Pid::from_raw(pid));
+                        if let Some(name) = cgroup {
+                            let _ = self.cgroups.remove(&name);
+                        }
                         self.give_up("a blank came without its descriptors");
                     }
                 }
@@ -195,6 +207,9 @@ impl Pool {
             // Killed from outside, it is just gone (and replaced); failing on its own, it
             // says why, and blanks would keep failing.
             if let Some(blank) = self.blanks.remove(i) {
+                if let Some(name) = &blank.cgroup {
+                    let _ = self.cgroups.remove(name);
+                }
                 let why = blank.failure();
                 if !why.is_empty() {
                     self.give_up(&why);
@@ -232,24 +247,34 @@ impl Pool {
         }
         for blank in self.blanks.drain(..) {
             crate::spawn::discard(blank.pid);
+            if let Some(name) = &blank.cgroup {
+                let _ = self.cgroups.remove(name);
+            }
         }
     }
 }
 
 /// The preparer's life: one blank per request, until the helper's end closes.
 fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File, sock: OwnedFd) {
-    // SAFETY: setpriority on ourselves; no memory is passed.
+    // SCHED_IDLE rather than nice 19: under EEVDF a nice-19 task that got the CPU keeps
+    // it for its whole slice (milliseconds, while a cold start's runtime waits), whereas a
+    // SCHED_IDLE task gives way the moment any normal task wakes.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on ourselves with a valid, initialised parameter.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
     let mut buf = vec![0u8; 4096];
     while let Ok(Some((Ask::Prepare { slot }, _))) = recv::<Ask>(sock.as_fd(), &mut buf) {
-        let sent = match crate::spawn::prepare(cfg, seccomp, host_netns, slot, true) {
+        let made = crate::spawn::prepare(cfg, seccomp, host_netns, slot, true)
+            .and_then(|blank| place(cfg, blank));
+        let sent = match made {
             Ok(blank) => send(
                 sock.as_fd(),
                 &Answer::Ready {
                     pid: blank.pid.as_raw(),
                     slot,
+                    cgroup: blank.cgroup.clone(),
                 },
                 &blank.fds(),
             ),
@@ -259,4 +284,25 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
             return;
         }
     }
+}
+
+/// Where cgroups can be renamed (v1), puts the blank's init in a cgroup of its own now,
+/// so that its claim renames it instead of moving the process (which waits for RCU).
+fn place(cfg: &HelperConfig, mut blank: Blank) -> Result<Blank, String> {
+    if !cfg.cgroups.renames() {
+        return Ok(blank);
+    }
+    let name = format!("pool-{}", blank.pid);
+    let placed = cfg
+        .cgroups
+        .create_empty(&name)
+        .and_then(|()| cfg.cgroups.attach(&name, blank.pid.as_raw()));
+    if let Err(e) = placed {
+        // Not our child: the helper reaps it, and its cgroup once it is gone.
+        let _ = kill(blank.pid, Signal::SIGKILL);
+        let _ = cfg.cgroups.remove(&name);
+        return Err(format!("placing a blank in its cgroup: {e}"));
+    }
+    blank.cgroup = Some(name);
+    Ok(blank)
 }

@@ -54,6 +54,8 @@ pub struct Blank {
     report: File,
     /// Where the spec goes; the child reads it once its common mounts are done.
     control: File,
+    /// The cgroup it already sits in, if any (named for it, without limits).
+    pub cgroup: Option<String>,
 }
 
 impl Blank {
@@ -75,7 +77,7 @@ impl Blank {
     }
 
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
-    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>) -> Option<Blank> {
+    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>, cgroup: Option<String>) -> Option<Blank> {
         let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;
         Some(Blank {
             pid,
@@ -84,6 +86,7 @@ impl Blank {
             status: File::from(status),
             report: File::from(report),
             control: File::from(control),
+            cgroup,
         })
     }
 }
@@ -217,6 +220,7 @@ pub fn prepare(
             status: File::from(status_r),
             report: File::from(report_r),
             control,
+            cgroup: None,
         }),
         Err(e) => {
             if sibling {
@@ -240,25 +244,43 @@ pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spa
         status,
         report,
         mut control,
+        cgroup,
     } = blank;
     let fail = |e: String| {
         discard(pid);
         let _ = cfg.cgroups.remove(&spec.id);
+        if let Some(name) = &cgroup {
+            let _ = cfg.cgroups.remove(name);
+        }
         Err(e)
     };
-    // Blanks are made at the lowest priority (see `crate::pool`); the function gets the
-    // normal one, which its processes inherit from the init.
-    // SAFETY: setpriority on a pid we own; no memory is passed.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid.as_raw() as libc::id_t, 0) } != 0 {
-        return fail(err("setpriority", std::io::Error::last_os_error()));
+    // Blanks are made under SCHED_IDLE (see `crate::pool`); the function gets the normal
+    // policy, which its processes inherit from the init.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on a pid we own, with a valid, initialised parameter.
+    if unsafe { libc::sched_setscheduler(pid.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
+        return fail(err("sched_setscheduler", std::io::Error::last_os_error()));
     }
-    if let Err(e) = cfg.cgroups.create(&spec.id, &spec.limits) {
-        return fail(err("creating cgroup", e));
-    }
-    // Everything the function will start lives in its cgroup: the init moves before it
-    // forks the function.
-    if let Err(e) = cfg.cgroups.attach(&spec.id, pid.as_raw()) {
-        return fail(err("attaching cgroup", e));
+    // A blank that already sits in a cgroup of its own (v1) keeps it, renamed: moving a
+    // process between cgroups waits for the kernel's RCU, renaming does not.
+    let renamed = cgroup.as_deref().is_some_and(|name| {
+        cfg.cgroups
+            .rename(name, &spec.id)
+            .and_then(|()| cfg.cgroups.set_limits(&spec.id, &spec.limits))
+            .is_ok()
+    });
+    if !renamed {
+        if let Err(e) = cfg.cgroups.create(&spec.id, &spec.limits) {
+            return fail(err("creating cgroup", e));
+        }
+        // Everything the function will start lives in its cgroup: the init moves before
+        // it forks the function.
+        if let Err(e) = cfg.cgroups.attach(&spec.id, pid.as_raw()) {
+            return fail(err("attaching cgroup", e));
+        }
+        if let Some(name) = &cgroup {
+            let _ = cfg.cgroups.remove(name);
+        }
     }
     let msg = match serde_json::to_vec(spec) {
         Ok(m) => m,
