@@ -292,12 +292,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // A blank the preparer was making when it was killed is our child too; it leaves by
     // itself once the preparer's end of its pipe is closed. Wait for every child, then
     // remove whatever cgroup is left empty.
-    loop {
-        match waitpid(None::<Pid>, None) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
+    while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
     for id in cfg.cgroups.list() {
         let _ = cfg.cgroups.remove(&id);
     }
