@@ -997,3 +997,63 @@ def test_node_require_finds_modules_at_the_task_root(node, api):
     node.write("src/app.js", "exports.handler = async () => require('shared');\n")
     node.start("src/app.handler")
     assert api.response(api.push({})) == "from the task root"
+
+
+def _load_python_bootstrap():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stratus_bootstrap", PY_BOOTSTRAP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_python_json_fast_path_matches_the_json_module():
+    import decimal
+
+    bs = _load_python_bootstrap()
+    values = [
+        None, True, 0, -7, 2**70, 1.5, 1e300, float("inf"), "", "h\u00e9llo \u2603 \"q\" \\ \n",
+        "\ud83d\ude00", [], {}, [1, [2, {"a": None}]], {"k": [1.25, "v"], "n": {"x": False}},
+        (1, 2), {1: "int key", None: "null key", 2.5: "float key"},
+    ]
+    for v in values:
+        assert bs.to_json(v) == json.dumps(v), v
+        text = json.dumps(v)
+        assert bs.from_json(text) == json.loads(text), text
+        assert bs.from_json(text.encode("utf-8")) == json.loads(text.encode("utf-8")), text
+    nan = bs.from_json("[NaN, -Infinity]")
+    assert nan[0] != nan[0] and nan[1] == float("-inf")
+    assert bs.from_json("  \n {\"a\": 1} \t") == {"a": 1}
+    # Decimals as Lambda's runtime writes them.
+    assert bs.to_json({"d": decimal.Decimal("3"), "f": decimal.Decimal("2.5")}) == '{"d": 3, "f": 2.5}'
+    # What the fast path declines still decodes (UTF-16, a UTF-8 BOM)...
+    assert bs.from_json('{"u": 1}'.encode("utf-16")) == {"u": 1}
+    assert bs.from_json(b"\xef\xbb\xbf[1]") == [1]
+    # ...and errors are json's own, word for word.
+    for bad in ["", "{", "[1] x", "\ufeff[1]", "{'a': 1}", b"\xff"]:
+        with pytest.raises(Exception) as ours:
+            bs.from_json(bad)
+        with pytest.raises(Exception) as theirs:
+            json.loads(bad)
+        assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value)), bad
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
+        bs.to_json({"o": object()})
+    circular = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular reference"):
+        bs.to_json(circular)
+    # The fast path keeps its promise: a fresh interpreter that loads the runtime and
+    # converts ordinary documents never imports json (nor re).
+    probe = textwrap.dedent(f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("bs", {str(PY_BOOTSTRAP)!r})
+        bs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bs)
+        assert bs.from_json(b'{{"a": [1, 2.5, "x", null]}}') == {{"a": [1, 2.5, "x", None]}}
+        assert bs.to_json({{"b": [True, 3]}}) == '{{"b": [true, 3]}}'
+        print(sorted(m for m in ("json", "re", "socket", "logging") if m in sys.modules))
+    """)
+    out = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -7,7 +7,17 @@ use stratus_lambda::{FunctionConfig, RuntimeCatalog, RuntimeKind};
 use stratus_sandbox::{Bind, Limits, SandboxSpec};
 
 /// Stratus's bootstraps for managed runtimes, written to the runtime directory at start-up.
+/// The Python runtime is installed as a module (`stratus_bootstrap.py`) started by a
+/// two-line `bootstrap.py`: a module can be loaded precompiled, a script is compiled on
+/// every start (10 ms of a 20 ms cold start here).
 pub const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
+const PYTHON_LAUNCHER: &str = "\
+# Stratus's Python runtime: the module next to this file, loaded precompiled.
+import stratus_bootstrap
+
+stratus_bootstrap.main()
+";
+const PYTHON_MODULE: &str = "stratus_bootstrap.py";
 pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
 
 /// The port, inside every environment's own network namespace, of its Runtime API (and of
@@ -30,10 +40,13 @@ pub struct LaunchContext {
     pub session_token: String,
 }
 
-/// Writes the managed runtimes' bootstraps under `dir`.
-pub fn install_bootstraps(dir: &Path) -> std::io::Result<()> {
+/// Writes the managed runtimes' bootstraps under `dir`, and compiles the Python one for
+/// each of `pythons` (interpreter paths) into its `__pycache__` (checked by source hash, so
+/// a stale file is never used). A failed compilation only costs start-up time.
+pub fn install_bootstraps(dir: &Path, pythons: &[PathBuf]) -> std::io::Result<()> {
     for (sub, file, text) in [
-        ("python", "bootstrap.py", PYTHON_BOOTSTRAP),
+        ("python", "bootstrap.py", PYTHON_LAUNCHER),
+        ("python", PYTHON_MODULE, PYTHON_BOOTSTRAP),
         ("node", "bootstrap.js", NODE_BOOTSTRAP),
     ] {
         let d = dir.join(sub);
@@ -43,6 +56,28 @@ pub fn install_bootstraps(dir: &Path) -> std::io::Result<()> {
             let tmp = d.join(format!(".{file}.tmp"));
             std::fs::write(&tmp, text)?;
             std::fs::rename(&tmp, &p)?;
+        }
+    }
+    let module = dir.join("python").join(PYTHON_MODULE);
+    for python in pythons {
+        let compiled = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True, \
+                 invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
+            ])
+            .arg(&module)
+            .stdin(std::process::Stdio::null())
+            .output();
+        match compiled {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => tracing::warn!(
+                python = %python.display(),
+                error = %String::from_utf8_lossy(&out.stderr).trim(),
+                "could not precompile the Python runtime (its cold starts compile it)"
+            ),
+            Err(e) => tracing::warn!(python = %python.display(), error = %e,
+                "could not precompile the Python runtime (its cold starts compile it)"),
         }
     }
     Ok(())
@@ -193,6 +228,35 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_python_runtime_is_installed_as_a_precompiled_module() {
+        let python = Path::new("/usr/bin/python3");
+        if !python.exists() {
+            return; // nothing to compile with on this host
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        install_bootstraps(dir.path(), &[python.to_owned()]).expect("install");
+        let py = dir.path().join("python");
+        let launcher = std::fs::read_to_string(py.join("bootstrap.py")).expect("launcher");
+        assert!(launcher.contains("import stratus_bootstrap"), "{launcher}");
+        assert_eq!(
+            std::fs::read_to_string(py.join(PYTHON_MODULE)).expect("module"),
+            PYTHON_BOOTSTRAP
+        );
+        let cached: Vec<String> = std::fs::read_dir(py.join("__pycache__"))
+            .expect("__pycache__")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            cached
+                .iter()
+                .any(|f| f.starts_with("stratus_bootstrap.") && f.ends_with(".pyc")),
+            "{cached:?}"
+        );
+        // A second start finds everything in place and is just as happy.
+        install_bootstraps(dir.path(), &[python.to_owned()]).expect("reinstall");
+    }
 
     #[test]
     fn log_stream_keeps_the_whole_environment_id() {

@@ -148,6 +148,19 @@ impl RuntimeCatalog {
         self.runtimes.iter().find(|r| r.id == id)
     }
 
+    /// The interpreters of the runtimes of `kind`, each once.
+    pub fn interpreters(&self, kind: RuntimeKind) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for r in self.runtimes.iter().filter(|r| r.kind == kind) {
+            if let Some(p) = &r.interpreter
+                && !out.contains(p)
+            {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
     pub fn ids(&self) -> Vec<&str> {
         self.runtimes.iter().map(|r| r.id.as_str()).collect()
     }

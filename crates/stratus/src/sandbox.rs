@@ -32,7 +32,9 @@ pub fn start(
     stratus_sandbox::rootfs::build_template(&rootfs, FUNCTION_UID, FUNCTION_GID)
         .context("building the root filesystem template")?;
     let runtime_dir = data.join("runtime");
-    stratus_invoke::launch::install_bootstraps(&runtime_dir).context("installing bootstraps")?;
+    let pythons = catalog.interpreters(stratus_lambda::RuntimeKind::Python);
+    stratus_invoke::launch::install_bootstraps(&runtime_dir, &pythons)
+        .context("installing bootstraps")?;
     let helper = HelperConfig {
         rootfs,
         cgroups: layout.clone(),
