@@ -33,6 +33,8 @@ use crate::pool::Pool;
 use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
 
 const MAX_MESSAGE: usize = 256 * 1024;
+/// How long requests must have paused before the preparer is asked for more blanks.
+const REFILL_QUIET: std::time::Duration = std::time::Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
@@ -180,11 +182,21 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     );
     // Whatever ends the loop (the server going away, or an error), the cleanup below runs.
     let served = (|| -> Result<(), HelperError> {
+        let mut last_request = std::time::Instant::now();
         loop {
-            // Not while a sandbox builds its root: making a blank takes the same kernel locks
-            // (the mount namespace semaphore above all).
-            if starting.is_empty() {
-                pool.refill();
+            // Only once requests have paused: making a blank takes the kernel locks a
+            // sandbox being made needs (the mount namespace semaphore, RTNL), and a preparer
+            // preempted while holding one would hold up a burst of cold starts.
+            let quiet = last_request.elapsed();
+            let mut timeout = nix::poll::PollTimeout::NONE;
+            if starting.is_empty() && pool.wants_more() {
+                if quiet >= REFILL_QUIET {
+                    pool.refill();
+                } else {
+                    let wait = (REFILL_QUIET - quiet).as_millis().max(1);
+                    timeout = nix::poll::PollTimeout::try_from(wait as i32)
+                        .unwrap_or(nix::poll::PollTimeout::MAX);
+                }
             }
             let mut fds = vec![
                 nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
@@ -204,7 +216,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                     ));
                 }
             }
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -236,6 +248,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                 match recv::<Request>(sock.as_fd(), &mut buf) {
                     Ok(Some((Request::Spawn(spec), _))) => {
                         let t = std::time::Instant::now();
+                        last_request = t;
                         let from_pool = pool.ready() > 0;
                         let result = crate::spawn::check(&cfg, &spec).and_then(|()| {
                             let blank = match pool.take() {

@@ -150,6 +150,11 @@ impl Pool {
         None
     }
 
+    /// Whether the pool lacks blanks the preparer has not been asked for yet.
+    pub(crate) fn wants_more(&self) -> bool {
+        self.preparer.is_some() && self.blanks.len() + self.asked < self.target
+    }
+
     /// Asks the preparer for as many blanks as the pool lacks.
     pub(crate) fn refill(&mut self) {
         while self.preparer.is_some() && self.blanks.len() + self.asked < self.target {
