@@ -13,8 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
-from helpers import (cgroup_dirs, cgroup_v2_root, create_function, environment_cgroups, health,
-                     invoke, make_zip, sha256_hex, update_configuration, wait_until)
+from helpers import (STRATUS_BIN, cgroup_dirs, cgroup_v2_root, create_function,
+                     environment_cgroups, health, invoke, make_zip, sha256_hex,
+                     update_configuration, wait_until)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROBE = {"probe.py": (FIXTURES / "isolation" / "probe.py").read_text()}
@@ -46,6 +47,9 @@ def test_cannot_see_host_processes(exec_server, exec_lam):
     assert exec_server.proc.pid not in seen["pids"]
     for pid, cmd in seen["cmdlines"].items():
         assert "stratus server" not in cmd and "--data-dir" not in cmd, (pid, cmd)
+        # The sandbox's init is a copy of the helper: its command line must not say where
+        # the stratus binary lives on the host.
+        assert str(Path(STRATUS_BIN).parent) not in cmd, (pid, cmd)
 
 
 def test_cannot_touch_the_sandbox_init(exec_lam):

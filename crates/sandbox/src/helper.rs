@@ -471,6 +471,9 @@ impl Spawner {
         )?;
         let theirs_raw = theirs.as_raw_fd();
         let mut cmd = Command::new(exe);
+        // Every sandbox's init is a copy of the helper, and its /proc/1/cmdline is readable
+        // inside: a plain name rather than the binary's path on the host.
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "stratus");
         cmd.arg("sandbox-helper")
             .arg("--fd")
             .arg("3")
