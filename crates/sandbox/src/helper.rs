@@ -251,13 +251,18 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         last_request = t;
                         let from_pool = pool.ready() > 0;
                         let result = crate::spawn::check(&cfg, &spec).and_then(|()| {
-                            let blank = match pool.take() {
-                                Some(b) => b,
-                                None => {
-                                    let slot = pool.slot();
-                                    crate::spawn::prepare(&cfg, &seccomp, &host_netns, slot, false)?
+                            if let Some(blank) = pool.take() {
+                                match crate::spawn::claim(&cfg, blank, &spec) {
+                                    Ok(spawned) => return Ok(spawned),
+                                    // Blanks cannot be claimed here (say, no right to
+                                    // restore the normal scheduling policy): stop making
+                                    // them, and make this sandbox the plain way.
+                                    Err(e) => pool.give_up(&e),
                                 }
-                            };
+                            }
+                            let slot = pool.slot();
+                            let blank =
+                                crate::spawn::prepare(&cfg, &seccomp, &host_netns, slot, false)?;
                             crate::spawn::claim(&cfg, blank, &spec)
                         });
                         tracing::debug!(id = %spec.id, from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
@@ -302,9 +307,12 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         let _ = waitpid(pid, None);
         let _ = cfg.cgroups.remove(&id);
     }
-    // A blank the preparer was making when it was killed is our child too; it leaves by
-    // itself once the preparer's end of its pipe is closed. Wait for every child, then
-    // remove whatever cgroup is left empty.
+    // Any child left is one we lost track of (a blank the preparer was making when it was
+    // killed is our child too): kill them all, wait for every child, then remove whatever
+    // cgroup is left empty.
+    for pid in children() {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
     while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
     for id in cfg.cgroups.list() {
         let _ = cfg.cgroups.remove(&id);
@@ -314,6 +322,24 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         Ok(()) | Err(HelperError::Gone) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// This process's children, as the kernel lists them.
+fn children() -> Vec<Pid> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .map(Pid::from_raw),
+            );
+        }
+    }
+    out
 }
 
 /// A sandbox between `clone` and its function's `execve`.
@@ -345,24 +371,27 @@ fn finish_spawn(
         crate::spawn::abandon(cfg, &id, pid);
         return send(sock, &Event::Failed { id, error: status }, &[]);
     }
-    send(
+    let sent = send(
         sock,
         &Event::Spawned {
             id: id.clone(),
             pid: pid.as_raw(),
         },
         &[spawned.listener.as_raw_fd(), spawned.output.as_raw_fd()],
-    )?;
+    );
+    // Whether or not the server heard of it, the sandbox is accounted for (so that the
+    // cleanup finds it if the server is gone).
     match exited {
         // It ran and ended before we looked: report both, in order.
         Some((exit_code, signal)) => {
             let (exit_code, signal) =
                 crate::spawn::read_report(&spawned.report).unwrap_or((exit_code, signal));
-            report_exit(cfg, id, exit_code, signal, sock)
+            let reported = report_exit(cfg, id, exit_code, signal, sock);
+            sent.and(reported)
         }
         None => {
             live.insert(pid, (id, spawned.report));
-            Ok(())
+            sent
         }
     }
 }
@@ -420,6 +449,9 @@ fn reap(
             let (exit_code, signal) =
                 crate::spawn::read_report(&report).unwrap_or((exit_code, signal));
             report_exit(cfg, id, exit_code, signal, sock)?;
+        } else {
+            // A blank whose `Ready` is still on its way from the preparer.
+            pool.note_unknown_exit(pid);
         }
     }
 }

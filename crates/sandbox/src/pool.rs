@@ -58,6 +58,9 @@ pub(crate) struct Pool {
     network: bool,
     next_slot: u32,
     cgroups: crate::cgroup::Layout,
+    /// Children that ended before the helper knew them: blanks whose `Ready` had not been
+    /// read yet. Such a `Ready` is dropped (its pid may already belong to someone else).
+    gone_before_ready: HashSet<i32>,
 }
 
 impl Pool {
@@ -80,6 +83,7 @@ impl Pool {
             network,
             next_slot: 0,
             cgroups: cfg.cgroups.clone(),
+            gone_before_ready: HashSet::new(),
         };
         if cfg.pool == 0 {
             return pool;
@@ -150,14 +154,15 @@ impl Pool {
         None
     }
 
-    /// Whether the pool lacks blanks the preparer has not been asked for yet.
+    /// Whether the pool lacks blanks and the preparer is idle.
     pub(crate) fn wants_more(&self) -> bool {
-        self.preparer.is_some() && self.blanks.len() + self.asked < self.target
+        self.preparer.is_some() && self.asked == 0 && self.blanks.len() < self.target
     }
 
-    /// Asks the preparer for as many blanks as the pool lacks.
+    /// Asks the preparer for one more blank (one at a time, so that it is never busy for
+    /// long once requests resume).
     pub(crate) fn refill(&mut self) {
-        while self.preparer.is_some() && self.blanks.len() + self.asked < self.target {
+        if self.wants_more() {
             let slot = self.slot();
             if let Some(n) = slot {
                 self.reserved.insert(n);
@@ -185,6 +190,13 @@ impl Pool {
         match answer {
             Ok(Some((Answer::Ready { pid, slot, cgroup }, fds))) => {
                 slot.map(|n| self.reserved.remove(&n));
+                if self.gone_before_ready.remove(&pid) {
+                    // Already reaped: only its cgroup is left (its descriptors close here).
+                    if let Some(name) = cgroup {
+                        let _ = self.cgroups.remove(&name);
+                    }
+                    return;
+                }
                 match Blank::from_fds(Pid::from_raw(pid), fds, cgroup.clone()) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
@@ -203,6 +215,14 @@ impl Pool {
             Ok(None) => self.give_up("the preparer has stopped"),
             Err(e) => self.give_up(&e.to_string()),
         }
+    }
+
+    /// A child the helper does not know ended: remembered until its `Ready` arrives.
+    pub(crate) fn note_unknown_exit(&mut self, pid: Pid) {
+        if self.gone_before_ready.len() > 1024 {
+            self.gone_before_ready.clear();
+        }
+        self.gone_before_ready.insert(pid.as_raw());
     }
 
     /// A child of the helper ended: if it was a blank or the preparer, deal with it and say

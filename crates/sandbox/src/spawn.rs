@@ -702,12 +702,22 @@ fn close_all_but(keep: &[RawFd]) {
         .collect();
     keep.sort_unstable();
     let mut low = 3u32;
-    for fd in keep.into_iter().chain([u32::MAX]) {
+    for fd in keep.iter().copied().chain([u32::MAX]) {
         if fd > low {
             // SAFETY: close_range on a range of our own descriptor table, none of which the
             // init uses.
-            unsafe {
-                libc::syscall(libc::SYS_close_range, low, fd - 1, 0u32);
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, low, fd - 1, 0u32) };
+            if rc != 0 {
+                // No close_range (kernels before 5.9): one descriptor at a time, up to the
+                // limit the helper runs with.
+                let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .map_or(4096, |(soft, _)| soft.min(1 << 20)) as u32;
+                for n in low..fd.min(max) {
+                    // SAFETY: closing descriptors of our own table that the init does not use.
+                    unsafe {
+                        libc::close(n as RawFd);
+                    }
+                }
             }
         }
         low = low.max(fd.saturating_add(1));
