@@ -307,6 +307,8 @@ def _sandbox_processes(parent: str) -> list[str]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             cmd = "?"
+        if cmd.startswith("stratus sandbox-helper"):
+            continue  # a blank sandbox's function process, waiting for a function to run
         found.append(f"{pid} {cg} {cmd}")
     return found
 

@@ -310,7 +310,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // Any child left is one we lost track of (a blank the preparer was making when it was
     // killed is our child too): kill them all, wait for every child, then remove whatever
     // cgroup is left empty.
-    for pid in children() {
+    for pid in crate::spawn::children_of(nix::unistd::getpid()) {
         let _ = kill(pid, Signal::SIGKILL);
     }
     while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
@@ -322,24 +322,6 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         Ok(()) | Err(HelperError::Gone) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// This process's children, as the kernel lists them.
-fn children() -> Vec<Pid> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .map(Pid::from_raw),
-            );
-        }
-    }
-    out
 }
 
 /// A sandbox between `clone` and its function's `execve`.

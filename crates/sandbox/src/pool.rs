@@ -321,7 +321,7 @@ fn place(cfg: &HelperConfig, mut blank: Blank) -> Result<Blank, String> {
     let placed = cfg
         .cgroups
         .create_empty(&name)
-        .and_then(|()| cfg.cgroups.attach(&name, blank.pid.as_raw()));
+        .and_then(|()| crate::spawn::attach_sandbox(&cfg.cgroups, &name, blank.pid));
     if let Err(e) = placed {
         // Not our child: the helper reaps it, and its cgroup once it is gone.
         let _ = kill(blank.pid, Signal::SIGKILL);

@@ -273,9 +273,7 @@ pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spa
         if let Err(e) = cfg.cgroups.create(&spec.id, &spec.limits) {
             return fail(err("creating cgroup", e));
         }
-        // Everything the function will start lives in its cgroup: the init moves before
-        // it forks the function.
-        if let Err(e) = cfg.cgroups.attach(&spec.id, pid.as_raw()) {
+        if let Err(e) = attach_sandbox(&cfg.cgroups, &spec.id, pid) {
             return fail(err("attaching cgroup", e));
         }
         if let Some(name) = &cgroup {
@@ -430,8 +428,9 @@ struct FunctionPlan {
 }
 
 impl ChildPlan<'_> {
-    /// The sandbox's init: wait for the go, build the common root, wait for the function,
-    /// finish the root, start the function, reap.
+    /// The sandbox's init: wait for the go, build the common root, fork the function's
+    /// process (which confines itself and waits), wait for the spec, finish the root, let
+    /// the function's process exec, reap.
     fn run(&self) -> isize {
         // The init dies with the helper (its parent, even when the preparer made it), so no
         // sandbox outlives a helper killed outright.
@@ -443,7 +442,7 @@ impl ChildPlan<'_> {
         // descriptor but ours (the helper's sockets, other sandboxes' pipes).
         close_all_but(&[self.control, self.status, self.output, self.report]);
         let mut b = [0u8; 1];
-        if self.read_exact(&mut b).is_err() {
+        if read_exact(self.control, &mut b).is_err() {
             // The parent gave up on us.
             return 1;
         }
@@ -451,90 +450,80 @@ impl ChildPlan<'_> {
             self.report(&e);
             return 126;
         }
-        let plan = match self.receive_function() {
-            Ok(Some(p)) => p,
-            // Discarded before it was claimed.
+        // The function's process is made now, and does everything but its `execve` before
+        // the claim: dropping privileges and installing seccomp are off the cold path.
+        let (plan_r, plan_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => {
+                self.report(&err("pipe", e));
+                return 126;
+            }
+        };
+        // SAFETY: we are the only thread of this process (a fresh clone of a
+        // single-threaded helper).
+        let function = match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(plan_w);
+                // SAFETY: the control pipe is the init's business, not the function's.
+                unsafe {
+                    libc::close(self.control);
+                }
+                let e = self.function_process(plan_r.as_raw_fd());
+                self.report(&e);
+                // SAFETY: leaving the forked child without running destructors or atexit.
+                unsafe { libc::_exit(127) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => child,
+            Err(e) => {
+                self.report(&err("fork", e));
+                return 126;
+            }
+        };
+        drop(plan_r);
+        let msg = match read_message(self.control) {
+            Ok(Some(m)) => m,
+            // Discarded before it was claimed (the function's process dies with us).
             Ok(None) => return 1,
             Err(e) => {
                 self.report(&e);
                 return 126;
             }
         };
-        if let Err(e) = self.finish_root(&plan.spec) {
-            self.report(&e);
-            return 126;
-        }
-        // SAFETY: we are the only thread of this process (a fresh clone of a
-        // single-threaded helper).
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                let e = self.exec_function(&plan);
-                self.report(&e);
-                // SAFETY: leaving the forked child without running destructors or atexit.
-                unsafe { libc::_exit(127) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                // SAFETY: closing descriptors we own and no longer need; the function keeps
-                // its own copies.
-                unsafe {
-                    libc::close(self.status);
-                    libc::close(self.output);
-                }
-                let (text, code) = reap_until(child);
-                // SAFETY: writing a buffer we own to an inherited descriptor.
-                unsafe {
-                    libc::write(self.report, text.as_ptr().cast(), text.len());
-                }
-                code
-            }
-            Err(e) => {
-                self.report(&err("fork", e));
-                126
-            }
-        }
-    }
-
-    /// Fills `buf` from `control`; `Err` at end of file.
-    fn read_exact(&self, buf: &mut [u8]) -> Result<(), ()> {
-        let mut done = 0;
-        while done < buf.len() {
-            // SAFETY: reading into the unfilled tail of a buffer we own, from an inherited
-            // descriptor.
-            let n = unsafe {
-                libc::read(
-                    self.control,
-                    buf[done..].as_mut_ptr().cast(),
-                    buf.len() - done,
-                )
-            };
-            match n {
-                n if n > 0 => done += n as usize,
-                n if n < 0
-                    && std::io::Error::last_os_error().kind()
-                        == std::io::ErrorKind::Interrupted => {}
-                _ => return Err(()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for the spec; `Ok(None)` if the parent closed `control` instead.
-    fn receive_function(&self) -> Result<Option<FunctionPlan>, String> {
-        let mut len = [0u8; 4];
-        if self.read_exact(&mut len).is_err() {
-            return Ok(None);
-        }
-        let mut msg = vec![0u8; u32::from_le_bytes(len) as usize];
-        self.read_exact(&mut msg)
-            .map_err(|()| "spec cut short".to_string())?;
         // SAFETY: closing our own descriptor, which nothing else uses.
         unsafe {
             libc::close(self.control);
         }
-        let spec: SandboxSpec = serde_json::from_slice(&msg).map_err(|e| err("spec", e))?;
-        let argv = cstrings(&spec.argv)?;
-        let envp = cstrings(&spec.env)?;
-        Ok(Some(FunctionPlan { spec, argv, envp }))
+        let spec: SandboxSpec = match serde_json::from_slice(&msg) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report(&err("spec", e));
+                return 126;
+            }
+        };
+        if let Err(e) = self.finish_root(&spec) {
+            self.report(&e);
+            return 126;
+        }
+        // Go: the function's process gets its spec and execs.
+        let mut plan_w = File::from(plan_w);
+        let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
+        if let Err(e) = plan_w.write_all(&len).and_then(|()| plan_w.write_all(&msg)) {
+            self.report(&err("starting the function", e));
+            return 126;
+        }
+        drop(plan_w);
+        // SAFETY: closing descriptors we own and no longer need; the function keeps its own
+        // copies.
+        unsafe {
+            libc::close(self.status);
+            libc::close(self.output);
+        }
+        let (text, code) = reap_until(function);
+        // SAFETY: writing a buffer we own to an inherited descriptor.
+        unsafe {
+            libc::write(self.report, text.as_ptr().cast(), text.len());
+        }
+        code
     }
 
     fn report(&self, msg: &str) {
@@ -614,8 +603,9 @@ impl ChildPlan<'_> {
         Ok(())
     }
 
-    /// In the function's process: drop to its uid, confine it, and become its program.
-    fn exec_function(&self, plan: &FunctionPlan) -> String {
+    /// The function's process: drop to its uid and confine it, then wait for the spec on
+    /// `plan` (the init sends it once the root is finished) and become the program.
+    fn function_process(&self, plan: RawFd) -> String {
         // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
         unsafe {
             if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
@@ -684,6 +674,16 @@ impl ChildPlan<'_> {
         if let Err(e) = crate::seccomp::install(self.seccomp) {
             return err("seccomp", e);
         }
+        let msg = match read_message(plan) {
+            Ok(Some(m)) => m,
+            // The init went away without a go; it takes this process with it anyway.
+            Ok(None) => return String::new(),
+            Err(e) => return e,
+        };
+        let plan = match decode_plan(&msg) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
         if let Err(e) = nix::unistd::chdir(plan.spec.workdir.as_str()) {
             return err("chdir to workdir", e);
         }
@@ -692,6 +692,74 @@ impl ChildPlan<'_> {
             Err(e) => err(&format!("execve {}", plan.spec.argv[0]), e),
         }
     }
+}
+
+/// Moves a sandbox into cgroup `name`: its init, and the function's process the init may
+/// have forked already. Listed after the init moved, a child is either in the list or was
+/// forked into the new cgroup.
+pub(crate) fn attach_sandbox(
+    cgroups: &crate::cgroup::Layout,
+    name: &str,
+    init: Pid,
+) -> Result<(), crate::cgroup::CgroupError> {
+    cgroups.attach(name, init.as_raw())?;
+    for child in children_of(init) {
+        cgroups.attach(name, child.as_raw())?;
+    }
+    Ok(())
+}
+
+/// The children of process `pid`, as the kernel lists them.
+pub(crate) fn children_of(pid: Pid) -> Vec<Pid> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .map(Pid::from_raw),
+            );
+        }
+    }
+    out
+}
+
+/// Fills `buf` from `fd`; `Err` at end of file.
+fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), ()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: reading into the unfilled tail of a buffer we own, from an inherited
+        // descriptor.
+        let n = unsafe { libc::read(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+        match n {
+            n if n > 0 => done += n as usize,
+            n if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return Err(()),
+        }
+    }
+    Ok(())
+}
+
+/// One length-prefixed message from `fd`; `Ok(None)` at end of file before it starts.
+fn read_message(fd: RawFd) -> Result<Option<Vec<u8>>, String> {
+    let mut len = [0u8; 4];
+    if read_exact(fd, &mut len).is_err() {
+        return Ok(None);
+    }
+    let mut msg = vec![0u8; u32::from_le_bytes(len) as usize];
+    read_exact(fd, &mut msg).map_err(|()| "spec cut short".to_string())?;
+    Ok(Some(msg))
+}
+
+fn decode_plan(msg: &[u8]) -> Result<FunctionPlan, String> {
+    let spec: SandboxSpec = serde_json::from_slice(msg).map_err(|e| err("spec", e))?;
+    let argv = cstrings(&spec.argv)?;
+    let envp = cstrings(&spec.env)?;
+    Ok(FunctionPlan { spec, argv, envp })
 }
 
 /// Closes every descriptor from 3 up except `keep`.
