@@ -795,8 +795,6 @@ impl Invoker {
         };
         let max_used_mb = peak.div_ceil(1024 * 1024);
         let billed = ms(duration).ceil() as u64 + init.map_or(0, |i| ms(i).ceil() as u64);
-        env.output
-            .platform_line(&format!("END RequestId: {request_id}"));
         let mut report = format!(
             "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_used_mb} MB",
             ms(duration),
@@ -805,7 +803,8 @@ impl Invoker {
         if let Some(i) = init {
             report.push_str(&format!("\tInit Duration: {:.2} ms", ms(i)));
         }
-        env.output.platform_line(&report);
+        env.output
+            .platform_lines(&[&format!("END RequestId: {request_id}"), &report]);
         let log_tail = env.output.end_invocation();
         if keep && env.exited().is_none() {
             if let Ok(mut t) = env.last_used.lock() {

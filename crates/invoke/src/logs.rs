@@ -47,7 +47,10 @@ impl LogStore {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(LogStream { file })
+        Ok(LogStream {
+            file,
+            pending: Vec::new(),
+        })
     }
 
     /// Every message of a stream, in order (tests and, later, the Logs API).
@@ -73,31 +76,49 @@ impl LogStore {
     }
 }
 
+/// A log stream being written. Records are built in memory and reach the file with one
+/// `write` per [`LogStream::flush`] (formatting straight into the file would cost a system
+/// call per JSON fragment).
 pub struct LogStream {
     file: File,
+    pending: Vec<u8>,
 }
 
 impl LogStream {
-    /// Appends one record with a single `write` (the JSON is built in memory first:
-    /// formatting straight into the file would issue a system call per fragment).
+    /// Adds one record; it reaches the file at the next [`LogStream::flush`].
     pub fn write(&mut self, message: &str) {
         #[derive(serde::Serialize)]
         struct Record<'a> {
             timestamp: u64,
             message: &'a str,
         }
-        let mut line = Vec::with_capacity(message.len() + 40);
         let record = Record {
             timestamp: now_ms(),
             message,
         };
-        if serde_json::to_writer(&mut line, &record).is_err() {
+        let start = self.pending.len();
+        if serde_json::to_writer(&mut self.pending, &record).is_err() {
+            self.pending.truncate(start);
             return;
         }
-        line.push(b'\n');
-        if let Err(e) = self.file.write_all(&line) {
+        self.pending.push(b'\n');
+    }
+
+    /// Writes every pending record, in one `write`.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.pending) {
             tracing::warn!(error = %e, "writing a function log");
         }
+        self.pending.clear();
+    }
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -115,6 +136,9 @@ mod tests {
             .unwrap();
         s.write("START RequestId: 1");
         s.write("hello\tworld");
+        // Nothing reaches the file before the flush, then both records at once.
+        assert!(store.read("/aws/lambda/f", "2024/01/01/[$LATEST]abc").is_empty());
+        s.flush();
         let got: Vec<String> = store
             .read("/aws/lambda/f", "2024/01/01/[$LATEST]abc")
             .into_iter()

@@ -35,27 +35,15 @@ impl Output {
         }))
     }
 
-    /// Reads everything the pipe holds now. Returns true at end of file.
+    /// Reads everything the pipe holds now (its lines reach the log stream in one write).
+    /// Returns true at end of file.
     pub fn pump(&self) -> bool {
-        let mut buf = [0u8; 16 * 1024];
         let Ok(mut st) = self.state.lock() else {
             return true;
         };
-        loop {
-            match self.rx.try_read(&mut buf) {
-                Ok(0) => {
-                    let rest = std::mem::take(&mut st.partial);
-                    if !rest.is_empty() {
-                        st.line(&rest);
-                    }
-                    return true;
-                }
-                Ok(n) => st.feed(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return true,
-            }
-        }
+        let ended = st.drain(&self.rx);
+        st.stream.flush();
+        ended
     }
 
     /// Reads until end of file, as the pipe becomes readable.
@@ -69,8 +57,16 @@ impl Output {
 
     /// Writes a platform line (START, END, REPORT...) to the stream and the invocation log.
     pub fn platform_line(&self, line: &str) {
+        self.platform_lines(&[line]);
+    }
+
+    /// Writes platform lines, in order, with one write to the stream.
+    pub fn platform_lines(&self, lines: &[&str]) {
         if let Ok(mut st) = self.state.lock() {
-            st.line(line.as_bytes());
+            for line in lines {
+                st.line(line.as_bytes());
+            }
+            st.stream.flush();
         }
     }
 
@@ -94,6 +90,26 @@ impl Output {
 }
 
 impl State {
+    /// Reads everything `rx` holds now into lines; true at end of file.
+    fn drain(&mut self, rx: &pipe::Receiver) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match rx.try_read(&mut buf) {
+                Ok(0) => {
+                    let rest = std::mem::take(&mut self.partial);
+                    if !rest.is_empty() {
+                        self.line(&rest);
+                    }
+                    return true;
+                }
+                Ok(n) => self.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+
     fn feed(&mut self, mut data: &[u8]) {
         while let Some(i) = data.iter().position(|&b| b == b'\n') {
             let mut line = std::mem::take(&mut self.partial);
