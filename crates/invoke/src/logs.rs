@@ -137,7 +137,11 @@ mod tests {
         s.write("START RequestId: 1");
         s.write("hello\tworld");
         // Nothing reaches the file before the flush, then both records at once.
-        assert!(store.read("/aws/lambda/f", "2024/01/01/[$LATEST]abc").is_empty());
+        assert!(
+            store
+                .read("/aws/lambda/f", "2024/01/01/[$LATEST]abc")
+                .is_empty()
+        );
         s.flush();
         let got: Vec<String> = store
             .read("/aws/lambda/f", "2024/01/01/[$LATEST]abc")
