@@ -254,12 +254,16 @@ pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spa
         }
         Err(e)
     };
-    // Blanks are made under SCHED_IDLE (see `crate::pool`); the function gets the normal
-    // policy, which its processes inherit from the init.
+    // Blanks are made under SCHED_IDLE (see `crate::pool`); the sandbox gets the normal
+    // policy: the init, then the function's process if the init has forked it already
+    // (listed after the init's change, a child either is in the list or inherits it).
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler on a pid we own, with a valid, initialised parameter.
-    if unsafe { libc::sched_setscheduler(pid.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
-        return fail(err("sched_setscheduler", std::io::Error::last_os_error()));
+    for p in std::iter::once(pid).chain(children_of(pid)) {
+        // SAFETY: sched_setscheduler on a pid of this sandbox, with a valid, initialised
+        // parameter.
+        if unsafe { libc::sched_setscheduler(p.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
+            return fail(err("sched_setscheduler", std::io::Error::last_os_error()));
+        }
     }
     // A blank that already sits in a cgroup of its own (v1) keeps it, renamed: moving a
     // process between cgroups waits for the kernel's RCU, renaming does not.

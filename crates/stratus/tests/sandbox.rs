@@ -83,7 +83,8 @@ async fn runs_isolated(
                   touch /tmp/x && echo tmp-writable; \
                   test -e /etc/shadow && echo shadow-visible || echo no-shadow; \
                   echo sockets $(ls -l /proc/$$/fd | grep -c socket); \
-                  grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '";
+                  grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '; \
+                  echo policy $(cut -d' ' -f41 /proc/$$/stat)";
     let s = spawner.spawn(spec(id, script, task)).await.unwrap();
     let mut out = String::new();
     std::fs::File::from(s.output)
@@ -116,7 +117,9 @@ async fn runs_isolated(
             "sockets 0",
             // The helper's blocked and ignored signals do not reach the function.
             "SigBlk: 0000000000000000",
-            "SigIgn: 0000000000000000"
+            "SigIgn: 0000000000000000",
+            // SCHED_OTHER, not the SCHED_IDLE blanks are made under.
+            "policy 0"
         ]
     );
     assert!(
