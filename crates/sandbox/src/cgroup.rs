@@ -339,20 +339,27 @@ impl Layout {
     }
 
     /// Environment cgroups that exist now (for leak checks and start-up cleanup).
+    /// On v1, a name found in any of the hierarchies (a half-removed one included).
     pub fn list(&self) -> Vec<String> {
-        let dir = match self {
-            Layout::V2 { root } => root,
-            Layout::V1 { memory, .. } => memory,
+        let dirs = match self {
+            Layout::V2 { root } => vec![root],
+            Layout::V1 { memory, pids, cpu } => vec![memory, pids, cpu],
         };
-        let mut out: Vec<String> = fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
+        let mut out: Vec<String> = dirs
+            .into_iter()
+            .flat_map(|dir| {
+                fs::read_dir(dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .filter(|e| e.path().is_dir())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
             })
-            .unwrap_or_default();
+            .collect();
         out.sort();
+        out.dedup();
         out
     }
 }
@@ -414,6 +421,22 @@ mod tests {
                 root: v2.path().join("stratus")
             }
         );
+    }
+
+    #[test]
+    fn v1_list_sees_a_cgroup_left_in_any_hierarchy() {
+        let d = tempfile::tempdir().unwrap();
+        let v1 = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+        };
+        v1.create_empty("whole").unwrap();
+        // Half removed: only its pids directory is left.
+        fs::create_dir_all(d.path().join("pids/half")).unwrap();
+        assert_eq!(v1.list(), ["half", "whole"]);
+        v1.remove("half").unwrap();
+        assert_eq!(v1.list(), ["whole"]);
     }
 
     #[test]

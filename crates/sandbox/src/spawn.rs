@@ -92,6 +92,8 @@ impl Blank {
 }
 
 const STACK_SIZE: usize = 1 << 20;
+/// The largest spec [`claim`] sends (below a pipe's default 64 KiB buffer).
+const MAX_SPEC_BYTES: usize = 60 * 1024;
 
 fn err(context: &str, e: impl std::fmt::Display) -> String {
     format!("{context}: {e}")
@@ -110,6 +112,16 @@ pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<(), String> {
     }
     if spec.argv.is_empty() {
         return Err("empty argv".into());
+    }
+    // The spec goes down a pipe the helper writes without waiting for the child to read:
+    // it must fit in the pipe's buffer (64 KiB). Lambda's own limits keep it far smaller.
+    let size = serde_json::to_vec(spec)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_SPEC_BYTES {
+        return Err(format!(
+            "sandbox spec of {size} bytes is over {MAX_SPEC_BYTES}"
+        ));
     }
     for s in spec.argv.iter().chain(&spec.env) {
         if s.contains('\0') {

@@ -250,6 +250,11 @@ async fn concurrent_spawns_report_failures_early_exits_and_successes() {
     );
     let err = a.unwrap_err();
     assert!(err.starts_with("execve"), "{err}");
+    // A spec too big for the control pipe is refused before any sandbox is made.
+    let mut huge = spec("huge", "true", &task);
+    huge.env.push(format!("BIG={}", "x".repeat(70 * 1024)));
+    let err = spawner.spawn(huge).await.unwrap_err();
+    assert!(err.contains("is over"), "{err}");
     let quick = b.unwrap();
     let slow = c.unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
