@@ -978,6 +978,24 @@ pub(crate) mod test_support {
         wait_for(svc, name, FunctionState::Active);
     }
 
+    /// Changes function `name`'s `$LATEST` straight in the store, behind the service's
+    /// back (no preparation worker runs for it).
+    pub fn edit_latest(store: &Store, name: &str, f: impl FnOnce(&mut FunctionConfig)) {
+        let doc = store.meta.get(FUNCTIONS, name).unwrap().unwrap();
+        let mut rec: FunctionRecord = decode(&doc.value).unwrap();
+        f(&mut rec.latest);
+        store
+            .meta
+            .commit(&[Op::put_with_blobs(
+                FUNCTIONS,
+                name,
+                encode(&rec).unwrap(),
+                vec![digest_of(&rec.latest).unwrap()],
+                Expect::Version(doc.version),
+            )])
+            .unwrap();
+    }
+
     pub fn wait_for(svc: &FunctionService, name: &str, want: FunctionState) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while svc.get(name, None).unwrap().config.state != want {
@@ -993,7 +1011,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::test_support::{create_active, open, wait_for};
+    use super::test_support::{create_active, edit_latest, open, wait_for};
     use super::*;
 
     #[test]
@@ -1043,20 +1061,7 @@ mod tests {
         }
         {
             let store = Store::open(&dir.path().join("state")).unwrap();
-            let doc = store.meta.get(FUNCTIONS, "p").unwrap().unwrap();
-            let mut rec: FunctionRecord = decode(&doc.value).unwrap();
-            rec.latest.state = FunctionState::Pending;
-            let digest = digest_of(&rec.latest).unwrap();
-            store
-                .meta
-                .commit(&[Op::put_with_blobs(
-                    FUNCTIONS,
-                    "p",
-                    encode(&rec).unwrap(),
-                    vec![digest],
-                    Expect::Version(doc.version),
-                )])
-                .unwrap();
+            edit_latest(&store, "p", |c| c.state = FunctionState::Pending);
             std::fs::remove_dir_all(dir.path().join("code")).unwrap();
         }
         let svc = open(dir.path());

@@ -297,26 +297,13 @@ mod tests {
     #[test]
     fn publishing_is_refused_while_latest_is_being_prepared() {
         use crate::LastUpdateStatus;
-        use crate::service::FUNCTIONS;
 
         let dir = tempfile::tempdir().unwrap();
         let svc = crate::service::test_support::open(dir.path());
         let store = svc.store();
         crate::service::test_support::create_active(&svc, "p");
         let set = |f: fn(&mut FunctionConfig)| {
-            let doc = store.meta.get(FUNCTIONS, "p").unwrap().unwrap();
-            let mut rec: FunctionRecord = decode(&doc.value).unwrap();
-            f(&mut rec.latest);
-            store
-                .meta
-                .commit(&[Op::put_with_blobs(
-                    FUNCTIONS,
-                    "p",
-                    encode(&rec).unwrap(),
-                    vec![digest_of(&rec.latest).unwrap()],
-                    Expect::Version(doc.version),
-                )])
-                .unwrap();
+            crate::service::test_support::edit_latest(&store, "p", f);
         };
         for (busy, word) in [
             (

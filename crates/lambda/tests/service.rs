@@ -1,46 +1,12 @@
 //! The function service against a real store in a temporary directory.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Cursor, Write};
-use std::time::{Duration, Instant};
-
 use stratus_lambda::{
-    CreateFunction, FunctionService, FunctionState, LambdaError, LastUpdateStatus, RuntimeCatalog,
-    RuntimeInfo, RuntimeKind, Scope, ServiceOptions, UpdateCode, UpdateConfig,
+    CreateFunction, FunctionState, LambdaError, LastUpdateStatus, UpdateCode, UpdateConfig,
 };
-use stratus_store::Store;
 
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-fn service(dir: &std::path::Path) -> FunctionService {
-    let store = Store::open(&dir.join("state")).unwrap();
-    let catalog = RuntimeCatalog::from_runtimes(vec![RuntimeInfo {
-        id: "provided.al2023".into(),
-        kind: RuntimeKind::Provided,
-        interpreter: None,
-    }]);
-    FunctionService::new(
-        store,
-        ServiceOptions {
-            scope: Scope {
-                region: "us-east-1".into(),
-                account_id: "000000000000".into(),
-            },
-            code_dir: dir.join("code"),
-            concurrent_executions: 1000,
-        },
-        catalog,
-    )
-    .unwrap()
-}
+mod common;
+use common::{service, wait_until, zip_of};
 
 fn create_input(name: &str, zip: Vec<u8>) -> CreateFunction {
     CreateFunction {
@@ -50,14 +16,6 @@ fn create_input(name: &str, zip: Vec<u8>) -> CreateFunction {
         handler: Some("bootstrap".into()),
         zip_file: Some(zip),
         ..CreateFunction::default()
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

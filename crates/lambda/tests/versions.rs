@@ -2,60 +2,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Write};
-use std::time::{Duration, Instant};
 
 use stratus_lambda::{
     CreateAlias, CreateFunction, FunctionService, FunctionState, LambdaError, LastUpdateStatus,
-    PublishVersion, RuntimeCatalog, RuntimeInfo, RuntimeKind, Scope, ServiceOptions, UpdateAlias,
-    UpdateCode, UpdateConfig,
+    PublishVersion, UpdateAlias, UpdateCode, UpdateConfig,
 };
-use stratus_store::Store;
+
+mod common;
+use common::{service, wait_until, zip_of};
 
 const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function";
 
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data) in files {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
 fn code(seed: &str) -> Vec<u8> {
     zip_of(&[("bootstrap", format!("#!/bin/sh\n# {seed}\n").as_bytes())])
-}
-
-fn service(dir: &std::path::Path) -> FunctionService {
-    let store = Store::open(&dir.join("state")).unwrap();
-    let catalog = RuntimeCatalog::from_runtimes(vec![RuntimeInfo {
-        id: "provided.al2023".into(),
-        kind: RuntimeKind::Provided,
-        interpreter: None,
-    }]);
-    FunctionService::new(
-        store,
-        ServiceOptions {
-            scope: Scope {
-                region: "us-east-1".into(),
-                account_id: "000000000000".into(),
-            },
-            code_dir: dir.join("code"),
-            concurrent_executions: 1000,
-        },
-        catalog,
-    )
-    .unwrap()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn wait_ready(svc: &FunctionService, name: &str) {

@@ -2,14 +2,17 @@
 //! whatever `sign` or `presign_query` produce, `verify` accepts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::OwnedRequest as Junk;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use stratus_sigv4::{
-    AuthError, SecretLookup, SignedRequest, SigningParams, VerifyOptions, presign_query, sign,
-    uri_encode, verify,
+    AuthError, SecretLookup, SigningParams, VerifyOptions, presign_query, sign, uri_encode, verify,
 };
 
 /// Knows every key, so that junk gets as far as the signature check.
@@ -24,32 +27,6 @@ impl SecretLookup for AnyKey {
 const T0: u64 = 1_704_067_200;
 /// 9999-12-31T23:59:59Z, the last time a SigV4 date can name.
 const LAST: u64 = 253_402_300_799;
-
-#[derive(Debug, Clone)]
-struct Junk {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-impl Junk {
-    fn with<T>(&self, f: impl FnOnce(&SignedRequest<'_>) -> T) -> T {
-        let headers: Vec<(&str, &[u8])> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        f(&SignedRequest {
-            method: &self.method,
-            raw_path: &self.path,
-            raw_query: &self.query,
-            headers: &headers,
-            body: &self.body,
-        })
-    }
-}
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..max)

@@ -4,13 +4,18 @@
 //! forms) and refuses them forged or late, and `sign` reproduces the suite's signatures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+// One of the suite's HTTP/1.1 request files.
+use common::OwnedRequest as Http;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_sigv4::{
-    AuthError, SignedRequest, SigningParams, VerifyOptions, canonical_request, sha256_hex, sign,
-    signature, signing_key, string_to_sign, verify,
+    AuthError, SigningParams, VerifyOptions, canonical_request, sha256_hex, sign, signature,
+    signing_key, string_to_sign, verify,
 };
 
 /// The suite's directory, found through `cargo metadata` so that no path is hard-coded.
@@ -45,16 +50,6 @@ fn suite_dir() -> PathBuf {
 /// The secret every case of the suite signs with.
 const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
-/// One of the suite's HTTP/1.1 request files.
-#[derive(Clone)]
-struct Http {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
 impl Http {
     /// Request line, headers, blank line, body. The request target may contain spaces and
     /// raw UTF-8 (the suite writes paths unencoded); an indented line continues the header
@@ -85,21 +80,6 @@ impl Http {
             headers,
             body: body.as_bytes().to_vec(),
         }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&SignedRequest<'_>) -> T) -> T {
-        let headers: Vec<(&str, &[u8])> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        f(&SignedRequest {
-            method: &self.method,
-            raw_path: &self.path,
-            raw_query: &self.query,
-            headers: &headers,
-            body: &self.body,
-        })
     }
 
     fn header(&self, name: &str) -> Option<String> {

@@ -1,12 +1,17 @@
 //! `verify`'s refusals and tolerances, through the public API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+// An owned request a test can sign and then tamper with.
+use common::OwnedRequest as Req;
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_sigv4::{
-    AuthError, SignedRequest, SigningParams, Verified, VerifyOptions, canonical_request,
-    presign_query, sha256_hex, sign, signature, signing_key, string_to_sign, verify,
+    AuthError, SigningParams, Verified, VerifyOptions, canonical_request, presign_query,
+    sha256_hex, sign, signature, signing_key, string_to_sign, verify,
 };
 
 const KEY_ID: &str = "AKIDEXAMPLE";
@@ -32,16 +37,6 @@ fn params(time: SystemTime) -> SigningParams<'static> {
     }
 }
 
-/// An owned request a test can sign and then tamper with.
-#[derive(Clone, Debug)]
-struct Req {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
 impl Req {
     fn new() -> Req {
         Req {
@@ -55,21 +50,6 @@ impl Req {
             ],
             body: br#"{"hello":"world"}"#.to_vec(),
         }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&SignedRequest<'_>) -> T) -> T {
-        let headers: Vec<(&str, &[u8])> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        f(&SignedRequest {
-            method: &self.method,
-            raw_path: &self.path,
-            raw_query: &self.query,
-            headers: &headers,
-            body: &self.body,
-        })
     }
 
     fn signed_with(mut self, time: SystemTime, opts: &VerifyOptions) -> Req {
