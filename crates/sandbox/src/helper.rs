@@ -250,9 +250,9 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let t = std::time::Instant::now();
                         last_request = t;
                         let from_pool = pool.ready() > 0;
-                        let result = crate::spawn::check(&cfg, &spec).and_then(|()| {
+                        let result = crate::spawn::check(&cfg, &spec).and_then(|msg| {
                             if let Some(blank) = pool.take() {
-                                match crate::spawn::claim(&cfg, blank, &spec) {
+                                match crate::spawn::claim(&cfg, blank, &spec, &msg) {
                                     Ok(spawned) => return Ok(spawned),
                                     // Blanks cannot be claimed here (say, no right to
                                     // restore the normal scheduling policy): stop making
@@ -263,7 +263,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                             let slot = pool.slot();
                             let blank =
                                 crate::spawn::prepare(&cfg, &seccomp, &host_netns, slot, false)?;
-                            crate::spawn::claim(&cfg, blank, &spec)
+                            crate::spawn::claim(&cfg, blank, &spec, &msg)
                         });
                         tracing::debug!(id = %spec.id, from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {

@@ -100,8 +100,8 @@ fn err(context: &str, e: impl std::fmt::Display) -> String {
 }
 
 /// Checks `spec` and makes its mount points exist in the template, before any sandbox is
-/// taken for it.
-pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<(), String> {
+/// taken for it. Returns the spec encoded as [`claim`] sends it.
+pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<Vec<u8>, String> {
     if spec.id.is_empty()
         || !spec
             .id
@@ -115,12 +115,11 @@ pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<(), String> {
     }
     // The spec goes down a pipe the helper writes without waiting for the child to read:
     // it must fit in the pipe's buffer (64 KiB). Lambda's own limits keep it far smaller.
-    let size = serde_json::to_vec(spec)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_SPEC_BYTES {
+    let encoded = serde_json::to_vec(spec).map_err(|e| err("encoding spec", e))?;
+    if encoded.len() > MAX_SPEC_BYTES {
         return Err(format!(
-            "sandbox spec of {size} bytes is over {MAX_SPEC_BYTES}"
+            "sandbox spec of {} bytes is over {MAX_SPEC_BYTES}",
+            encoded.len()
         ));
     }
     for s in spec.argv.iter().chain(&spec.env) {
@@ -134,7 +133,7 @@ pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<(), String> {
             .map_err(|e| err("preparing mount point", e))?
             .ok_or_else(|| format!("bind source {} does not exist", b.source.display()))?;
     }
-    Ok(())
+    Ok(encoded)
 }
 
 /// Step 1: a blank sandbox, its child busy with (or done with) the common mounts.
@@ -246,9 +245,14 @@ pub fn prepare(
     }
 }
 
-/// Step 2: gives `blank` the function `spec` (already [`check`]ed). On error the blank and
-/// the cgroup are gone.
-pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spawned, String> {
+/// Step 2: gives `blank` the function `spec`, `msg` being what [`check`] returned for it.
+/// On error the blank and the cgroup are gone.
+pub fn claim(
+    cfg: &HelperConfig,
+    blank: Blank,
+    spec: &SandboxSpec,
+    msg: &[u8],
+) -> Result<Spawned, String> {
     let Blank {
         pid,
         listener,
@@ -296,14 +300,10 @@ pub fn claim(cfg: &HelperConfig, blank: Blank, spec: &SandboxSpec) -> Result<Spa
             let _ = cfg.cgroups.remove(name);
         }
     }
-    let msg = match serde_json::to_vec(spec) {
-        Ok(m) => m,
-        Err(e) => return fail(err("encoding spec", e)),
-    };
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
     if let Err(e) = control
         .write_all(&len)
-        .and_then(|()| control.write_all(&msg))
+        .and_then(|()| control.write_all(msg))
     {
         // The child ended early; its status pipe may say why.
         let why = read_status(status);
