@@ -309,6 +309,14 @@ def _sandbox_processes(parent: str) -> list[str]:
             cmd = "?"
         if cmd.startswith("stratus sandbox-helper"):
             continue  # a blank sandbox's function process, waiting for a function to run
+        if "/pool-" in cg:
+            continue  # a blank sandbox's zygote (a runtime started ahead), where v1 pools them
+        if not first.startswith("stratus"):
+            try:
+                if b"_STRATUS_ZYGOTE_FD=" in Path(f"/proc/{pid}/environ").read_bytes():
+                    continue  # the same, with cgroup v2 (blanks sit in no cgroup of ours)
+            except OSError:
+                pass
         found.append(f"{pid} {cg} {cmd}")
     return found
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use stratus_lambda::{FunctionConfig, RuntimeCatalog, RuntimeKind};
-use stratus_sandbox::{Bind, Limits, SandboxSpec};
+use stratus_lambda::{FunctionConfig, RuntimeCatalog, RuntimeInfo, RuntimeKind};
+use stratus_sandbox::{Bind, Limits, SandboxSpec, Zygote};
 
 /// Stratus's bootstraps for managed runtimes, written to the runtime directory at start-up.
 /// The Python runtime is installed as a module (`stratus_bootstrap.py`) started by a
@@ -108,6 +108,92 @@ pub fn log_stream_name(version: &str, env_id: &str) -> String {
     )
 }
 
+/// The program a runtime starts, and the binds it needs besides the function's code.
+fn program(runtime: &RuntimeInfo, ctx: &LaunchContext) -> (Vec<String>, Vec<Bind>) {
+    let (sub, script) = match runtime.kind {
+        RuntimeKind::Provided => return (vec!["/var/task/bootstrap".into()], Vec::new()),
+        RuntimeKind::Python => ("python", "/var/runtime/bootstrap.py"),
+        RuntimeKind::Node => ("node", "/var/runtime/bootstrap.js"),
+    };
+    let mut binds = vec![Bind {
+        source: ctx.runtime_dir.join(sub),
+        target: PathBuf::from("/var/runtime"),
+    }];
+    let interp = runtime.interpreter.clone().unwrap_or_default();
+    // Interpreters outside /usr (a version manager's) bring their prefix along.
+    if !interp.starts_with("/usr")
+        && let Some(prefix) = interp.parent().and_then(Path::parent)
+    {
+        binds.push(Bind {
+            source: prefix.to_owned(),
+            target: prefix.to_owned(),
+        });
+    }
+    (
+        vec![interp.to_string_lossy().into_owned(), script.into()],
+        binds,
+    )
+}
+
+/// The variables every function's environment starts from, as on Lambda (the function's
+/// own variables may override them).
+fn default_env() -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        (
+            "LD_LIBRARY_PATH".into(),
+            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+                .into(),
+        ),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        ("TZ".into(), ":UTC".into()),
+    ]
+}
+
+/// Set in a Python zygote's environment: the runtime waits for its spec on this descriptor
+/// before it loads the function (see `stratus_bootstrap.await_claim`).
+const ZYGOTE_VAR: &str = "_STRATUS_ZYGOTE_FD";
+
+/// Zygotes for the host's Python runtimes (one per interpreter): the interpreter started
+/// with the runtime loaded, in the environment a function gets by default. Functions whose
+/// variables change what Python reads only at start-up (`PYTHON*`, locale, the dynamic
+/// linker's and the allocator's variables, `TZ`) start their own interpreter instead.
+pub fn zygotes(catalog: &RuntimeCatalog, ctx: &LaunchContext) -> Vec<Zygote> {
+    let mut out: Vec<Zygote> = Vec::new();
+    for id in catalog.ids() {
+        let Some(runtime) = catalog.get(id).filter(|r| r.kind == RuntimeKind::Python) else {
+            continue;
+        };
+        let (argv, binds) = program(runtime, ctx);
+        if out.iter().any(|z| z.argv == argv) {
+            continue; // two runtime names for one interpreter
+        }
+        let mut env: Vec<String> = default_env()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        env.push(format!("{ZYGOTE_VAR}={}", Zygote::SPEC_FD));
+        out.push(Zygote {
+            argv,
+            env,
+            binds,
+            fixed_env: [
+                "PYTHON*",
+                "LANG",
+                "LANGUAGE",
+                "LC_*",
+                "LD_*",
+                "TZ",
+                "MALLOC_*",
+                "GLIBC_TUNABLES",
+            ]
+            .map(String::from)
+            .to_vec(),
+        });
+    }
+    out
+}
+
 pub fn plan(
     env_id: &str,
     config: &FunctionConfig,
@@ -123,44 +209,12 @@ pub fn plan(
         source: code_path.to_owned(),
         target: PathBuf::from("/var/task"),
     }];
-    let argv: Vec<String> = match runtime.kind {
-        RuntimeKind::Provided => vec!["/var/task/bootstrap".into()],
-        RuntimeKind::Python | RuntimeKind::Node => {
-            let (sub, script) = if runtime.kind == RuntimeKind::Python {
-                ("python", "/var/runtime/bootstrap.py")
-            } else {
-                ("node", "/var/runtime/bootstrap.js")
-            };
-            binds.push(Bind {
-                source: ctx.runtime_dir.join(sub),
-                target: PathBuf::from("/var/runtime"),
-            });
-            let interp = runtime.interpreter.clone().unwrap_or_default();
-            // Interpreters outside /usr (a version manager's) bring their prefix along.
-            if !interp.starts_with("/usr")
-                && let Some(prefix) = interp.parent().and_then(Path::parent)
-            {
-                binds.push(Bind {
-                    source: prefix.to_owned(),
-                    target: prefix.to_owned(),
-                });
-            }
-            vec![interp.to_string_lossy().into_owned(), script.into()]
-        }
-    };
+    let (argv, runtime_binds) = program(runtime, ctx);
+    binds.extend(runtime_binds);
     let log_group = config.log_group.clone();
     let log_stream = log_stream_name(&config.version, env_id);
     let endpoint = format!("127.0.0.1:{ENV_PORT}");
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
-        (
-            "LD_LIBRARY_PATH".into(),
-            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-                .into(),
-        ),
-        ("LANG".into(), "en_US.UTF-8".into()),
-        ("TZ".into(), ":UTC".into()),
-    ];
+    let mut env = default_env();
     // The function's own variables may override the unreserved defaults above.
     if let Some(vars) = &config.environment {
         for (k, v) in vars {

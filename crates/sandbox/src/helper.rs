@@ -122,11 +122,27 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
+    let mut cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
         Some((Request::Init(cfg), _)) => cfg,
         Some(_) => return Err(HelperError::Protocol("expected Init first".into())),
         None => return Ok(()),
     };
+    // A zygote's binds are made before any request: their sources canonical and mount points
+    // in place now. One that cannot be bound is dropped (its functions start the plain way).
+    let rootfs = cfg.rootfs.clone();
+    cfg.zygotes.retain_mut(|z| {
+        match z
+            .binds
+            .iter_mut()
+            .try_for_each(|b| crate::spawn::prepare_bind(&rootfs, b))
+        {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(zygote = ?z.argv, %error, "zygote unavailable");
+                false
+            }
+        }
+    });
     let seccomp = crate::seccomp::programs().map_err(|e| HelperError::Protocol(e.to_string()))?;
     let host_netns = File::open("/proc/self/ns/net")?;
     cfg.cgroups
@@ -246,12 +262,18 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             }
             if sock_ready {
                 match recv::<Request>(sock.as_fd(), &mut buf) {
-                    Ok(Some((Request::Spawn(spec), _))) => {
+                    Ok(Some((Request::Spawn(mut spec), _))) => {
                         let t = std::time::Instant::now();
                         last_request = t;
-                        let from_pool = pool.ready() > 0;
-                        let result = crate::spawn::check(&cfg, &spec).and_then(|msg| {
-                            if let Some(blank) = pool.take() {
+                        let mut from_pool = None;
+                        let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
+                            let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
+                            if let Some(blank) = pool.take(zygote) {
+                                from_pool = Some(if blank.zygote.is_some() {
+                                    "zygote"
+                                } else {
+                                    "plain"
+                                });
                                 match crate::spawn::claim(&cfg, blank, &spec, &msg) {
                                     Ok(spawned) => return Ok(spawned),
                                     // Blanks cannot be claimed here (say, no right to
@@ -261,11 +283,17 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                 }
                             }
                             let slot = pool.slot();
-                            let blank =
-                                crate::spawn::prepare(&cfg, &seccomp, &host_netns, slot, false)?;
+                            let blank = crate::spawn::prepare(
+                                &cfg,
+                                &seccomp,
+                                &host_netns,
+                                slot,
+                                false,
+                                None,
+                            )?;
                             crate::spawn::claim(&cfg, blank, &spec, &msg)
                         });
-                        tracing::debug!(id = %spec.id, from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
+                        tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {
                             Ok(spawned) => {
                                 starting.insert(

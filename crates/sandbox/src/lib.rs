@@ -20,7 +20,7 @@ pub mod spec;
 
 pub use cgroup::{Layout, Limits, PeakMeter, Usage};
 pub use helper::{Exit, SpawnedSandbox, Spawner};
-pub use spec::{Bind, HelperConfig, SandboxSpec};
+pub use spec::{Bind, HelperConfig, SandboxSpec, Zygote};
 
 /// Kills a sandbox: SIGKILL to its init takes its whole PID namespace down. The helper then
 /// reports the exit and removes the cgroup.

@@ -9,6 +9,10 @@
 //! like any sandbox), and passes their descriptors back over a socket pair. The helper never
 //! waits for the preparer: a request takes a ready blank, or the helper makes its sandbox
 //! itself.
+//!
+//! Blanks come in kinds: plain ones, and for each [`crate::spec::Zygote`] blanks that run it.
+//! The pool keeps `pool` plain blanks, and `zygote_pool` blanks of each zygote once a request
+//! it serves has come (a host that never runs, say, Python keeps no Python interpreters).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
@@ -28,8 +32,12 @@ use crate::spec::HelperConfig;
 /// The helper's request to the preparer.
 #[derive(Debug, Serialize, Deserialize)]
 enum Ask {
-    /// Make one blank, on network slot `slot` (chosen by the helper, which owns slots).
-    Prepare { slot: Option<u32> },
+    /// Make one blank, on network slot `slot` (chosen by the helper, which owns slots),
+    /// running zygote `zygote` (an index in the config's zygotes).
+    Prepare {
+        slot: Option<u32>,
+        zygote: Option<usize>,
+    },
 }
 
 /// The preparer's answer; `Ready` comes with the blank's five descriptors.
@@ -39,6 +47,7 @@ enum Answer {
         pid: i32,
         slot: Option<u32>,
         cgroup: Option<String>,
+        zygote: Option<usize>,
     },
     Failed {
         error: String,
@@ -49,7 +58,12 @@ enum Answer {
 /// The helper's side: ready blanks, oldest first, and the preparer that makes more.
 pub(crate) struct Pool {
     blanks: VecDeque<Blank>,
+    /// Plain blanks to keep.
     target: usize,
+    /// Blanks to keep of each zygote asked for.
+    zygote_target: usize,
+    /// Per zygote: whether a request it serves has come.
+    wanted: Vec<bool>,
     /// Blanks asked for and not answered yet.
     asked: usize,
     /// Network slots handed to the preparer whose blank has not come back yet.
@@ -77,6 +91,8 @@ impl Pool {
         let mut pool = Pool {
             blanks: VecDeque::new(),
             target: cfg.pool,
+            zygote_target: cfg.zygote_pool,
+            wanted: vec![false; cfg.zygotes.len()],
             asked: 0,
             reserved: HashSet::new(),
             preparer: None,
@@ -85,7 +101,7 @@ impl Pool {
             cgroups: cfg.cgroups.clone(),
             gone_before_ready: HashSet::new(),
         };
-        if cfg.pool == 0 {
+        if cfg.pool == 0 && (cfg.zygote_pool == 0 || cfg.zygotes.is_empty()) {
             return pool;
         }
         let pair = socketpair(
@@ -130,13 +146,31 @@ impl Pool {
         self.preparer.as_ref().map(|(_, s)| s.as_fd())
     }
 
-    /// A ready blank, if there is one.
-    pub(crate) fn take(&mut self) -> Option<Blank> {
-        self.blanks.pop_front()
+    /// A ready blank for a request that zygote `zygote` serves (if any): one running it,
+    /// else a plain one. From now on the pool keeps blanks of that zygote.
+    pub(crate) fn take(&mut self, zygote: Option<usize>) -> Option<Blank> {
+        if let Some(k) = zygote {
+            if let Some(w) = self.wanted.get_mut(k) {
+                *w = true;
+            }
+            if let Some(i) = self.blanks.iter().position(|b| b.zygote == zygote) {
+                return self.blanks.remove(i);
+            }
+        }
+        let i = self.blanks.iter().position(|b| b.zygote.is_none())?;
+        self.blanks.remove(i)
     }
 
-    pub(crate) fn ready(&self) -> usize {
-        self.blanks.len()
+    /// The kind of blank to make next, if the pool lacks any: zygotes first (they take
+    /// longest to get ready), then plain blanks.
+    fn next_kind(&self) -> Option<Option<usize>> {
+        let count = |kind: Option<usize>| self.blanks.iter().filter(|b| b.zygote == kind).count();
+        let zygote =
+            (0..self.wanted.len()).find(|&k| self.wanted[k] && count(Some(k)) < self.zygote_target);
+        match zygote {
+            Some(k) => Some(Some(k)),
+            None => (count(None) < self.target).then_some(None),
+        }
     }
 
     /// A free network slot for a sandbox the helper makes itself (or `None` without network).
@@ -156,19 +190,22 @@ impl Pool {
 
     /// Whether the pool lacks blanks and the preparer is idle.
     pub(crate) fn wants_more(&self) -> bool {
-        self.preparer.is_some() && self.asked == 0 && self.blanks.len() < self.target
+        self.preparer.is_some() && self.asked == 0 && self.next_kind().is_some()
     }
 
     /// Asks the preparer for one more blank (one at a time, so that it is never busy for
     /// long once requests resume).
     pub(crate) fn refill(&mut self) {
-        if self.wants_more() {
+        if !self.wants_more() {
+            return;
+        }
+        if let Some(zygote) = self.next_kind() {
             let slot = self.slot();
             if let Some(n) = slot {
                 self.reserved.insert(n);
             }
             let sent = match &self.preparer {
-                Some((_, sock)) => send(sock.as_fd(), &Ask::Prepare { slot }, &[]),
+                Some((_, sock)) => send(sock.as_fd(), &Ask::Prepare { slot, zygote }, &[]),
                 None => return,
             };
             if let Err(e) = sent {
@@ -188,7 +225,15 @@ impl Pool {
         let answer = recv::<Answer>(sock.as_fd(), &mut buf);
         self.asked = self.asked.saturating_sub(1);
         match answer {
-            Ok(Some((Answer::Ready { pid, slot, cgroup }, fds))) => {
+            Ok(Some((
+                Answer::Ready {
+                    pid,
+                    slot,
+                    cgroup,
+                    zygote,
+                },
+                fds,
+            ))) => {
                 slot.map(|n| self.reserved.remove(&n));
                 if self.gone_before_ready.remove(&pid) {
                     // Already reaped: only its cgroup is left (its descriptors close here).
@@ -197,7 +242,7 @@ impl Pool {
                     }
                     return;
                 }
-                match Blank::from_fds(Pid::from_raw(pid), fds, cgroup.clone()) {
+                match Blank::from_fds(Pid::from_raw(pid), fds, cgroup.clone(), zygote) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
                         crate::spawn::discard(Pid::from_raw(pid));
@@ -253,10 +298,11 @@ impl Pool {
     /// Something about this host stops blanks: stop making them ahead (requests still make
     /// their sandboxes, and say why they fail) rather than retry in a loop.
     pub(crate) fn give_up(&mut self, error: &str) {
-        if self.target > 0 {
+        if self.target > 0 || self.zygote_target > 0 {
             tracing::warn!(%error, "no longer preparing sandboxes ahead");
         }
         self.target = 0;
+        self.zygote_target = 0;
         if let Some((pid, _)) = self.preparer.take() {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -290,8 +336,8 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
         libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
     let mut buf = vec![0u8; 4096];
-    while let Ok(Some((Ask::Prepare { slot }, _))) = recv::<Ask>(sock.as_fd(), &mut buf) {
-        let made = crate::spawn::prepare(cfg, seccomp, host_netns, slot, true)
+    while let Ok(Some((Ask::Prepare { slot, zygote }, _))) = recv::<Ask>(sock.as_fd(), &mut buf) {
+        let made = crate::spawn::prepare(cfg, seccomp, host_netns, slot, true, zygote)
             .and_then(|blank| place(cfg, blank));
         let sent = match made {
             Ok(blank) => send(
@@ -300,6 +346,7 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
                     pid: blank.pid.as_raw(),
                     slot,
                     cgroup: blank.cgroup.clone(),
+                    zygote,
                 },
                 &blank.fds(),
             ),

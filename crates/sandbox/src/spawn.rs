@@ -2,11 +2,16 @@
 //!
 //! 1. [`prepare`]: `clone` into new namespaces, map the uid, put a listener (and, with
 //!    networking, a veth pair) into the new network namespace. Inside, the child mounts what
-//!    every sandbox shows (the template root, system directories, devices, `/proc`) and then
-//!    waits. Nothing of this depends on the function: the result is a blank sandbox.
-//! 2. [`claim`]: give a blank its function. The helper creates the cgroup, moves the blank's
-//!    init into it and sends the spec down a pipe; the child binds the code and layers, mounts
-//!    `/tmp`, pivots into its root, drops to the function's uid, installs seccomp and execs.
+//!    every sandbox shows (the template root, system directories, devices, `/proc`), pivots
+//!    into that root (the host's stays reachable at `/tmp` until the claim), forks the
+//!    function's process, which drops to the function's uid and installs seccomp, and waits.
+//!    Nothing of this depends on the function: the result is a blank sandbox. A blank made
+//!    for a [`Zygote`] also binds the zygote's files, and its function's process execs the
+//!    zygote, which initialises and then waits too.
+//! 2. [`claim`]: give a blank its function. The helper puts the blank in the function's
+//!    cgroup and sends the spec down a pipe; the child binds the code and layers from the
+//!    host's root, detaches that root, mounts `/tmp`, and hands the spec to the function's
+//!    process, which execs the function's program (or, a zygote, takes the spec on).
 //!
 //! The helper keeps a few blanks ready (see [`crate::helper`]), so a cold start pays only for
 //! step 2; with none ready it runs both back to back.
@@ -31,7 +36,11 @@ use nix::unistd::{Gid, Pid, Uid};
 use seccompiler::BpfProgram;
 
 use crate::rootfs;
-use crate::spec::{HelperConfig, SandboxSpec};
+use crate::spec::{HelperConfig, SandboxSpec, Zygote};
+
+/// Where a blank keeps the host's root until its claim: the mount point of the sandbox's
+/// own `/tmp`, mounted over it once the host's root is gone.
+const HOST_ROOT: &str = "/tmp";
 
 /// A sandbox that started: its init's host pid, the listener inside its network namespace,
 /// and the read end of its output.
@@ -56,6 +65,8 @@ pub struct Blank {
     control: File,
     /// The cgroup it already sits in, if any (named for it, without limits).
     pub cgroup: Option<String>,
+    /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
+    pub zygote: Option<usize>,
 }
 
 impl Blank {
@@ -77,7 +88,12 @@ impl Blank {
     }
 
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
-    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>, cgroup: Option<String>) -> Option<Blank> {
+    pub fn from_fds(
+        pid: Pid,
+        fds: Vec<OwnedFd>,
+        cgroup: Option<String>,
+        zygote: Option<usize>,
+    ) -> Option<Blank> {
         let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;
         Some(Blank {
             pid,
@@ -87,6 +103,7 @@ impl Blank {
             report: File::from(report),
             control: File::from(control),
             cgroup,
+            zygote,
         })
     }
 }
@@ -99,9 +116,11 @@ fn err(context: &str, e: impl std::fmt::Display) -> String {
     format!("{context}: {e}")
 }
 
-/// Checks `spec` and makes its mount points exist in the template, before any sandbox is
-/// taken for it. Returns the spec encoded as [`claim`] sends it.
-pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<Vec<u8>, String> {
+/// Checks `spec`, makes its bind sources canonical (the child resolves them under the
+/// host's root moved aside, where an absolute symlink would lead elsewhere) and its mount
+/// points exist in the template, before any sandbox is taken for it. Returns the spec
+/// encoded as [`claim`] sends it.
+pub fn check(cfg: &HelperConfig, spec: &mut SandboxSpec) -> Result<Vec<u8>, String> {
     if spec.id.is_empty()
         || !spec
             .id
@@ -113,6 +132,14 @@ pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<Vec<u8>, String> 
     if spec.argv.is_empty() {
         return Err("empty argv".into());
     }
+    for s in spec.argv.iter().chain(&spec.env) {
+        if s.contains('\0') {
+            return Err(format!("NUL byte in {s:?}"));
+        }
+    }
+    for b in &mut spec.binds {
+        prepare_bind(&cfg.rootfs, b)?;
+    }
     // The spec goes down a pipe the helper writes without waiting for the child to read:
     // it must fit in the pipe's buffer (64 KiB). Lambda's own limits keep it far smaller.
     let encoded = serde_json::to_vec(spec).map_err(|e| err("encoding spec", e))?;
@@ -122,29 +149,31 @@ pub fn check(cfg: &HelperConfig, spec: &SandboxSpec) -> Result<Vec<u8>, String> 
             encoded.len()
         ));
     }
-    for s in spec.argv.iter().chain(&spec.env) {
-        if s.contains('\0') {
-            return Err(format!("NUL byte in {s:?}"));
-        }
-    }
-    // Mount points for the binds must exist in the template before the child looks.
-    for b in &spec.binds {
-        rootfs::ensure_mount_point_for(&cfg.rootfs, &b.source, &b.target)
-            .map_err(|e| err("preparing mount point", e))?
-            .ok_or_else(|| format!("bind source {} does not exist", b.source.display()))?;
-    }
     Ok(encoded)
+}
+
+/// Makes `b`'s source canonical and its mount point exist in the template (before the child
+/// looks for it).
+pub(crate) fn prepare_bind(rootfs: &Path, b: &mut crate::spec::Bind) -> Result<(), String> {
+    b.source = std::fs::canonicalize(&b.source)
+        .map_err(|e| err(&format!("bind source {}", b.source.display()), e))?;
+    rootfs::ensure_mount_point_for(rootfs, &b.source, &b.target)
+        .map_err(|e| err("preparing mount point", e))?
+        .ok_or_else(|| format!("bind source {} does not exist", b.source.display()))?;
+    Ok(())
 }
 
 /// Step 1: a blank sandbox, its child busy with (or done with) the common mounts.
 /// `sibling`: the sandbox becomes a child of the caller's parent (`CLONE_PARENT`), so that a
-/// process working for the helper can make sandboxes that the helper reaps.
+/// process working for the helper can make sandboxes that the helper reaps. `zygote`: the
+/// blank starts this one of `cfg.zygotes`.
 pub fn prepare(
     cfg: &HelperConfig,
     seccomp: &[BpfProgram],
     host_netns: &File,
     slot: Option<u32>,
     sibling: bool,
+    zygote: Option<usize>,
 ) -> Result<Blank, String> {
     let mut binds: Vec<PathBuf> = Vec::new();
     for path in rootfs::SYSTEM_PATHS {
@@ -175,6 +204,7 @@ pub fn prepare(
         output: out_w.as_raw_fd(),
         report: report_w.as_raw_fd(),
         seccomp,
+        zygote: zygote.and_then(|i| cfg.zygotes.get(i)),
     };
     let mut stack = vec![0u8; STACK_SIZE];
     let mut flags = CloneFlags::CLONE_NEWUSER
@@ -232,6 +262,7 @@ pub fn prepare(
             report: File::from(report_r),
             control,
             cgroup: None,
+            zygote,
         }),
         Err(e) => {
             if sibling {
@@ -261,6 +292,7 @@ pub fn claim(
         report,
         mut control,
         cgroup,
+        zygote: _,
     } = blank;
     let fail = |e: String| {
         discard(pid);
@@ -300,11 +332,7 @@ pub fn claim(
             let _ = cfg.cgroups.remove(name);
         }
     }
-    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
-    if let Err(e) = control
-        .write_all(&len)
-        .and_then(|()| control.write_all(msg))
-    {
+    if let Err(e) = send_message(&mut control, msg) {
         // The child ended early; its status pipe may say why.
         let why = read_status(status);
         return fail(if why.is_empty() {
@@ -434,6 +462,8 @@ struct ChildPlan<'a> {
     /// Where the init writes how the function ended (`E<code>` or `S<signal>`).
     report: RawFd,
     seccomp: &'a [BpfProgram],
+    /// The zygote this blank starts before its claim.
+    zygote: Option<&'a Zygote>,
 }
 
 /// The function's part of the child's work, decoded from the spec.
@@ -467,35 +497,15 @@ impl ChildPlan<'_> {
             return 126;
         }
         // The function's process is made now, and does everything but its `execve` before
-        // the claim: dropping privileges and installing seccomp are off the cold path.
-        let (plan_r, plan_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(p) => p,
+        // the claim: dropping privileges and installing seccomp are off the cold path (and a
+        // zygote initialises).
+        let (mut function, mut plan_w) = match self.start_function(self.zygote, true) {
+            Ok(f) => f,
             Err(e) => {
-                self.report(&err("pipe", e));
-                return 126;
-            }
-        };
-        // SAFETY: we are the only thread of this process (a fresh clone of a
-        // single-threaded helper).
-        let function = match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                drop(plan_w);
-                // SAFETY: the control pipe is the init's business, not the function's.
-                unsafe {
-                    libc::close(self.control);
-                }
-                let e = self.function_process(plan_r.as_raw_fd());
                 self.report(&e);
-                // SAFETY: leaving the forked child without running destructors or atexit.
-                unsafe { libc::_exit(127) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => child,
-            Err(e) => {
-                self.report(&err("fork", e));
                 return 126;
             }
         };
-        drop(plan_r);
         let msg = match read_message(self.control) {
             Ok(Some(m)) => m,
             // Discarded before it was claimed (the function's process dies with us).
@@ -520,10 +530,22 @@ impl ChildPlan<'_> {
             self.report(&e);
             return 126;
         }
-        // Go: the function's process gets its spec and execs.
-        let mut plan_w = File::from(plan_w);
-        let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
-        if let Err(e) = plan_w.write_all(&len).and_then(|()| plan_w.write_all(&msg)) {
+        // Go: the function's process gets its spec and execs (or, a zygote, takes it on).
+        let mut sent = send_message(&mut plan_w, &msg);
+        if sent.is_err() && self.zygote.is_some() {
+            // The zygote ended before its claim (it could not start): the function starts
+            // the plain way instead.
+            let _ = waitpid(function, None);
+            match self.start_function(None, false) {
+                Ok((pid, w)) => (function, plan_w) = (pid, w),
+                Err(e) => {
+                    self.report(&e);
+                    return 126;
+                }
+            }
+            sent = send_message(&mut plan_w, &msg);
+        }
+        if let Err(e) = sent {
             self.report(&err("starting the function", e));
             return 126;
         }
@@ -549,8 +571,44 @@ impl ChildPlan<'_> {
         }
     }
 
+    /// Forks the function's process (see [`Self::function_process`]); returns it and the
+    /// pipe its spec goes down. `control_open`: the child must close our control pipe.
+    fn start_function(
+        &self,
+        zygote: Option<&Zygote>,
+        control_open: bool,
+    ) -> Result<(Pid, File), String> {
+        let (plan_r, plan_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
+        // SAFETY: we are the only thread of this process (a fresh clone of a
+        // single-threaded helper).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(plan_w);
+                if control_open {
+                    // SAFETY: the control pipe is the init's business, not the function's.
+                    unsafe {
+                        libc::close(self.control);
+                    }
+                }
+                let e = self.function_process(plan_r.as_raw_fd(), zygote);
+                // A zygote that cannot start says nothing: the claim starts the function
+                // afresh (see `run`), and the status pipe must not report a failure then.
+                if zygote.is_none() {
+                    self.report(&e);
+                }
+                // SAFETY: leaving the forked child without running destructors or atexit.
+                unsafe { libc::_exit(127) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => Ok((child, File::from(plan_w))),
+            Err(e) => Err(err("fork", e)),
+        }
+    }
+
     /// What every sandbox shows: the template, system directories, devices, `/dev/shm`,
-    /// `/proc`. Stays under the template's path until [`Self::finish_root`] pivots.
+    /// `/proc` (and the zygote's binds); then the pivot into it, which becomes read-only.
+    /// The host's root stays at [`HOST_ROOT`], for the claim's binds, until
+    /// [`Self::finish_root`] detaches it.
     fn build_common_root(&self) -> Result<(), String> {
         let root = &self.rootfs;
         let none: Option<&str> = None;
@@ -588,40 +646,48 @@ impl ChildPlan<'_> {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             none,
         )
-        .map_err(|e| err("mounting /proc", e))
-    }
-
-    /// The function's own part (hostname, code and layers, `/tmp`), then the pivot into the
-    /// root, which becomes read-only.
-    fn finish_root(&self, spec: &SandboxSpec) -> Result<(), String> {
-        let root = &self.rootfs;
-        nix::unistd::sethostname(&spec.hostname).map_err(|e| err("sethostname", e))?;
-        for b in &spec.binds {
+        .map_err(|e| err("mounting /proc", e))?;
+        for b in self.zygote.iter().flat_map(|z| &z.binds) {
             let t = root.join(b.target.strip_prefix("/").unwrap_or(&b.target));
             bind_read_only(&b.source, &t)?;
         }
+        nix::unistd::chdir(root).map_err(|e| err("chdir root", e))?;
+        let host_root = HOST_ROOT.trim_start_matches('/');
+        nix::unistd::pivot_root(".", host_root).map_err(|e| err("pivot_root", e))?;
+        nix::unistd::chdir("/").map_err(|e| err("chdir /", e))?;
+        remount_read_only(Path::new("/"))
+    }
+
+    /// The function's own part: hostname, code and layers (from the host's root), then
+    /// the host's root detached for good and `/tmp` mounted in its place.
+    fn finish_root(&self, spec: &SandboxSpec) -> Result<(), String> {
+        nix::unistd::sethostname(&spec.hostname).map_err(|e| err("sethostname", e))?;
+        let host_root = Path::new(HOST_ROOT);
+        for b in &spec.binds {
+            if self.zygote.is_some_and(|z| z.binds.contains(b)) {
+                continue; // bound with the blank
+            }
+            let source = host_root.join(b.source.strip_prefix("/").unwrap_or(&b.source));
+            bind_read_only(&source, &b.target)?;
+        }
+        umount2(host_root, MntFlags::MNT_DETACH)
+            .map_err(|e| err("detaching the host's root", e))?;
         let tmp_opts = format!("size={}m,mode=1777", spec.tmp_mb);
         mount(
             Some("tmpfs"),
-            &root.join("tmp"),
+            host_root,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some(tmp_opts.as_str()),
         )
         .map_err(|e| err("mounting /tmp", e))?;
-        nix::unistd::chdir(root).map_err(|e| err("chdir root", e))?;
-        // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
-        // only the new root, with no directory needed for the old one.
-        nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", e))?;
-        umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detaching the old root", e))?;
-        nix::unistd::chdir("/").map_err(|e| err("chdir /", e))?;
-        remount_read_only(Path::new("/"))?;
         Ok(())
     }
 
     /// The function's process: drop to its uid and confine it, then wait for the spec on
-    /// `plan` (the init sends it once the root is finished) and become the program.
-    fn function_process(&self, plan: RawFd) -> String {
+    /// `plan` (the init sends it once the root is finished) and become the program; or,
+    /// given a zygote, become the zygote now, `plan` at [`Zygote::SPEC_FD`].
+    fn function_process(&self, plan: RawFd, zygote: Option<&Zygote>) -> String {
         // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
         unsafe {
             if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
@@ -690,6 +756,9 @@ impl ChildPlan<'_> {
         if let Err(e) = crate::seccomp::install(self.seccomp) {
             return err("seccomp", e);
         }
+        if let Some(z) = zygote {
+            return exec_zygote(z, plan);
+        }
         let msg = match read_message(plan) {
             Ok(Some(m)) => m,
             // The init went away without a go; it takes this process with it anyway.
@@ -708,6 +777,39 @@ impl ChildPlan<'_> {
             Err(e) => err(&format!("execve {}", plan.spec.argv[0]), e),
         }
     }
+}
+
+/// Execs zygote `z` with `plan` at [`Zygote::SPEC_FD`]; returns only on failure.
+fn exec_zygote(z: &Zygote, plan: RawFd) -> String {
+    let (argv, envp) = match (cstrings(&z.argv), cstrings(&z.env)) {
+        (Ok(a), Ok(e)) if !a.is_empty() => (a, e),
+        _ => return "invalid zygote".into(),
+    };
+    let fd = Zygote::SPEC_FD;
+    // SAFETY: dup2/fcntl on descriptors of our own table; the copy (or, already in place,
+    // the original without close-on-exec) is what the zygote inherits.
+    let rc = unsafe {
+        if plan == fd {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(plan, fd)
+        }
+    };
+    if rc < 0 {
+        return err("dup2", std::io::Error::last_os_error());
+    }
+    if let Err(e) = nix::unistd::chdir("/") {
+        return err("chdir /", e);
+    }
+    match nix::unistd::execve(&argv[0], &argv, &envp) {
+        Ok(never) => match never {},
+        Err(e) => err(&format!("execve {}", z.argv[0]), e),
+    }
+}
+
+fn send_message(to: &mut File, msg: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
+    to.write_all(&len).and_then(|()| to.write_all(msg))
 }
 
 /// Moves a sandbox into cgroup `name`: its init, and the function's process the init may

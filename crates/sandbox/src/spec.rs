@@ -32,6 +32,55 @@ pub struct SandboxSpec {
     pub hostname: String,
 }
 
+/// A program a blank sandbox starts before it is claimed, so that a function which would
+/// start the same program finds it already initialised (a "zygote": for an interpreted
+/// runtime, the interpreter with the runtime loaded).
+///
+/// The blank binds `binds`, forks the function's process as usual (confined, unprivileged)
+/// and has it exec `argv` with `env`, descriptor [`Zygote::SPEC_FD`] open. At the claim, the
+/// program reads the spec there (a 4-byte little-endian length, then the [`SandboxSpec`] as
+/// JSON) and must take on its environment and working directory as if it had been started
+/// with them. The helper gives a zygote blank only to a spec it [serves](Zygote::serves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zygote {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// Binds made before the claim; a spec served by this zygote lists them too.
+    pub binds: Vec<Bind>,
+    /// Variables the program reads only when it starts (a trailing `*` matches a prefix):
+    /// a spec is served only if it gives each the value `env` gives (or both leave it unset).
+    pub fixed_env: Vec<String>,
+}
+
+impl Zygote {
+    /// The descriptor on which the zygote receives its spec.
+    pub const SPEC_FD: i32 = 3;
+
+    /// Whether a program started by `spec` would be this one, started the same way.
+    pub fn serves(&self, spec: &SandboxSpec) -> bool {
+        self.argv == spec.argv
+            && self.binds.iter().all(|b| spec.binds.contains(b))
+            && self.fixed_env_matches(&spec.env)
+    }
+
+    fn fixed_env_matches(&self, env: &[String]) -> bool {
+        let fixed = |entry: &&String| {
+            let name = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+            self.fixed_env
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == pattern,
+                })
+        };
+        let mut ours: Vec<&String> = self.env.iter().filter(fixed).collect();
+        let mut theirs: Vec<&String> = env.iter().filter(fixed).collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        ours == theirs
+    }
+}
+
 /// How the helper builds every sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelperConfig {
@@ -55,6 +104,11 @@ pub struct HelperConfig {
     /// How many blank sandboxes (namespaces, network and common mounts ready, no function
     /// yet) the helper keeps ahead of demand; 0 creates each sandbox on request.
     pub pool: usize,
+    /// Zygotes the helper may keep blanks of (see [`Zygote`]).
+    pub zygotes: Vec<Zygote>,
+    /// How many blanks of each zygote the helper keeps ready, once a spec it serves has
+    /// been seen (none before: a host that runs no such function pays nothing).
+    pub zygote_pool: usize,
     /// `tracing` filter for the helper's own log (on the server's stderr).
     pub log: String,
 }
@@ -82,4 +136,62 @@ pub enum Event {
 pub enum Request {
     Init(HelperConfig),
     Spawn(Box<SandboxSpec>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(argv: &[&str], env: &[&str], binds: Vec<Bind>) -> SandboxSpec {
+        SandboxSpec {
+            id: "t".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|s| s.to_string()).collect(),
+            workdir: "/var/task".into(),
+            binds,
+            tmp_mb: 1,
+            limits: Limits {
+                memory_mb: 128,
+                pids_max: 1,
+                cpu_millis: None,
+            },
+            hostname: "h".into(),
+        }
+    }
+
+    #[test]
+    fn a_zygote_serves_specs_that_start_it_the_same_way() {
+        let runtime = Bind {
+            source: "/srv/runtime".into(),
+            target: "/var/runtime".into(),
+        };
+        let code = Bind {
+            source: "/srv/code".into(),
+            target: "/var/task".into(),
+        };
+        let z = Zygote {
+            argv: vec![
+                "/usr/bin/python3".into(),
+                "/var/runtime/bootstrap.py".into(),
+            ],
+            env: vec!["LANG=C.UTF-8".into(), "PATH=/usr/bin".into(), "_Z=3".into()],
+            binds: vec![runtime.clone()],
+            fixed_env: vec!["LANG".into(), "PYTHON*".into()],
+        };
+        let argv = ["/usr/bin/python3", "/var/runtime/bootstrap.py"];
+        let both = vec![code.clone(), runtime.clone()];
+        // Other variables (unfixed) may differ, be added or be missing.
+        assert!(z.serves(&spec(&argv, &["A=1", "LANG=C.UTF-8"], both.clone())));
+        // A fixed variable changed, added (by prefix) or removed: not served.
+        assert!(!z.serves(&spec(&argv, &["LANG=C"], both.clone())));
+        assert!(!z.serves(&spec(
+            &argv,
+            &["LANG=C.UTF-8", "PYTHONPATH=/x"],
+            both.clone()
+        )));
+        assert!(!z.serves(&spec(&argv, &["A=1"], both.clone())));
+        // Another program, or without the zygote's binds: not served.
+        assert!(!z.serves(&spec(&["/usr/bin/python3"], &["LANG=C.UTF-8"], both)));
+        assert!(!z.serves(&spec(&argv, &["LANG=C.UTF-8"], vec![code])));
+    }
 }

@@ -32,9 +32,17 @@ pub fn start(
     stratus_sandbox::rootfs::build_template(&rootfs, FUNCTION_UID, FUNCTION_GID)
         .context("building the root filesystem template")?;
     let runtime_dir = data.join("runtime");
+    let (creds, token) = session;
     let pythons = catalog.interpreters(stratus_lambda::RuntimeKind::Python);
     stratus_invoke::launch::install_bootstraps(&runtime_dir, &pythons)
         .context("installing bootstraps")?;
+    let launch = LaunchContext {
+        region: config.region.clone(),
+        runtime_dir,
+        access_key_id: creds.access_key_id.clone(),
+        secret_access_key: creds.secret_access_key.clone(),
+        session_token: token.clone(),
+    };
     let helper = HelperConfig {
         rootfs,
         cgroups: layout.clone(),
@@ -46,6 +54,8 @@ pub fn start(
         expedite_rcu: config.expedite_rcu,
         port: stratus_invoke::launch::ENV_PORT,
         pool: config.sandbox_pool,
+        zygotes: stratus_invoke::launch::zygotes(&catalog, &launch),
+        zygote_pool: config.zygote_pool,
         log: config.log.clone(),
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
@@ -54,15 +64,8 @@ pub fn start(
     let serve: ServeFn = Arc::new(move |listener, endpoint| {
         stratus_api::runtime_api::serve(listener, endpoint, aws.get().cloned())
     });
-    let (creds, token) = session;
     let opts = InvokerOptions {
-        launch: LaunchContext {
-            region: config.region.clone(),
-            runtime_dir,
-            access_key_id: creds.access_key_id.clone(),
-            secret_access_key: creds.secret_access_key.clone(),
-            session_token: token.clone(),
-        },
+        launch,
         cgroups: layout,
         logs: LogStore::new(&data.join("logs")),
         keep_alive: Duration::from_secs(config.keep_alive),

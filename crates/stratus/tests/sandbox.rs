@@ -5,11 +5,23 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner};
+use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner, Zygote};
 
 fn helper(
     root: &Path,
     pool: usize,
+) -> (
+    Spawner,
+    tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    Layout,
+) {
+    helper_with(root, pool, Vec::new())
+}
+
+fn helper_with(
+    root: &Path,
+    pool: usize,
+    zygotes: Vec<Zygote>,
 ) -> (
     Spawner,
     tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
@@ -33,6 +45,8 @@ fn helper(
         expedite_rcu: false,
         port: 9001,
         pool,
+        zygote_pool: 1,
+        zygotes,
         log: "warn".into(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -67,6 +81,24 @@ fn spec(id: &str, script: &str, task: &Path) -> SandboxSpec {
     }
 }
 
+/// Runs `spec` to its end: its output and how it ended.
+async fn run_to_end(
+    spawner: &Spawner,
+    exits: &mut tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    spec: SandboxSpec,
+) -> (String, stratus_sandbox::Exit) {
+    let s = spawner.spawn(spec).await.unwrap();
+    let mut out = String::new();
+    std::fs::File::from(s.output)
+        .read_to_string(&mut out)
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    (out, exit)
+}
+
 /// Runs a program that reports what it sees, and checks it saw only its sandbox.
 async fn runs_isolated(
     id: &str,
@@ -85,15 +117,7 @@ async fn runs_isolated(
                   echo sockets $(ls -l /proc/$$/fd | grep -c socket); \
                   grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '; \
                   echo policy $(cut -d' ' -f41 /proc/$$/stat)";
-    let s = spawner.spawn(spec(id, script, task)).await.unwrap();
-    let mut out = String::new();
-    std::fs::File::from(s.output)
-        .read_to_string(&mut out)
-        .unwrap();
-    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (out, exit) = run_to_end(spawner, exits, spec(id, script, task)).await;
     assert_eq!(exit.exit_code, Some(0), "output: {out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hi from the task", "{out}");
@@ -275,4 +299,147 @@ async fn concurrent_spawns_report_failures_early_exits_and_successes() {
         layout.list()
     );
     layout.remove_parent();
+}
+
+/// A zygote: reports that it started, waits for its spec on descriptor 3 and takes on its
+/// environment and working directory. Started as a plain program (no descriptor 3), it says
+/// so and reads its own environment.
+const ZYGOTE: &str = r#"
+import json, os
+try:
+    os.fstat(3)
+    print("zygote ready", flush=True)
+    n = int.from_bytes(os.read(3, 4), "little")
+    data = b""
+    while len(data) < n:
+        data += os.read(3, n - len(data))
+    spec = json.loads(data)
+    env = dict(e.split("=", 1) for e in spec["env"])
+    os.chdir(spec["workdir"])
+    how = "zygote"
+except OSError:
+    env, how = os.environ, "fresh"
+open("/tmp/x", "w").close()
+print(how, os.getcwd(), env.get("MARK"), env.get("LANG"), open("hello.txt").read().strip(),
+      sorted(os.listdir("/tmp")), flush=True)
+"#;
+
+fn zygote() -> Zygote {
+    Zygote {
+        argv: vec![
+            "/usr/bin/python3".into(),
+            "-S".into(),
+            "-c".into(),
+            ZYGOTE.into(),
+        ],
+        env: vec!["LANG=C.UTF-8".into(), "MARK=zygote".into()],
+        binds: Vec::new(),
+        fixed_env: vec!["LANG".into(), "LC_*".into()],
+    }
+}
+
+/// Processes of blank sandboxes running the zygote, by host pid.
+fn zygote_processes(spawner: &Spawner) -> Vec<u32> {
+    let mut out = Vec::new();
+    for init in helper_children(spawner) {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")) else {
+            continue;
+        };
+        for child in text.split_whitespace().map(|p| p.parse::<u32>().unwrap()) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            if cmdline.starts_with(b"/usr/bin/python3\0-S\0") {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+async fn run_zygote_spec(
+    spawner: &Spawner,
+    exits: &mut tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    id: &str,
+    task: &Path,
+    env: &[&str],
+) -> String {
+    let z = zygote();
+    let mut sp = spec(id, "unused", task);
+    sp.argv = z.argv;
+    sp.env = env.iter().map(|e| e.to_string()).collect();
+    let (out, exit) = run_to_end(spawner, exits, sp).await;
+    assert_eq!((exit.id.as_str(), exit.exit_code), (id, Some(0)), "{out}");
+    out
+}
+
+#[tokio::test]
+async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
+    if !Path::new("/usr/bin/python3").exists() {
+        return; // no interpreter to be a zygote here
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("hello.txt"), "hi from the task\n").unwrap();
+    let (spawner, mut exits, layout) = helper_with(dir.path(), 0, vec![zygote()]);
+    assert!(
+        zygote_processes(&spawner).is_empty(),
+        "no zygote before a function that it serves"
+    );
+    let served = ["LANG=C.UTF-8", "MARK=one"];
+    // The first such function starts on its own...
+    let out = run_zygote_spec(&spawner, &mut exits, "z1", &task, &served).await;
+    assert_eq!(
+        out.trim(),
+        "fresh /var/task one C.UTF-8 hi from the task ['x']",
+        "{out}"
+    );
+    // ...and from then on a zygote waits for the next.
+    wait_for("a zygote", || zygote_processes(&spawner).len() == 1);
+    let waiting = zygote_processes(&spawner)[0];
+    let out = run_zygote_spec(
+        &spawner,
+        &mut exits,
+        "z2",
+        &task,
+        &["LANG=C.UTF-8", "MARK=two"],
+    )
+    .await;
+    // The zygote ran before the claim, then saw the function's root, code, environment and
+    // an empty /tmp of its own (not the host's root, which it was kept at until the claim).
+    assert_eq!(
+        out,
+        "zygote ready\nzygote /var/task two C.UTF-8 hi from the task ['x']\n"
+    );
+    wait_for("a new zygote", || {
+        let z = zygote_processes(&spawner);
+        z.len() == 1 && z[0] != waiting
+    });
+    let waiting = zygote_processes(&spawner)[0];
+    // A function that sets a variable the zygote reads only at start gets its own program.
+    let out = run_zygote_spec(&spawner, &mut exits, "z3", &task, &["LANG=C", "MARK=three"]).await;
+    assert_eq!(out.trim(), "fresh /var/task three C hi from the task ['x']");
+    assert_eq!(
+        zygote_processes(&spawner),
+        [waiting],
+        "the zygote is still waiting"
+    );
+    // A zygote that died before its claim: the function starts the plain way.
+    stratus_sandbox::kill(waiting as i32);
+    wait_for("the zygote to die", || {
+        std::fs::read_to_string(format!("/proc/{waiting}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+    });
+    // (What the zygote wrote before it died stays in the output.)
+    let out = run_zygote_spec(&spawner, &mut exits, "z4", &task, &served).await;
+    assert_eq!(
+        out,
+        "zygote ready\nfresh /var/task one C.UTF-8 hi from the task ['x']\n"
+    );
+    assert!(
+        environment_cgroups(&layout).is_empty(),
+        "cgroups left: {:?}",
+        layout.list()
+    );
+    spawner.shutdown();
 }

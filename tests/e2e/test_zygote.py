@@ -1,0 +1,112 @@
+"""Python zygotes: once a Python function has started, the server keeps sandboxes with the
+interpreter already running and the runtime loaded. A function started from one must not be
+able to tell, apart from its start-up time (and /proc/self/environ, which keeps the
+environment the interpreter was started with): same environment, working directory, module
+path, arguments, descriptors. Functions whose variables change what Python reads only at
+start-up get an interpreter of their own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from helpers import create_function, invoke, wait_until
+
+HOST_SANDBOX_UID = 100993  # the server's default `sandbox_uid`
+MARKER = b"_STRATUS_ZYGOTE_FD="
+
+REPORT = '''
+import locale, os, socket, sys, time
+import __main__
+
+def handler(event, context):
+    with open("/proc/self/environ", "rb") as f:
+        zygote = b"_STRATUS_ZYGOTE_FD=" in f.read()
+    return {
+        "zygote": zygote,
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "path": sys.path,
+        "argv": sys.argv,
+        "executable": sys.executable,
+        "main": getattr(__main__, "__file__", None),
+        "fds": sorted(os.listdir("/proc/self/fd")),
+        "encoding": [sys.getfilesystemencoding(), sys.stdout.encoding,
+                     locale.getpreferredencoding(False)],
+        "tz": list(time.tzname),
+        "hostname": socket.gethostname(),
+        "tmp": os.listdir("/tmp"),
+        "root": sorted(os.listdir("/")),
+    }
+'''
+
+# Differ from one function (or environment) to another by design.
+PER_FUNCTION = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_GROUP_NAME",
+                "AWS_LAMBDA_LOG_STREAM_NAME", "_X_AMZN_TRACE_ID"}
+
+
+def _waiting_zygotes(parent: str) -> list[str]:
+    """Host pids of zygotes not claimed yet: in a blank's `pool-` cgroup under `parent`
+    (cgroup v1), or in no cgroup of ours (v2)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            uid = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            if int(uid.split()[1]) != HOST_SANDBOX_UID:
+                continue
+            if MARKER not in Path(f"/proc/{pid}/environ").read_bytes():
+                continue
+            cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        except (OSError, StopIteration):
+            continue
+        ours = [line.split(":", 2)[2] for line in cgroups.splitlines()
+                if f"/{parent}/" in line]
+        if not ours or any("/pool-" in c for c in ours):
+            found.append(pid)
+    return found
+
+
+def _report(lam, name):
+    inv = invoke(lam, name)
+    assert inv.function_error is None, inv.raw[:2000]
+    import json
+    return json.loads(inv.raw)
+
+
+def test_a_function_started_from_a_zygote_sees_what_a_fresh_start_sees(exec_server):
+    lam = exec_server.client("lambda")
+    env = {"Variables": {"GREETING": "hello", "LANG": "en_US.UTF-8"}}
+    for name in ("first", "second"):
+        create_function(lam, name, {"report.py": REPORT}, runtime="python3.11",
+                        handler="report.handler", Environment=env)
+    create_function(lam, "own-path", {"report.py": REPORT}, runtime="python3.11",
+                    handler="report.handler",
+                    Environment={"Variables": {"PYTHONPATH": "/var/task/lib"}})
+
+    fresh = _report(lam, "first")
+    assert fresh["zygote"] is False, "no zygote before a Python function has started"
+    wait_until(lambda: _waiting_zygotes(exec_server.cgroup_parent), timeout=20,
+               what="a zygote to wait for the next Python function")
+    served = _report(lam, "second")
+    assert served["zygote"] is True, "the second function should start from a zygote"
+
+    assert served["env"].keys() == fresh["env"].keys()
+    assert "_STRATUS_ZYGOTE_FD" not in served["env"]
+    for key, value in fresh["env"].items():
+        if key not in PER_FUNCTION:
+            assert served["env"][key] == value, key
+    assert served["env"]["GREETING"] == "hello"
+    assert served["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "second"
+    for key in ("cwd", "path", "argv", "executable", "main", "fds", "encoding", "tz",
+                "hostname", "tmp", "root"):
+        assert served[key] == fresh[key], key
+    assert served["cwd"] == "/var/task"
+    assert served["path"][0] == "/var/task"
+    assert served["tmp"] == [], "a fresh /tmp, not the host's root it was kept at"
+
+    # PYTHONPATH is read at start-up: such a function gets an interpreter of its own.
+    own = _report(lam, "own-path")
+    assert own["zygote"] is False
+    assert "/var/task/lib" in own["path"]
+    assert _waiting_zygotes(exec_server.cgroup_parent), "the zygote still waits"
