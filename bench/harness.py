@@ -60,7 +60,8 @@ NODE_HANDLER = 'exports.handler = async () => "ok";\n'
 
 TARGETS = {
     "cold_provided_p50_ms": ("provided.al2023 cold start p50", 3.0, "≤ 3 ms"),
-    "cold_python_p50_ms": ("python3.11 cold start p50", 15.0, "≤ 15 ms"),
+    "cold_python_p50_ms": ("python3.11 cold start p50, own interpreter", 15.0, "≤ 15 ms"),
+    "cold_python-zygote_p50_ms": ("python3.11 cold start p50, from a zygote", 5.0, "≤ 5 ms"),
     "cold_node_p50_ms": ("nodejs20.x cold start p50", 100.0, "≤ 100 ms"),
     "warm_p50_ms": ("warm invoke overhead p50", 0.2, "≤ 0.2 ms"),
     "warm_p99_ms": ("warm invoke overhead p99", 1.0, "≤ 1 ms"),
@@ -298,7 +299,7 @@ def zip_for(runtime: str, ctx: Ctx, sleeper: bool = False) -> tuple[str, str, by
     if runtime == "provided":
         binary = ctx.bench_fn_bin if sleeper else ctx.fixture_bin
         return "provided.al2023", "bootstrap", make_zip({"bootstrap": binary.read_bytes()})
-    if runtime == "python":
+    if runtime in ("python", "python-zygote"):
         return "python3.11", "index.handler", make_zip({"index.py": PY_HANDLER})
     if runtime == "node":
         return "nodejs20.x", "index.handler", make_zip({"index.js": NODE_HANDLER})
@@ -323,11 +324,40 @@ def pooled(rep_values: list[list[float]]) -> dict:
 # --- sections -------------------------------------------------------------------------
 
 
+# Cold-start series: "python" starts its own interpreter each time (zygotes off);
+# "python-zygote" waits, before each invocation, until a zygote (see `zygote_pool`) is ready.
+COLD_RUNTIMES = ("provided", "python", "python-zygote", "node")
+ZYGOTE_MARKER = b"_STRATUS_ZYGOTE_FD="
+ZYGOTE_POOL = 2  # the server's default `zygote_pool`
+
+
+def waiting_zygotes(s: Server) -> int:
+    """Zygotes of server `s` ready and not claimed yet: sandbox processes started as a zygote,
+    blocked reading their spec descriptor (so done initialising), that sit in a blank's
+    `pool-` cgroup (cgroup v1) or in none of the server's (v2)."""
+    n = 0
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if ZYGOTE_MARKER not in (p / "environ").read_bytes():
+                continue
+            # `read(3, ...)`: syscall 0 (x86-64), first argument the spec descriptor.
+            if (p / "syscall").read_text().split()[:2] != ["0", "0x3"]:
+                continue
+            cgroups = (p / "cgroup").read_text()
+        except OSError:
+            continue
+        ours = [c for c in cgroups.splitlines() if f"/{s.cgroup_parent}/" in c]
+        n += not ours or any("/pool-" in c for c in ours)
+    return n
+
+
 def cold_rep(ctx: Ctx, runtime: str, rep: int) -> tuple[list, list, list]:
     """One repetition: a fresh server, N+1 new functions, each invoked once."""
     a = ctx.args
     runtime_id, handler, code = zip_for(runtime, ctx)
-    s = ctx.server()
+    s = ctx.server(extra_config="zygote_pool = 0\n" if runtime == "python" else "")
     try:
         names = [f"cold-{runtime}-{i}" for i in range(a.cold_iterations + 1)]
         what = "profiled extra rep" if rep < 0 else f"rep {rep + 1}/{a.reps}"
@@ -340,6 +370,13 @@ def cold_rep(ctx: Ctx, runtime: str, rep: int) -> tuple[list, list, list]:
         c_rep, i_rep, d_rep = [], [], []
         with Profiler(ctx, f"cold-{runtime}") if rep < 0 else contextlib.nullcontext():
             for name in names[1:]:
+                if runtime == "python-zygote":
+                    deadline = time.monotonic() + 30
+                    # The whole pool ready: no blank being made beside the measurement.
+                    while waiting_zygotes(s) < ZYGOTE_POOL:
+                        if time.monotonic() > deadline:
+                            raise BenchError("no zygote became ready within 30 s")
+                        time.sleep(0.002)
                 req = s.invoke_request(name, tail=True)  # signed before the clock starts
                 inv = timed_invoke(conn, req)
                 if inv.status != 200 or inv.function_error:
@@ -362,7 +399,7 @@ def cold_rep(ctx: Ctx, runtime: str, rep: int) -> tuple[list, list, list]:
 def section_cold(ctx: Ctx) -> dict:
     a = ctx.args
     out = {}
-    for runtime in ("provided", "python", "node"):
+    for runtime in COLD_RUNTIMES:
         client, init, dur = [], [], []
         if a.profile and runtime == "provided":
             # One extra, unmeasured repetition under `perf record -a`, so that the
@@ -766,7 +803,7 @@ def g(d, *path, default=None):
 def headline(res: dict) -> dict:
     sec = res["sections"]
     h = {}
-    for rt in ("provided", "python", "node"):
+    for rt in COLD_RUNTIMES:
         h[f"cold_{rt}_p50_ms"] = g(sec, "cold", rt, "client_ms", "p50")
     tp = g(sec, "warm", "throughput") or {}
     c1 = g(tp, "1", "runs") or []
@@ -823,20 +860,24 @@ def render(res: dict, ctx: Ctx) -> str:
         f"runtime per repetition. `Init Duration` is Stratus's REPORT line (sandbox creation to "
         f"the runtime's first `/next`). Floor: the same runtime process started with plain "
         f"`posix_spawn`, serving one invocation from the harness's own Runtime API. Spread: "
-        f"lowest–highest p50 of the repetitions.\n")
+        f"lowest–highest p50 of the repetitions. Python twice: with its own interpreter each "
+        f"time (`zygote_pool = 0`), and from a zygote, the harness waiting before each "
+        f"invocation until the pool's zygotes are ready (blocked reading their spec).\n")
     add("| runtime | n | p50 ms | p90 ms | p99 ms | p50 spread | Init Duration p50 / p90 / p99 ms "
         "| floor p50 / p99 ms | × floor (p50) |")
     add("|---|---|---|---|---|---|---|---|---|")
     if "cold" in errs:
         add(f"| failed: {errs['cold'][:200]} |||||||||")
     pr = sec.get("peers", {})
-    for rt in ("provided", "python", "node"):
+    for rt in COLD_RUNTIMES:
         c = g(sec, "cold", rt)
         if not c:
             continue
         cm, im = c["client_ms"], c["init_ms"]
-        fl = g(pr, f"floor-{rt}", "response_ms")
-        add(f"| {c['runtime']} | {cm['n']} | {F(cm['p50'])} | {F(cm['p90'])} | {F(cm['p99'])} | "
+        fl = g(pr, f"floor-{rt.removesuffix('-zygote')}", "response_ms")
+        label = c["runtime"] + {"python": " (own interpreter)",
+                                "python-zygote": " (from a zygote)"}.get(rt, "")
+        add(f"| {label} | {cm['n']} | {F(cm['p50'])} | {F(cm['p90'])} | {F(cm['p99'])} | "
             f"{stats.fmt_spread(stats.spread(cm['rep_p50']))} | {F(im['p50'])} / {F(im['p90'])} / "
             f"{F(im['p99'])} | {F(g(fl, 'p50'))} / {F(g(fl, 'p99'))} | "
             f"{stats.ratio(cm['p50'], g(fl, 'p50'))} |")
