@@ -338,8 +338,27 @@ fn zygote() -> Zygote {
     }
 }
 
-/// Processes of blank sandboxes running the zygote, by host pid.
-fn zygote_processes(spawner: &Spawner) -> Vec<u32> {
+/// Whether the helper's process that prepares blanks is waiting for its next request, so
+/// that it has handed over every blank it made (the helper takes those in before requests).
+fn preparer_idle(spawner: &Spawner) -> bool {
+    let pid = spawner.helper_pid();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let recvmsg = format!("{} ", libc::SYS_recvmsg);
+    text.split_whitespace().any(|child| {
+        let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+        // In the helper's own pid namespace, unlike the sandboxes' inits.
+        let own_ns = status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() == 2);
+        own_ns
+            && std::fs::read_to_string(format!("/proc/{child}/syscall"))
+                .is_ok_and(|s| s.starts_with(&recvmsg))
+    })
+}
+
+/// Processes of blank sandboxes running the zygote, by host pid; with `waiting`, only those
+/// blocked reading their spec (so past `zygote ready`).
+fn zygote_processes(spawner: &Spawner, waiting: bool) -> Vec<u32> {
     let mut out = Vec::new();
     for init in helper_children(spawner) {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")) else {
@@ -347,7 +366,10 @@ fn zygote_processes(spawner: &Spawner) -> Vec<u32> {
         };
         for child in text.split_whitespace().map(|p| p.parse::<u32>().unwrap()) {
             let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            if cmdline.starts_with(b"/usr/bin/python3\0-S\0") {
+            // `read` (0) on the spec's descriptor (3).
+            let reading = std::fs::read_to_string(format!("/proc/{child}/syscall"))
+                .is_ok_and(|s| s.starts_with(&format!("{} 0x3 ", libc::SYS_read)));
+            if cmdline.starts_with(b"/usr/bin/python3\0-S\0") && (reading || !waiting) {
                 out.push(child);
             }
         }
@@ -382,7 +404,7 @@ async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
     std::fs::write(task.join("hello.txt"), "hi from the task\n").unwrap();
     let (spawner, mut exits, layout) = helper_with(dir.path(), 0, vec![zygote()]);
     assert!(
-        zygote_processes(&spawner).is_empty(),
+        zygote_processes(&spawner, false).is_empty(),
         "no zygote before a function that it serves"
     );
     let served = ["LANG=C.UTF-8", "MARK=one"];
@@ -394,8 +416,10 @@ async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
         "{out}"
     );
     // ...and from then on a zygote waits for the next.
-    wait_for("a zygote", || zygote_processes(&spawner).len() == 1);
-    let waiting = zygote_processes(&spawner)[0];
+    wait_for("a zygote", || {
+        zygote_processes(&spawner, true).len() == 1 && preparer_idle(&spawner)
+    });
+    let waiting = zygote_processes(&spawner, true)[0];
     let out = run_zygote_spec(
         &spawner,
         &mut exits,
@@ -411,15 +435,15 @@ async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
         "zygote ready\nzygote /var/task two C.UTF-8 hi from the task ['x']\n"
     );
     wait_for("a new zygote", || {
-        let z = zygote_processes(&spawner);
-        z.len() == 1 && z[0] != waiting
+        let z = zygote_processes(&spawner, true);
+        z.len() == 1 && z[0] != waiting && preparer_idle(&spawner)
     });
-    let waiting = zygote_processes(&spawner)[0];
+    let waiting = zygote_processes(&spawner, true)[0];
     // A function that sets a variable the zygote reads only at start gets its own program.
     let out = run_zygote_spec(&spawner, &mut exits, "z3", &task, &["LANG=C", "MARK=three"]).await;
     assert_eq!(out.trim(), "fresh /var/task three C hi from the task ['x']");
     assert_eq!(
-        zygote_processes(&spawner),
+        zygote_processes(&spawner, true),
         [waiting],
         "the zygote is still waiting"
     );
