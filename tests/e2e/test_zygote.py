@@ -8,6 +8,7 @@ start-up get an interpreter of their own."""
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 from helpers import create_function, invoke, wait_until
@@ -67,6 +68,46 @@ def _waiting_zygotes(parent: str) -> list[str]:
     return found
 
 
+# System call numbers, as /proc/<pid>/syscall shows them.
+_SYSCALLS = {"x86_64": {"read": 0, "recvmsg": 47}, "aarch64": {"read": 63, "recvmsg": 212}}
+
+
+def _blocked_in(pid, call: str, fd: int | None = None) -> bool:
+    number = _SYSCALLS.get(platform.machine(), _SYSCALLS["x86_64"])[call]
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return fields[:1] == [str(number)] and (fd is None or fields[1:2] == [hex(fd)])
+
+
+def _children(pid) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+def _zygote_ready(server) -> bool:
+    """A zygote blocked reading its spec (fd 3), and the helper's preparer waiting for its
+    next request, so that it has handed that zygote's blank to the helper."""
+    if not any(_blocked_in(p, "read", 3) for p in _waiting_zygotes(server.cgroup_parent)):
+        return False
+    helpers = _children(server.proc.pid)
+    return any(_blocked_in(c, "recvmsg") for h in helpers for c in _children(h)
+               if _in_host_pid_ns(c))
+
+
+def _in_host_pid_ns(pid) -> bool:
+    """Unlike the sandboxes' inits, which are also the helper's children."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return any(line.startswith("NSpid:") and len(line.split()) == 2
+               for line in status.splitlines())
+
+
 def _report(lam, name):
     inv = invoke(lam, name)
     assert inv.function_error is None, inv.raw[:2000]
@@ -86,7 +127,7 @@ def test_a_function_started_from_a_zygote_sees_what_a_fresh_start_sees(exec_serv
 
     fresh = _report(lam, "first")
     assert fresh["zygote"] is False, "no zygote before a Python function has started"
-    wait_until(lambda: _waiting_zygotes(exec_server.cgroup_parent), timeout=20,
+    wait_until(lambda: _zygote_ready(exec_server), timeout=20,
                what="a zygote to wait for the next Python function")
     served = _report(lam, "second")
     assert served["zygote"] is True, "the second function should start from a zygote"
