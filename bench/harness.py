@@ -165,7 +165,8 @@ def build_tools() -> dict[str, Path | str]:
     TOOLS_DIR.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path | str] = {}
     cc = shutil.which("cc") or shutil.which("gcc")
-    for name, flags in (("loadgen", ["-O2", "-pthread"]), ("fdlisten", ["-O2", "-static"])):
+    for name, flags in (("loadgen", ["-O2", "-pthread"]), ("fdlisten", ["-O2", "-static"]),
+                        ("relay", ["-O2"])):
         if cc is None:
             out[name] = "no C compiler (cc)"
             continue
@@ -418,9 +419,55 @@ def section_cold(ctx: Ctx) -> dict:
     return out
 
 
-def loadgen_run(ctx: Ctx, s: Server, request: bytes, conns: int, seconds: float) -> dict:
+def loadgen(ctx: Ctx, port: int, request: bytes, conns: int, seconds: float,
+            what: str = "") -> dict:
+    """One run of bench/c/loadgen.c against 127.0.0.1:`port`: its JSON document."""
     req_file = ctx.workdir / "loadgen-request.bin"
     req_file.write_bytes(request)
+    r = subprocess.run([str(ctx.tools["loadgen"]), "127.0.0.1", str(port), str(conns),
+                        str(seconds), str(req_file)], capture_output=True, text=True,
+                       timeout=seconds + 120)
+    if not r.stdout.strip():
+        raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-500:]}")
+    doc = json.loads(r.stdout)
+    if doc["failed_connections"] or doc["errors"]:
+        raise BenchError(f"loadgen saw errors: {doc}{what}")
+    return doc
+
+
+class Relay:
+    """bench/c/relay.c, the floor of a warm invoke: the same four loopback TCP messages
+    through three processes (client → relay → a function process → relay → client) with no
+    other work. Its function processes die with it."""
+
+    def __init__(self, tool: Path, functions: int):
+        self.proc = subprocess.Popen([str(tool), str(functions)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise BenchError(f"relay did not start: {self.proc.stderr.read()[-500:]}")
+        self.port = int(line)
+
+    def run(self, ctx: Ctx, request: bytes, conns: int, seconds: float) -> dict:
+        m0 = host.machine_cpu()
+        doc = loadgen(ctx, self.port, request, conns, seconds, what=" (relay)")
+        m1 = host.machine_cpu()
+        total = m1[1] - m0[1]
+        doc["cpu_cores"] = {
+            "client": (doc["cpu_user"] + doc["cpu_sys"]) / doc["seconds"],
+            "machine": (m1[0] - m0[0]) / total * (os.cpu_count() or 1) if total else math.nan,
+        }
+        return doc
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+def loadgen_run(ctx: Ctx, s: Server, request: bytes, conns: int, seconds: float) -> dict:
     helper = s.helper_pid()
     env_dir = memory_cgroup_dir(s.cgroup_parent)
     env_pids = [p for d in env_dir.iterdir() if d.is_dir() for p in host.cgroup_procs(d)] \
@@ -428,16 +475,13 @@ def loadgen_run(ctx: Ctx, s: Server, request: bytes, conns: int, seconds: float)
     before = (host.machine_cpu(), host.proc_cpu_seconds(s.pid),
               host.proc_cpu_seconds(helper) if helper else 0.0,
               sum(host.proc_cpu_seconds(p) for p in env_pids))
-    r = subprocess.run([str(ctx.tools["loadgen"]), s.host, str(s.port), str(conns), str(seconds),
-                        str(req_file)], capture_output=True, text=True, timeout=seconds + 120)
+    try:
+        doc = loadgen(ctx, s.port, request, conns, seconds)
+    except BenchError as e:
+        raise BenchError(f"{e}; server stderr:\n{s.stderr_tail(1500)}") from None
     after = (host.machine_cpu(), host.proc_cpu_seconds(s.pid),
              host.proc_cpu_seconds(helper) if helper else 0.0,
              sum(host.proc_cpu_seconds(p) for p in env_pids))
-    if not r.stdout.strip():
-        raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-500:]}")
-    doc = json.loads(r.stdout)
-    if doc["failed_connections"] or doc["errors"]:
-        raise BenchError(f"loadgen saw errors: {doc}; server stderr:\n{s.stderr_tail(1500)}")
     wall = doc["seconds"]
     busy = after[0][0] - before[0][0]
     total = after[0][1] - before[0][1]
@@ -529,24 +573,20 @@ def section_warm(ctx: Ctx) -> dict:
 
         if isinstance(ctx.tools.get("loadgen"), Path):
             out["throughput"] = {}
-            for c in (1, 8, 64):
-                if c > 1:
-                    prewarm(s, "noop", c)
-                envs = s.health()["environments"]
-                # one short unmeasured run so every connection and environment is warm
-                loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
-                runs = []
-                if c == 8 and a.profile:  # an extra, unmeasured run under `perf record`
-                    with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
-                        loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
-                for rep in range(a.reps):
-                    runs.append(guarded(ctx, f"warm c={c} run {rep + 1}", lambda: loadgen_run(
-                        ctx, s, req.fresh(), c, a.warm_seconds)))
-                    log(f"warm c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
-                        f"p50 {runs[-1]['lat_us']['p50']} µs, p99 {runs[-1]['lat_us']['p99']} µs, "
-                        f"client {runs[-1]['cpu_cores']['client']:.2f} cores, machine "
-                        f"{runs[-1]['cpu_cores']['machine']:.2f}")
-                out["throughput"][str(c)] = {"environments": envs, "runs": runs}
+            relay = None
+            if isinstance(ctx.tools.get("relay"), Path):
+                try:
+                    relay = Relay(ctx.tools["relay"], 64)
+                    out["floor"] = {}
+                except BenchError as e:
+                    out["floor_error"] = str(e)
+            else:
+                out["floor_error"] = f"relay unavailable: {ctx.tools.get('relay')}"
+            try:
+                warm_runs(ctx, s, req, relay, out)
+            finally:
+                if relay:
+                    relay.stop()
         else:
             out["throughput_error"] = f"loadgen unavailable: {ctx.tools.get('loadgen')}"
         if a.profile and shutil.which("strace"):
@@ -554,6 +594,38 @@ def section_warm(ctx: Ctx) -> dict:
     finally:
         ctx.done(s)
     return out
+
+
+def warm_runs(ctx: Ctx, s: Server, req: Signed, relay: Relay | None, out: dict):
+    """Throughput and latency at each concurrency, each Stratus run followed by a run of the
+    floor (`relay`) with the same client and request, so that their ratio is measured under
+    the same conditions."""
+    a = ctx.args
+    for c in (1, 8, 64):
+        if c > 1:
+            prewarm(s, "noop", c)
+        envs = s.health()["environments"]
+        # one short unmeasured run so every connection and environment is warm
+        loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
+        runs, floor = [], []
+        if c == 8 and a.profile:  # an extra, unmeasured run under `perf record`
+            with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
+                loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
+        for rep in range(a.reps):
+            runs.append(guarded(ctx, f"warm c={c} run {rep + 1}", lambda: loadgen_run(
+                ctx, s, req.fresh(), c, a.warm_seconds)))
+            log(f"warm c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
+                f"p50 {runs[-1]['lat_us']['p50']} µs, p99 {runs[-1]['lat_us']['p99']} µs, "
+                f"client {runs[-1]['cpu_cores']['client']:.2f} cores, machine "
+                f"{runs[-1]['cpu_cores']['machine']:.2f}")
+            if relay:
+                floor.append(guarded(ctx, f"floor c={c} run {rep + 1}", lambda: relay.run(
+                    ctx, req.fresh(), c, a.warm_seconds)))
+                log(f"floor c={c} rep {rep + 1}/{a.reps}: {floor[-1]['rps']:.0f} invokes/s, "
+                    f"p50 {floor[-1]['lat_us']['p50']} µs")
+        out["throughput"][str(c)] = {"environments": envs, "runs": runs}
+        if relay:
+            out["floor"][str(c)] = {"runs": floor}
 
 
 def count_syscalls(ctx: Ctx, s: Server, req: Signed, n: int) -> dict:
@@ -805,6 +877,8 @@ def headline(res: dict) -> dict:
     h = {}
     for rt in COLD_RUNTIMES:
         h[f"cold_{rt}_p50_ms"] = g(sec, "cold", rt, "client_ms", "p50")
+        h[f"floor:cold_{rt}_p50_ms"] = g(sec, "peers", f"floor-{rt.removesuffix('-zygote')}",
+                                         "response_ms", "p50")
     tp = g(sec, "warm", "throughput") or {}
     c1 = g(tp, "1", "runs") or []
     if c1:
@@ -812,6 +886,15 @@ def headline(res: dict) -> dict:
         h["warm_p99_ms"] = stats.median([r["lat_us"]["p99"] for r in c1]) / 1e3
     rps = [stats.median([r["rps"] for r in v["runs"]]) for v in tp.values() if v.get("runs")]
     h["throughput_max_rps"] = max(rps) if rps else None
+    # The same figures for the floor of a warm invoke (bench/c/relay.c), for ratios.
+    fl = g(sec, "warm", "floor") or {}
+    f1 = g(fl, "1", "runs") or []
+    if f1:
+        h["floor:warm_p50_ms"] = stats.median([r["lat_us"]["p50"] for r in f1]) / 1e3
+        h["floor:warm_p99_ms"] = stats.median([r["lat_us"]["p99"] for r in f1]) / 1e3
+    frps = [stats.median([r["rps"] for r in v["runs"]]) for v in fl.values() if v.get("runs")]
+    if frps:
+        h["floor:throughput_max_rps"] = max(frps)
     h["scale_100_ms"] = g(sec, "scale", "last_serving_ms")
     h["density_mib"] = g(sec, "density", "platform_mib")
     return h
@@ -850,7 +933,9 @@ def render(res: dict, ctx: Ctx) -> str:
             continue
         met = v >= limit if k in HIGHER_IS_BETTER else v <= limit
         unit = {"throughput_max_rps": "/s", "density_mib": " MiB"}.get(k, " ms")
-        add(f"| {label} | {text} | {F(v)}{unit} | {'met' if met else '**missed**'} |")
+        floor = h.get(f"floor:{k}")
+        vs = f" ({stats.ratio(v, floor)} the floor's {F(floor)}{unit})" if floor else ""
+        add(f"| {label} | {text} | {F(v)}{unit}{vs} | {'met' if met else '**missed**'} |")
     add("")
 
     # cold start
@@ -946,13 +1031,21 @@ def render(res: dict, ctx: Ctx) -> str:
         add("| measurement | n | p50 ms | p90 ms | p99 ms |")
         add("|---|---|---|---|---|")
         tp = w.get("throughput", {})
+        fl = w.get("floor", {})
+
+        def lat_row(label, runs):
+            n = sum(r["requests"] for r in runs)
+            add(f"| {label}, median of {len(runs)} runs | {n} | " + " | ".join(
+                F(stats.median([r["lat_us"][q] for r in runs]) / 1e3)
+                for q in ("p50", "p90", "p99")) + " |")
+
         c1 = g(tp, "1", "runs") or []
         if c1:
-            n = sum(r["requests"] for r in c1)
-            add(f"| Invoke, C client (`bench/c/loadgen.c`), median of {len(c1)} runs | {n} | "
-                f"{F(stats.median([r['lat_us']['p50'] for r in c1]) / 1e3)} | "
-                f"{F(stats.median([r['lat_us']['p90'] for r in c1]) / 1e3)} | "
-                f"{F(stats.median([r['lat_us']['p99'] for r in c1]) / 1e3)} |")
+            lat_row("Invoke, C client (`bench/c/loadgen.c`)", c1)
+        f1 = g(fl, "1", "runs") or []
+        if f1:
+            lat_row("Floor: the same client through `bench/c/relay.c` (four loopback "
+                    "messages, three processes, no other work)", f1)
         for key, label in (("python_raw_ms", "Invoke, Python raw socket, replayed signed request"),
                            ("boto3_ms", "Invoke, boto3 `invoke()` (signs every call)"),
                            ("tail_rtt_ms", "Invoke with `LogType=Tail`, Python raw socket"),
@@ -963,6 +1056,17 @@ def render(res: dict, ctx: Ctx) -> str:
             if v and v.get("n"):
                 add(f"| {label} | {v['n']} | {F(v['p50'])} | {F(v['p90'])} | {F(v['p99'])} |")
         add("")
+        if c1 and f1:
+            r = {q: stats.ratio(stats.median([x["lat_us"][q] for x in c1]),
+                                stats.median([x["lat_us"][q] for x in f1])) for q in ("p50", "p99")}
+            add(f"The floor is what a warm invoke cannot avoid on this machine: the client's "
+                f"request to a server process, the event to a function process waiting for it, "
+                f"its answer, the response (the Runtime API adds two more messages per invoke, "
+                f"the 202 to the posted response and the next `GET /next`, off this path). "
+                f"Stratus's warm invoke is {r['p50']} the floor at p50, {r['p99']} at p99, "
+                f"runs interleaved with the floor's.\n")
+        if w.get("floor_error"):
+            add(f"Floor not measured: {w['floor_error']}\n")
         if tp:
             add("Throughput: closed loop, one persistent connection per client thread, "
                 f"{ctx.args.warm_seconds:g} s per run, {ctx.args.reps} runs; every connection "
@@ -970,17 +1074,21 @@ def render(res: dict, ctx: Ctx) -> str:
                 "time). CPU columns: cores used during the run (of "
                 f"{m['nproc']}), from getrusage (client) and /proc (server, helper, function "
                 "processes, whole machine).\n")
-            add("| concurrency | environments | invokes/s (median) | spread | latency p50 / p99 ms "
-                "| client CPU | server CPU (µs/invoke) | function CPU (µs/invoke) | machine busy |")
-            add("|---|---|---|---|---|---|---|---|---|")
+            add("| concurrency | environments | invokes/s (median) | spread | floor invokes/s "
+                "(× floor) | latency p50 / p99 ms | client CPU | server CPU (µs/invoke) | "
+                "function CPU (µs/invoke) | machine busy |")
+            add("|---|---|---|---|---|---|---|---|---|---|")
             for c, v in tp.items():
                 runs = v["runs"]
                 cc = {k: stats.median([r["cpu_cores"][k] for r in runs])
                       for k in ("client", "server", "helper", "functions", "machine")}
                 rps = stats.median([r["rps"] for r in runs])
                 per = {k: cc[k] / rps * 1e6 if rps else math.nan for k in ("server", "functions")}
+                fruns = g(fl, c, "runs") or []
+                frps = stats.median([r["rps"] for r in fruns])
+                floor = f"{F(frps)} ({stats.ratio(rps, frps)})" if fruns else "–"
                 add(f"| {c} | {v['environments']} | {F(rps)} | "
-                    f"{stats.fmt_spread(stats.spread(r['rps'] for r in runs))} | "
+                    f"{stats.fmt_spread(stats.spread(r['rps'] for r in runs))} | {floor} | "
                     f"{F(stats.median([r['lat_us']['p50'] for r in runs]) / 1e3)} / "
                     f"{F(stats.median([r['lat_us']['p99'] for r in runs]) / 1e3)} | "
                     f"{cc['client']:.2f} | {cc['server']:.2f} ({per['server']:.0f}) | "
