@@ -121,6 +121,28 @@ def test_tampered_body(server):
     assert_refused(send(req, body=tampered), "InvalidSignatureException")
 
 
+def test_large_bodies_are_verified_too(server):
+    """Bodies over 256 KiB are hashed on another thread: a tampered one is still refused, an
+    intact one (a code upload) accepted."""
+    import base64
+    import os
+    ak, sk = keys(server)
+    # Incompressible, so the zip (and its base64) stays well over 256 KiB.
+    code = make_zip({"bootstrap": "#!/bin/sh\n", "pad.bin": os.urandom(400 * 1024)})
+    doc = {"FunctionName": "large-body", "Runtime": "provided.al2023", "Handler": "x",
+           "Role": "arn:aws:iam::000000000000:role/r",
+           "Code": {"ZipFile": base64.b64encode(code).decode()}}
+    body = json.dumps(doc).encode()
+    assert len(body) > 512 * 1024
+    req = sign_request("POST", server.url + "/2015-03-31/functions", access_key=ak,
+                       secret_key=sk, body=body, headers={"Content-Type": "application/json"})
+    tampered = body.replace(b'"large-body"', b'"large-bodx"')
+    assert_refused(send(req, body=tampered), "InvalidSignatureException")
+    resp = send(req)
+    assert resp.status == 201, (resp.status, resp.body[:500])
+    assert resp.json()["FunctionName"] == "large-body"
+
+
 def test_tampered_signed_header(server):
     ak, sk = keys(server)
     req = sign_request("GET", server.url + LIST_PATH, access_key=ak, secret_key=sk,

@@ -734,3 +734,23 @@ while True:
     inv = invoke(exec_lam, "rawbytes", {}, tail=True)
     assert inv.function_error is None, (inv.raw, inv.log)
     assert inv.raw == "plain text, not JSON: caf\u00e9\n".encode()
+
+
+def test_unpacked_code_removed_from_the_data_dir_is_unpacked_again(exec_server, exec_lam):
+    """The unpacked copy of a package is derived data: a warm environment keeps the copy it
+    mounted, and the next new environment unpacks it again from the stored package."""
+    import shutil
+    files = {"app.py": "def h(e, c):\n    return 'from the package'\n"}
+    create_function(exec_lam, "rederived", files, runtime="python3.11", handler="app.h")
+    first = invoke(exec_lam, "rederived")
+    assert first.payload == "from the package", first.raw
+    code_dirs = [d for d in (exec_server.data_dir / "code").iterdir()
+                 if (d / "app.py").is_file()]
+    assert len(code_dirs) == 1, code_dirs
+    shutil.rmtree(code_dirs[0])
+    # The warm environment still serves.
+    assert invoke(exec_lam, "rederived").payload == "from the package"
+    # A configuration change needs a new environment, made from a new unpacked copy.
+    update_configuration(exec_lam, "rederived", Environment={"Variables": {"STEP": "2"}})
+    assert invoke(exec_lam, "rederived").payload == "from the package"
+    assert (code_dirs[0] / "app.py").is_file()

@@ -32,6 +32,9 @@ use crate::router::{Endpoint, Query};
 /// zip in base64 JSON. Anything bigger is refused before it is buffered.
 pub const MAX_REQUEST_BYTES: usize = 69_905_067;
 
+/// Request bodies larger than this are hashed and decoded on the blocking pool.
+pub(crate) const LARGE_BODY: usize = 256 * 1024;
+
 /// What the handlers need. Built once by the server and shared by every request.
 #[derive(Clone)]
 pub struct ApiState {
@@ -118,24 +121,19 @@ async fn authenticate_and_route(
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
 
-    let header_pairs: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        raw_path: &raw_path,
-        raw_query: &raw_query,
-        headers: &header_pairs,
-        body: &body,
-    };
-    let verified = stratus_sigv4::verify(
-        &signed,
-        state.secrets.as_ref(),
-        std::time::SystemTime::now(),
-        &VerifyOptions::default(),
-    )
+    // Verifying hashes the whole body: a large one (a code upload) on the blocking pool, so
+    // that it does not hold up the threads serving invocations.
+    let verified = if body.len() > LARGE_BODY {
+        let (parts, body, secrets) = (parts.clone(), body.clone(), state.secrets.clone());
+        let (raw_path, raw_query) = (raw_path.clone(), raw_query.clone());
+        tokio::task::spawn_blocking(move || {
+            verify(&parts, &raw_path, &raw_query, &body, secrets.as_ref())
+        })
+        .await
+        .map_err(ApiError::internal)?
+    } else {
+        verify(&parts, &raw_path, &raw_query, &body, state.secrets.as_ref())
+    }
     .map_err(|e| {
         tracing::debug!(%request_id, error = %e, "authentication refused");
         ApiError::from(e)
@@ -155,6 +153,33 @@ async fn authenticate_and_route(
         body,
         host,
     })
+}
+
+fn verify(
+    parts: &axum::http::request::Parts,
+    raw_path: &str,
+    raw_query: &str,
+    body: &[u8],
+    secrets: &(dyn SecretLookup + Send + Sync),
+) -> Result<stratus_sigv4::Verified, stratus_sigv4::AuthError> {
+    let header_pairs: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        raw_path,
+        raw_query,
+        headers: &header_pairs,
+        body,
+    };
+    stratus_sigv4::verify(
+        &signed,
+        secrets,
+        std::time::SystemTime::now(),
+        &VerifyOptions::default(),
+    )
 }
 
 async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stratus_lambda::{FunctionConfig, RuntimeCatalog};
+use stratus_lambda::{FunctionConfig, FunctionService, RuntimeCatalog};
 use stratus_sandbox::{Exit, Layout, Spawner};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
@@ -40,12 +40,49 @@ pub enum InvokeError {
     Throttled(Throttle),
 }
 
+/// The function's code on the host. Only creating an environment needs it, so a warm
+/// invoke never looks at the file system for it.
+#[derive(Clone)]
+pub enum Code {
+    /// Unpacked at this path.
+    At(PathBuf),
+    /// Where this service keeps the config's unpacked code, unpacked again if it is gone.
+    Of(FunctionService),
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Code::At(path) => f.debug_tuple("At").field(path).finish(),
+            Code::Of(_) => f.write_str("Of(FunctionService)"),
+        }
+    }
+}
+
+impl Code {
+    /// The unpacked code of `config` (a `stat` when it is there; unpacking, on the blocking
+    /// pool, when it is not).
+    async fn path(&self, config: &FunctionConfig) -> Result<PathBuf, InvokeError> {
+        let svc = match self {
+            Code::At(path) => return Ok(path.clone()),
+            Code::Of(svc) => svc,
+        };
+        if let Some(path) = svc.unpacked_code(config) {
+            return Ok(path);
+        }
+        let (svc, config) = (svc.clone(), config.clone());
+        tokio::task::spawn_blocking(move || svc.ensure_code(&config))
+            .await
+            .map_err(|e| InvokeError::Platform(e.to_string()))?
+            .map_err(|e| InvokeError::Platform(format!("unpacking the function's code: {e}")))
+    }
+}
+
 /// One invocation to run.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {
     pub config: FunctionConfig,
-    /// The unpacked code on the host.
-    pub code_path: PathBuf,
+    pub code: Code,
     /// The ARN the caller used (qualified or not), as the runtime reports it.
     pub invoked_arn: String,
     pub payload: Bytes,
@@ -323,7 +360,7 @@ impl Invoker {
         }
         let req = InvokeRequest {
             config: config.clone(),
-            code_path: code_path.to_owned(),
+            code: Code::At(code_path.to_owned()),
             invoked_arn: String::new(),
             payload: Bytes::new(),
             client_context: None,
@@ -511,11 +548,12 @@ impl Invoker {
         initialization_type: &str,
     ) -> Result<Created, InvokeError> {
         let started = Instant::now();
+        let code_path = req.code.path(&req.config).await?;
         let (endpoint, queue, events, env_id) = RuntimeEndpoint::new();
         let plan = launch::plan(
             &env_id,
             &req.config,
-            &req.code_path,
+            &code_path,
             &self.inner.catalog,
             &self.inner.opts.launch,
             initialization_type,
@@ -696,7 +734,7 @@ impl Invoker {
         let c = &req.config;
         // What init (or a previous invocation's stragglers) printed comes before START.
         env.output.pump();
-        env.output.platform_line(&format!(
+        env.output.platform_line_deferred(&format!(
             "START RequestId: {request_id} Version: {}",
             c.version
         ));

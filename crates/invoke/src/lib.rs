@@ -22,7 +22,9 @@ pub use endpoint::{
     Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
 };
 pub use invoker::EnvKey;
-pub use invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn};
+pub use invoker::{
+    Code, InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn,
+};
 pub use launch::LaunchContext;
 pub use limits::Throttle;
 pub use provisioner::Provisioner;

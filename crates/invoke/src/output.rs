@@ -60,6 +60,14 @@ impl Output {
         self.platform_lines(&[line]);
     }
 
+    /// Adds a platform line (START) without writing it yet: it reaches the stream with the
+    /// function's first output or the invocation's END, saving a write per invocation.
+    pub fn platform_line_deferred(&self, line: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            st.line(line.as_bytes());
+        }
+    }
+
     /// Writes platform lines, in order, with one write to the stream.
     pub fn platform_lines(&self, lines: &[&str]) {
         if let Ok(mut st) = self.state.lock() {

@@ -23,7 +23,7 @@ use stratus_lambda::{EventInvokeConfig, FunctionRef, FunctionService, LambdaErro
 use stratus_store::{Expect, Op, Store};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::invoker::{InvokeError, InvokeRequest, InvokeResult, Invoker};
+use crate::invoker::{Code, InvokeError, InvokeRequest, InvokeResult, Invoker};
 use crate::logs::now_ms;
 
 const EVENTS: &str = "lambda.async-events";
@@ -277,7 +277,7 @@ impl AsyncQueue {
             .invoker
             .invoke(InvokeRequest {
                 config: view.config.clone(),
-                code_path,
+                code: Code::At(code_path),
                 invoked_arn,
                 payload: Bytes::from(payload.clone()),
                 client_context: None,

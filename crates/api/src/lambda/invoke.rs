@@ -129,13 +129,6 @@ pub(crate) async fn invoke(
             "This Stratus server cannot create execution environments on this host (see the server log).",
         ));
     };
-    let code_path = match state.functions.unpacked_code(&view.config) {
-        Some(path) => path,
-        None => {
-            let config = view.config.clone();
-            blocking(&state.functions, move |s| s.ensure_code(&config)).await?
-        }
-    };
     let invoked_arn = match &qualifier {
         Some(q) => state.functions.scope().qualified_arn(&view.config.name, q),
         None => view.arn.clone(),
@@ -143,7 +136,7 @@ pub(crate) async fn invoke(
     let result = invoker
         .invoke(InvokeRequest {
             config: view.config,
-            code_path,
+            code: stratus_invoke::Code::Of(state.functions.clone()),
             invoked_arn,
             payload,
             client_context,

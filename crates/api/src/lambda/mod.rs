@@ -38,6 +38,25 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(ApiError::bad_json)
 }
 
+/// Decodes a body that may hold a code package (base64 in JSON, up to 70 MB): a large one on
+/// the blocking pool, so that it does not hold up the threads serving invocations.
+async fn parse_upload<T, I>(
+    body: &bytes::Bytes,
+    into: impl FnOnce(T) -> Result<I, ApiError> + Send + 'static,
+) -> Result<I, ApiError>
+where
+    T: DeserializeOwned,
+    I: Send + 'static,
+{
+    if body.len() <= crate::LARGE_BODY {
+        return into(parse_json(body)?);
+    }
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || into(parse_json(&body)?))
+        .await
+        .map_err(ApiError::internal)?
+}
+
 /// Runs a service call on the blocking pool: the service does store I/O and zip checks.
 pub(crate) async fn blocking<T, F>(svc: &FunctionService, f: F) -> Result<T, ApiError>
 where
@@ -62,7 +81,7 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
     let svc = &state.functions;
     match req.endpoint.clone() {
         Endpoint::CreateFunction => {
-            let input = parse_json::<CreateFunctionIn>(&req.body)?.into_input()?;
+            let input = parse_upload(&req.body, CreateFunctionIn::into_input).await?;
             let view = blocking(svc, move |s| s.create(input)).await?;
             Ok(json(
                 StatusCode::CREATED,
@@ -122,7 +141,7 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Endpoint::UpdateFunctionCode { name } => {
-            let input = parse_json::<UpdateCodeIn>(&req.body)?.into_input()?;
+            let input = parse_upload(&req.body, UpdateCodeIn::into_input).await?;
             let view = blocking(svc, move |s| s.update_code(&name, input)).await?;
             Ok(json(
                 StatusCode::OK,
