@@ -110,10 +110,16 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => {
             let config = (*args).into_config()?;
             init_log(&config.log)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(config))
+            let runtime = match config.server_threads() {
+                1 => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+                n => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .build()?,
+            };
+            runtime.block_on(serve(config))
         }
     }
 }
