@@ -879,22 +879,15 @@ def headline(res: dict) -> dict:
         h[f"cold_{rt}_p50_ms"] = g(sec, "cold", rt, "client_ms", "p50")
         h[f"floor:cold_{rt}_p50_ms"] = g(sec, "peers", f"floor-{rt.removesuffix('-zygote')}",
                                          "response_ms", "p50")
-    tp = g(sec, "warm", "throughput") or {}
-    c1 = g(tp, "1", "runs") or []
-    if c1:
-        h["warm_p50_ms"] = stats.median([r["lat_us"]["p50"] for r in c1]) / 1e3
-        h["warm_p99_ms"] = stats.median([r["lat_us"]["p99"] for r in c1]) / 1e3
-    rps = [stats.median([r["rps"] for r in v["runs"]]) for v in tp.values() if v.get("runs")]
-    h["throughput_max_rps"] = max(rps) if rps else None
-    # The same figures for the floor of a warm invoke (bench/c/relay.c), for ratios.
-    fl = g(sec, "warm", "floor") or {}
-    f1 = g(fl, "1", "runs") or []
-    if f1:
-        h["floor:warm_p50_ms"] = stats.median([r["lat_us"]["p50"] for r in f1]) / 1e3
-        h["floor:warm_p99_ms"] = stats.median([r["lat_us"]["p99"] for r in f1]) / 1e3
-    frps = [stats.median([r["rps"] for r in v["runs"]]) for v in fl.values() if v.get("runs")]
-    if frps:
-        h["floor:throughput_max_rps"] = max(frps)
+    # Stratus's warm figures, and the same for the floor of a warm invoke (bench/c/relay.c).
+    for key, prefix in (("throughput", ""), ("floor", "floor:")):
+        by_c = g(sec, "warm", key) or {}
+        c1 = g(by_c, "1", "runs") or []
+        if c1:
+            for q in ("p50", "p99"):
+                h[f"{prefix}warm_{q}_ms"] = stats.median([r["lat_us"][q] for r in c1]) / 1e3
+        rps = [stats.median([r["rps"] for r in v["runs"]]) for v in by_c.values() if v.get("runs")]
+        h[f"{prefix}throughput_max_rps"] = max(rps) if rps else None
     h["scale_100_ms"] = g(sec, "scale", "last_serving_ms")
     h["density_mib"] = g(sec, "density", "platform_mib")
     return h
