@@ -53,14 +53,41 @@ pub(crate) fn send(
     msg: &impl serde::Serialize,
     fds: &[RawFd],
 ) -> Result<(), HelperError> {
+    send_with(sock, msg, fds, MsgFlags::empty()).map(|_| ())
+}
+
+/// Like [`send`] without descriptors, but returns `Ok(false)` instead of waiting when the
+/// socket has no room (the helper is behind): an async thread must not block on it.
+pub(crate) fn try_send(
+    sock: BorrowedFd<'_>,
+    msg: &impl serde::Serialize,
+) -> Result<bool, HelperError> {
+    send_with(sock, msg, &[], MsgFlags::MSG_DONTWAIT)
+}
+
+fn send_with(
+    sock: BorrowedFd<'_>,
+    msg: &impl serde::Serialize,
+    fds: &[RawFd],
+    flags: MsgFlags,
+) -> Result<bool, HelperError> {
     let bytes = serde_json::to_vec(msg).map_err(|e| HelperError::Protocol(e.to_string()))?;
     let iov = [IoSlice::new(&bytes)];
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
     loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(_) => return Ok(()),
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL | flags,
+            None,
+        ) {
+            Ok(_) => return Ok(true),
             Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) if flags.contains(MsgFlags::MSG_DONTWAIT) => {
+                return Ok(false);
+            }
             Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => {
                 return Err(HelperError::Gone);
             }
@@ -567,11 +594,20 @@ impl Spawner {
             .lock()
             .map_err(|_| "poisoned".to_string())?
             .insert(spec.id.clone(), tx);
-        if let Err(e) = send(
-            self.sock.as_fd(),
-            &Request::Spawn(Box::new(spec.clone())),
-            &[],
-        ) {
+        let request = Request::Spawn(Box::new(spec.clone()));
+        let sent = match try_send(self.sock.as_fd(), &request) {
+            Ok(true) => Ok(()),
+            // The helper is behind (a burst of cold starts): wait for room off the async
+            // threads, which may be the server's only one.
+            Ok(false) => {
+                let sock = self.sock.clone();
+                tokio::task::spawn_blocking(move || send(sock.as_fd(), &request, &[]))
+                    .await
+                    .unwrap_or(Err(HelperError::Gone))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
             if let Ok(mut p) = self.pending.lock() {
                 p.remove(&spec.id);
             }
@@ -638,5 +674,34 @@ fn read_events(
     // The helper is gone: fail whatever is still waiting.
     if let Ok(mut p) = pending.lock() {
         p.clear();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_send_says_when_the_socket_is_full_instead_of_waiting() {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let msg = "x".repeat(4096);
+        let mut sent = 0;
+        while try_send(a.as_fd(), &msg).unwrap() {
+            sent += 1;
+            assert!(sent < 100_000, "the socket never filled");
+        }
+        assert!(sent > 0);
+        // Room again once the other side reads one message.
+        let mut buf = vec![0u8; 8192];
+        let got: Option<(String, Vec<OwnedFd>)> = recv(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(got.unwrap().0, msg);
+        assert!(try_send(a.as_fd(), &msg).unwrap());
     }
 }
