@@ -17,13 +17,19 @@ HOST_SANDBOX_UID = 100993  # the server's default `sandbox_uid`
 MARKER = b"_STRATUS_ZYGOTE_FD="
 
 REPORT = '''
-import locale, os, socket, sys, time
+import ctypes, locale, os, socket, sys, time
 import __main__
 
 def handler(event, context):
     with open("/proc/self/environ", "rb") as f:
         zygote = b"_STRATUS_ZYGOTE_FD=" in f.read()
+    try:  # shipped in the package's lib/, found through LD_LIBRARY_PATH
+        ctypes.CDLL("libstratus_shipped.so")
+        shipped = "loaded"
+    except OSError as e:
+        shipped = str(e)
     return {
+        "shipped_library": shipped,
         "zygote": zygote,
         "env": dict(os.environ),
         "cwd": os.getcwd(),
@@ -118,8 +124,12 @@ def _report(lam, name):
 def test_a_function_started_from_a_zygote_sees_what_a_fresh_start_sees(exec_server):
     lam = exec_server.client("lambda")
     env = {"Variables": {"GREETING": "hello", "LANG": "en_US.UTF-8"}}
+    # Any shared library will do; it is loaded by a name only the package's lib/ has.
+    shipped = Path("/usr/lib/x86_64-linux-gnu/libz.so.1")
+    shipped = shipped if shipped.exists() else Path("/lib/x86_64-linux-gnu/libz.so.1")
+    files = {"report.py": REPORT, "lib/libstratus_shipped.so": shipped.resolve().read_bytes()}
     for name in ("first", "second"):
-        create_function(lam, name, {"report.py": REPORT}, runtime="python3.11",
+        create_function(lam, name, files, runtime="python3.11",
                         handler="report.handler", Environment=env)
     create_function(lam, "own-path", {"report.py": REPORT}, runtime="python3.11",
                     handler="report.handler",
@@ -139,8 +149,11 @@ def test_a_function_started_from_a_zygote_sees_what_a_fresh_start_sees(exec_serv
             assert served["env"][key] == value, key
     assert served["env"]["GREETING"] == "hello"
     assert served["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "second"
+    # The dynamic linker gives up for good on a directory of LD_LIBRARY_PATH it found
+    # missing, so a zygote must not have looked before the package's lib/ was there.
+    assert fresh["shipped_library"] == "loaded"
     for key in ("cwd", "path", "argv", "executable", "main", "fds", "encoding", "tz",
-                "hostname", "tmp", "root"):
+                "hostname", "tmp", "root", "shipped_library"):
         assert served[key] == fresh[key], key
     assert served["cwd"] == "/var/task"
     assert served["path"][0] == "/var/task"

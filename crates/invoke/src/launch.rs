@@ -157,7 +157,8 @@ const ZYGOTE_VAR: &str = "_STRATUS_ZYGOTE_FD";
 /// Zygotes for the host's Python runtimes (one per interpreter): the interpreter started
 /// with the runtime loaded, in the environment a function gets by default. Functions whose
 /// variables change what Python reads only at start-up (`PYTHON*`, locale, the dynamic
-/// linker's and the allocator's variables, `TZ`) start their own interpreter instead.
+/// linker's and the allocator's variables, `TZ`, `HOME` for the user's site directory)
+/// start their own interpreter instead.
 pub fn zygotes(catalog: &RuntimeCatalog, ctx: &LaunchContext) -> Vec<Zygote> {
     let mut out: Vec<Zygote> = Vec::new();
     for id in catalog.ids() {
@@ -186,6 +187,9 @@ pub fn zygotes(catalog: &RuntimeCatalog, ctx: &LaunchContext) -> Vec<Zygote> {
                 "TZ",
                 "MALLOC_*",
                 "GLIBC_TUNABLES",
+                "HOME",
+                "LOCPATH",
+                "GCONV_PATH",
             ]
             .map(String::from)
             .to_vec(),

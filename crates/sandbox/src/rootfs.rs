@@ -34,10 +34,14 @@ const MERGED: &[&str] = &["bin", "sbin", "lib", "lib64", "lib32", "libx32"];
 /// Builds (or refreshes) the template at `root`. Safe to call on every start.
 pub fn build_template(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     fs::create_dir_all(root)?;
+    // `var/task/lib` is hidden by the function's code once it is bound over `var/task`.
+    // It is here for zygotes, which start before that bind: the dynamic linker gives up for
+    // good on a directory of LD_LIBRARY_PATH it once found missing, and the package's lib/
+    // only appears at the claim.
     for d in [
         "usr",
         "etc",
-        "var/task",
+        "var/task/lib",
         "var/runtime",
         "opt",
         "tmp",
