@@ -330,6 +330,8 @@ def pooled(rep_values: list[list[float]]) -> dict:
 COLD_RUNTIMES = ("provided", "python", "python-zygote", "node")
 ZYGOTE_MARKER = b"_STRATUS_ZYGOTE_FD="
 ZYGOTE_POOL = 2  # the server's default `zygote_pool`
+# The number of `read` in /proc/<pid>/syscall.
+READ_SYSCALL = {"aarch64": "63"}.get(os.uname().machine, "0")
 
 
 def waiting_zygotes(s: Server) -> int:
@@ -343,8 +345,8 @@ def waiting_zygotes(s: Server) -> int:
         try:
             if ZYGOTE_MARKER not in (p / "environ").read_bytes():
                 continue
-            # `read(3, ...)`: syscall 0 (x86-64), first argument the spec descriptor.
-            if (p / "syscall").read_text().split()[:2] != ["0", "0x3"]:
+            # `read(3, ...)`: the read system call, first argument the spec descriptor.
+            if (p / "syscall").read_text().split()[:2] != [READ_SYSCALL, "0x3"]:
                 continue
             cgroups = (p / "cgroup").read_text()
         except OSError:

@@ -105,6 +105,7 @@ static void function(int port) {
 struct conn {
     int peer;      /* client ↔ function */
     int client;    /* 1 for a client connection */
+    int owed;      /* a function: an event is out and its answer not read yet */
     size_t have;   /* bytes buffered */
     char *buf;
 };
@@ -112,7 +113,8 @@ struct conn {
 static struct conn conns[MAX_FD];
 static int idle[MAX_FD], n_idle;
 
-/* A client's request is whole once its headers and Content-Length bytes of body are in. */
+/* A client's request is whole once its headers and Content-Length bytes of body are in:
+ * returns its length, -1 while it is not, -2 for a request no floor needs to serve. */
 static long request_end(const char *buf, size_t have, size_t *body_at, size_t *body_len) {
     const char *end = memmem(buf, have, "\r\n\r\n", 4);
     if (!end) return -1;
@@ -122,6 +124,7 @@ static long request_end(const char *buf, size_t have, size_t *body_at, size_t *b
          line = memchr(line + 1, '\n', (size_t)(end - line))) {
         if (strncasecmp(line + 1, "content-length:", 15) == 0) len = atol(line + 16);
     }
+    if (len < 0 || (size_t)len > BUF - 4 - head) return -2;
     if (have < head + (size_t)len) return -1;
     *body_at = head;
     *body_len = (size_t)len;
@@ -131,8 +134,9 @@ static long request_end(const char *buf, size_t have, size_t *body_at, size_t *b
 static void drop_client(int ep, int fd) {
     struct conn *c = &conns[fd];
     if (c->peer >= 0) {
+        /* A function still owing an answer goes back to the idle ones once it has given it. */
         conns[c->peer].peer = -1;
-        idle[n_idle++] = c->peer;
+        if (!conns[c->peer].owed) idle[n_idle++] = c->peer;
     }
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
@@ -182,7 +186,9 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == l) {
-                int c = accept(l, NULL, NULL);
+                /* Non-blocking: an event for a descriptor closed and reused within one batch
+                 * finds nothing to read instead of stalling the relay. */
+                int c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
                 if (c < 0) continue;
                 if (c >= MAX_FD || n_idle == 0) { /* no function free: refuse */
                     close(c);
@@ -201,6 +207,7 @@ int main(int argc, char **argv) {
             }
             struct conn *c = &conns[fd];
             ssize_t r = read(fd, c->buf + c->have, BUF - c->have);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
             if (r <= 0) {
                 if (c->client) drop_client(ep, fd);
                 else die("a function process went away");
@@ -210,28 +217,35 @@ int main(int argc, char **argv) {
             if (c->client) {
                 size_t at, len;
                 long end = request_end(c->buf, c->have, &at, &len);
-                if (end < 0) {
-                    if (c->have == BUF) drop_client(ep, fd); /* too big for a floor */
+                if (end == -2 || (end == -1 && c->have == BUF)) {
+                    drop_client(ep, fd); /* not a request a floor needs to serve */
                     continue;
                 }
+                if (end < 0) continue;
                 /* The event, framed, in one write (the body moves down over the length). */
                 uint32_t n32 = (uint32_t)len;
                 memmove(c->buf + 4, c->buf + at, len);
                 memcpy(c->buf, &n32, 4);
                 if (write_all(c->peer, c->buf, len + 4) < 0) die("write to a function");
+                conns[c->peer].owed = 1;
                 c->have = 0; /* a closed loop: the next request waits for this response */
             } else {
                 uint32_t len;
                 if (c->have < 4) continue;
                 memcpy(&len, c->buf, 4);
                 if (c->have < 4 + (size_t)len) continue;
+                c->owed = 0;
                 if (c->peer >= 0) {
                     char out[512];
                     int k = snprintf(out, sizeof out, "%s%u\r\n\r\n", head, len);
-                    if (len <= sizeof out - (size_t)k) {
-                        memcpy(out + k, c->buf + 4, len);
-                        if (write_all(c->peer, out, (size_t)k + len) < 0) drop_client(ep, c->peer);
+                    if (len > sizeof out - (size_t)k) {
+                        errno = EMSGSIZE;
+                        die("a function's answer");
                     }
+                    memcpy(out + k, c->buf + 4, len);
+                    if (write_all(c->peer, out, (size_t)k + len) < 0) drop_client(ep, c->peer);
+                } else {
+                    idle[n_idle++] = fd; /* its client left while it worked */
                 }
                 c->have = 0;
             }
