@@ -29,6 +29,9 @@ use crate::helper::{recv, send};
 use crate::spawn::Blank;
 use crate::spec::HelperConfig;
 
+/// Zygote blanks of one kind found dead in a row before the pool stops making that kind.
+const ZYGOTE_DEATHS: u32 = 3;
+
 /// The helper's request to the preparer.
 #[derive(Debug, Serialize, Deserialize)]
 enum Ask {
@@ -64,6 +67,11 @@ pub(crate) struct Pool {
     zygote_target: usize,
     /// Per zygote: whether a request it serves has come.
     wanted: Vec<bool>,
+    /// Per zygote: how many of its blanks in a row were found dead when taken; at
+    /// [`ZYGOTE_DEATHS`] the pool stops making it.
+    deaths: Vec<u32>,
+    /// Per zygote: its program, for the log.
+    zygote_names: Vec<String>,
     /// Blanks asked for and not answered yet.
     asked: usize,
     /// Network slots handed to the preparer whose blank has not come back yet.
@@ -93,6 +101,12 @@ impl Pool {
             target: cfg.pool,
             zygote_target: cfg.zygote_pool,
             wanted: vec![false; cfg.zygotes.len()],
+            deaths: vec![0; cfg.zygotes.len()],
+            zygote_names: cfg
+                .zygotes
+                .iter()
+                .map(|z| z.argv.first().cloned().unwrap_or_default())
+                .collect(),
             asked: 0,
             reserved: HashSet::new(),
             preparer: None,
@@ -147,26 +161,60 @@ impl Pool {
     }
 
     /// A ready blank for a request that zygote `zygote` serves (if any): one running it,
-    /// else a plain one. From now on the pool keeps blanks of that zygote.
+    /// else a plain one. From now on the pool keeps blanks of that zygote. A zygote blank
+    /// whose zygote has died is discarded (and counted) rather than given out.
     pub(crate) fn take(&mut self, zygote: Option<usize>) -> Option<Blank> {
-        if let Some(k) = zygote {
-            if let Some(w) = self.wanted.get_mut(k) {
-                *w = true;
-            }
-            if let Some(i) = self.blanks.iter().position(|b| b.zygote == zygote) {
-                return self.blanks.remove(i);
+        if let Some(k) = zygote.filter(|&k| self.usable(k)) {
+            self.wanted[k] = true;
+            while let Some(i) = self.blanks.iter().position(|b| b.zygote == zygote) {
+                let blank = self.blanks.remove(i)?;
+                if blank.zygote_alive() {
+                    self.deaths[k] = 0;
+                    return Some(blank);
+                }
+                self.zygote_died(k, blank);
             }
         }
         let i = self.blanks.iter().position(|b| b.zygote.is_none())?;
         self.blanks.remove(i)
     }
 
+    /// Whether zygote `k` exists and has not been given up on.
+    fn usable(&self, k: usize) -> bool {
+        self.deaths.get(k).is_some_and(|&d| d < ZYGOTE_DEATHS)
+    }
+
+    /// A blank of zygote `k` whose zygote ended before its claim: say why, discard it, and
+    /// after [`ZYGOTE_DEATHS`] in a row stop making that zygote (its requests start their
+    /// programs the plain way, as they would without zygotes).
+    fn zygote_died(&mut self, k: usize, blank: Blank) {
+        self.deaths[k] += 1;
+        let output = blank.output_so_far();
+        tracing::warn!(zygote = %self.zygote_names[k], %output, "a zygote ended before its claim");
+        self.discard(blank);
+        if self.deaths[k] >= ZYGOTE_DEATHS {
+            tracing::warn!(zygote = %self.zygote_names[k], "no longer starting this zygote ahead: its last {ZYGOTE_DEATHS} ended before their claim");
+            while let Some(i) = self.blanks.iter().position(|b| b.zygote == Some(k)) {
+                if let Some(b) = self.blanks.remove(i) {
+                    self.discard(b);
+                }
+            }
+        }
+    }
+
+    fn discard(&mut self, blank: Blank) {
+        crate::spawn::discard(blank.pid);
+        if let Some(name) = &blank.cgroup {
+            let _ = self.cgroups.remove(name);
+        }
+    }
+
     /// The kind of blank to make next, if the pool lacks any: zygotes first (they take
     /// longest to get ready), then plain blanks.
     fn next_kind(&self) -> Option<Option<usize>> {
         let count = |kind: Option<usize>| self.blanks.iter().filter(|b| b.zygote == kind).count();
-        let zygote =
-            (0..self.wanted.len()).find(|&k| self.wanted[k] && count(Some(k)) < self.zygote_target);
+        let zygote = (0..self.wanted.len())
+            .find(|&k| self.wanted[k] && self.usable(k) && count(Some(k)) < self.zygote_target);
         match zygote {
             Some(k) => Some(Some(k)),
             None => (count(None) < self.target).then_some(None),
@@ -316,11 +364,8 @@ impl Pool {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
         }
-        for blank in self.blanks.drain(..) {
-            crate::spawn::discard(blank.pid);
-            if let Some(name) = &blank.cgroup {
-                let _ = self.cgroups.remove(name);
-            }
+        while let Some(blank) = self.blanks.pop_front() {
+            self.discard(blank);
         }
     }
 }

@@ -87,6 +87,41 @@ impl Blank {
         ]
     }
 
+    /// For a zygote blank: whether its zygote is still there to take a spec (its process,
+    /// the init's only child, neither gone nor a zombie). Where the kernel does not list
+    /// children, it is assumed alive (the claim still copes with a dead one).
+    pub fn zygote_alive(&self) -> bool {
+        let pid = self.pid;
+        let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        else {
+            return true;
+        };
+        let Some(child) = children.split_whitespace().next() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    /// What its processes have written so far, at most 4 KiB, without waiting (a dead
+    /// zygote's last words).
+    pub fn output_so_far(&self) -> String {
+        let mut fds = [nix::poll::PollFd::new(
+            self.output.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let readable = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0;
+        let mut buf = [0u8; 4096];
+        let n = if readable {
+            nix::unistd::read(&self.output, &mut buf).unwrap_or(0)
+        } else {
+            0
+        };
+        String::from_utf8_lossy(&buf[..n]).trim().to_string()
+    }
+
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
     pub fn from_fds(
         pid: Pid,
@@ -536,8 +571,9 @@ impl ChildPlan<'_> {
         // Go: the function's process gets its spec and execs (or, a zygote, takes it on).
         let mut sent = send_message(&mut plan_w, &msg);
         if sent.is_err() && self.zygote.is_some() {
-            // The zygote ended before its claim (it could not start): the function starts
-            // the plain way instead.
+            // The zygote ended before its claim (it could not start), or no longer reads
+            // its spec: the function starts the plain way instead.
+            let _ = kill(function, Signal::SIGKILL);
             let _ = waitpid(function, None);
             match self.start_function(None, false) {
                 Ok((pid, w)) => (function, plan_w) = (pid, w),

@@ -309,6 +309,12 @@ import json, os
 try:
     os.fstat(3)
     print("zygote ready", flush=True)
+    if os.environ["MARK"] == "dies":
+        raise SystemExit(3)
+    if os.environ["MARK"] == "deaf":  # stops reading its spec, yet lives on
+        import time
+        os.close(3)
+        time.sleep(600)
     n = int.from_bytes(os.read(3, 4), "little")
     data = b""
     while len(data) < n:
@@ -384,13 +390,116 @@ async fn run_zygote_spec(
     task: &Path,
     env: &[&str],
 ) -> String {
-    let z = zygote();
     let mut sp = spec(id, "unused", task);
-    sp.argv = z.argv;
+    sp.argv = zygote().argv;
     sp.env = env.iter().map(|e| e.to_string()).collect();
     let (out, exit) = run_to_end(spawner, exits, sp).await;
     assert_eq!((exit.id.as_str(), exit.exit_code), (id, Some(0)), "{out}");
     out
+}
+
+/// A sandbox helper without plain blanks whose one zygote runs with `MARK=mark`, a task
+/// directory with `hello.txt`, and the directory holding both (`None` without a Python to
+/// be a zygote).
+#[allow(clippy::type_complexity)]
+fn zygote_helper(
+    mark: &str,
+) -> Option<(
+    tempfile::TempDir,
+    PathBuf,
+    Spawner,
+    tokio::sync::mpsc::UnboundedReceiver<stratus_sandbox::Exit>,
+    Layout,
+)> {
+    if !Path::new("/usr/bin/python3").exists() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("hello.txt"), "hi from the task\n").unwrap();
+    let z = Zygote {
+        env: vec!["LANG=C.UTF-8".into(), format!("MARK={mark}")],
+        ..zygote()
+    };
+    let (spawner, exits, layout) = helper_with(dir.path(), 0, vec![z]);
+    Some((dir, task, spawner, exits, layout))
+}
+
+#[tokio::test]
+async fn a_zygote_that_no_longer_reads_its_spec_is_replaced_at_the_claim() {
+    let Some((_dir, task, spawner, mut exits, layout)) = zygote_helper("deaf") else {
+        return; // no interpreter to be a zygote here
+    };
+    let served = ["LANG=C.UTF-8", "MARK=one"];
+    let out = run_zygote_spec(&spawner, &mut exits, "d1", &task, &served).await;
+    assert_eq!(out, "fresh /var/task one C.UTF-8 hi from the task ['x']\n");
+    // A zygote alive but deaf: its spec descriptor closed, handed to the helper.
+    wait_for("a deaf zygote", || {
+        zygote_processes(&spawner, false)
+            .iter()
+            .any(|p| !Path::new(&format!("/proc/{p}/fd/3")).exists())
+            && preparer_idle(&spawner)
+    });
+    // The claim cannot hand it the spec: the init ends it and starts the function afresh
+    // (what the zygote printed stays in the output).
+    let out = run_zygote_spec(&spawner, &mut exits, "d2", &task, &served).await;
+    assert_eq!(
+        out,
+        "zygote ready\nfresh /var/task one C.UTF-8 hi from the task ['x']\n"
+    );
+    assert!(
+        environment_cgroups(&layout).is_empty(),
+        "cgroups left: {:?}",
+        layout.list()
+    );
+    spawner.shutdown();
+}
+
+/// Whether the helper holds a blank whose zygote has ended (and the preparer is idle).
+fn dead_zygote_blank(spawner: &Spawner) -> bool {
+    preparer_idle(spawner)
+        && helper_children(spawner).iter().any(|init| {
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| {
+                    std::fs::read_to_string(format!("/proc/{c}/stat"))
+                        .map(|s| s.contains(") Z "))
+                        .unwrap_or(false)
+                })
+        })
+}
+
+#[tokio::test]
+async fn zygotes_that_keep_dying_are_given_up() {
+    let Some((_dir, task, spawner, mut exits, _layout)) = zygote_helper("dies") else {
+        return; // no interpreter to be a zygote here
+    };
+    let served = ["LANG=C.UTF-8", "MARK=one"];
+    let fresh = "fresh /var/task one C.UTF-8 hi from the task ['x']\n";
+    assert_eq!(
+        run_zygote_spec(&spawner, &mut exits, "g0", &task, &served).await,
+        fresh
+    );
+    // Three times: a zygote blank is made, its zygote dies, the next function finds it
+    // dead and starts on its own.
+    for i in 1..=3 {
+        wait_for("a blank whose zygote died", || dead_zygote_blank(&spawner));
+        let out = run_zygote_spec(&spawner, &mut exits, &format!("g{i}"), &task, &served).await;
+        assert_eq!(out, fresh);
+    }
+    // Then the pool stops making them: nothing is left or made once the preparer rests.
+    wait_for("the preparer to rest", || preparer_idle(&spawner));
+    assert!(
+        helper_children(&spawner).is_empty(),
+        "no more zygote blanks after three died"
+    );
+    assert_eq!(
+        run_zygote_spec(&spawner, &mut exits, "g4", &task, &served).await,
+        fresh
+    );
+    spawner.shutdown();
 }
 
 #[tokio::test]
@@ -447,19 +556,16 @@ async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
         [waiting],
         "the zygote is still waiting"
     );
-    // A zygote that died before its claim: the function starts the plain way.
+    // A zygote that died before its claim: its blank is discarded, and the function
+    // starts in a sandbox of its own.
     stratus_sandbox::kill(waiting as i32);
     wait_for("the zygote to die", || {
         std::fs::read_to_string(format!("/proc/{waiting}/stat"))
             .map(|s| s.contains(") Z "))
             .unwrap_or(true)
     });
-    // (What the zygote wrote before it died stays in the output.)
     let out = run_zygote_spec(&spawner, &mut exits, "z4", &task, &served).await;
-    assert_eq!(
-        out,
-        "zygote ready\nfresh /var/task one C.UTF-8 hi from the task ['x']\n"
-    );
+    assert_eq!(out, "fresh /var/task one C.UTF-8 hi from the task ['x']\n");
     assert!(
         environment_cgroups(&layout).is_empty(),
         "cgroups left: {:?}",
