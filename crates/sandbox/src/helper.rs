@@ -647,8 +647,15 @@ fn read_events(
                 } else {
                     Err(format!("expected 2 descriptors, got {}", fds.len()))
                 };
-                if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
-                    let _ = tx.send(reply);
+                let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                let undelivered = match waiting {
+                    Some(tx) => tx.send(reply).err(),
+                    None => Some(reply),
+                };
+                // Nobody waits for it any more (the invocation was cancelled, say, by its
+                // client leaving): end it now rather than when its runtime gives up.
+                if let Some(Ok(_)) = undelivered {
+                    let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }
             Event::Failed { id, error } => {

@@ -99,6 +99,30 @@ async fn run_to_end(
     (out, exit)
 }
 
+#[tokio::test]
+async fn a_sandbox_nobody_waits_for_is_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let (spawner, mut exits, _layout) = helper_with(dir.path(), 0, Vec::new());
+    // The request is sent at the first poll; the caller gives up before the answer.
+    let gave_up = tokio::time::timeout(
+        Duration::from_micros(1),
+        spawner.spawn(spec("orphan", "exec sleep 600", &task)),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the sandbox came back within a microsecond"
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
+        .await
+        .expect("the orphan was not ended")
+        .unwrap();
+    assert_eq!((exit.id.as_str(), exit.signal), ("orphan", Some(9)));
+    spawner.shutdown();
+}
+
 /// Runs a program that reports what it sees, and checks it saw only its sandbox.
 async fn runs_isolated(
     id: &str,
