@@ -265,12 +265,7 @@ async fn blank_sandboxes_are_prepared_ahead_claimed_and_replaced() {
     let pid = spawner.helper_pid();
     spawner.shutdown();
     // The helper leaves when the server's end closes, taking every blank with it.
-    wait_for("the helper to exit", || {
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.contains(") Z "))
-                .unwrap_or(true)
-    });
+    wait_for("the helper to exit", || ended(pid));
     for p in now {
         assert!(
             !std::path::Path::new(&format!("/proc/{p}")).exists(),
@@ -368,13 +363,25 @@ fn zygote() -> Zygote {
     }
 }
 
+/// The children of process `pid`'s main thread (none once it is gone).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+/// Whether process `pid` has ended: gone, or a zombie waiting to be reaped.
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
 /// Whether the helper's process that prepares blanks is waiting for its next request, so
 /// that it has handed over every blank it made (the helper takes those in before requests).
 fn preparer_idle(spawner: &Spawner) -> bool {
-    let pid = spawner.helper_pid();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let recvmsg = format!("{} ", libc::SYS_recvmsg);
-    text.split_whitespace().any(|child| {
+    children_of(spawner.helper_pid()).into_iter().any(|child| {
         let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
         // In the helper's own pid namespace, unlike the sandboxes' inits.
         let own_ns = status
@@ -391,12 +398,9 @@ fn preparer_idle(spawner: &Spawner) -> bool {
 fn zygote_processes(spawner: &Spawner, waiting: bool) -> Vec<u32> {
     let mut out = Vec::new();
     for init in helper_children(spawner) {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")) else {
-            continue;
-        };
-        for child in text.split_whitespace().map(|p| p.parse::<u32>().unwrap()) {
+        for child in children_of(init) {
             let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            // `read` (0) on the spec's descriptor (3).
+            // `read` on the spec's descriptor (3).
             let reading = std::fs::read_to_string(format!("/proc/{child}/syscall"))
                 .is_ok_and(|s| s.starts_with(&format!("{} 0x3 ", libc::SYS_read)));
             if cmdline.starts_with(b"/usr/bin/python3\0-S\0") && (reading || !waiting) {
@@ -483,16 +487,9 @@ async fn a_zygote_that_no_longer_reads_its_spec_is_replaced_at_the_claim() {
 /// Whether the helper holds a blank whose zygote has ended (and the preparer is idle).
 fn dead_zygote_blank(spawner: &Spawner) -> bool {
     preparer_idle(spawner)
-        && helper_children(spawner).iter().any(|init| {
-            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .any(|c| {
-                    std::fs::read_to_string(format!("/proc/{c}/stat"))
-                        .map(|s| s.contains(") Z "))
-                        .unwrap_or(false)
-                })
-        })
+        && helper_children(spawner)
+            .into_iter()
+            .any(|init| children_of(init).into_iter().any(ended))
 }
 
 #[tokio::test]
@@ -583,11 +580,7 @@ async fn zygotes_start_ahead_and_take_on_the_spec_they_serve() {
     // A zygote that died before its claim: its blank is discarded, and the function
     // starts in a sandbox of its own.
     stratus_sandbox::kill(waiting as i32);
-    wait_for("the zygote to die", || {
-        std::fs::read_to_string(format!("/proc/{waiting}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true)
-    });
+    wait_for("the zygote to die", || ended(waiting));
     let out = run_zygote_spec(&spawner, &mut exits, "z4", &task, &served).await;
     assert_eq!(out, "fresh /var/task one C.UTF-8 hi from the task ['x']\n");
     assert!(
