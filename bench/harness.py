@@ -1052,8 +1052,7 @@ def render(res: dict, ctx: Ctx) -> str:
                 add(f"| {label} | {v['n']} | {F(v['p50'])} | {F(v['p90'])} | {F(v['p99'])} |")
         add("")
         if c1 and f1:
-            r = {q: stats.ratio(stats.median([x["lat_us"][q] for x in c1]),
-                                stats.median([x["lat_us"][q] for x in f1])) for q in ("p50", "p99")}
+            r = {q: stats.ratio(h[f"warm_{q}_ms"], h[f"floor:warm_{q}_ms"]) for q in ("p50", "p99")}
             add(f"The floor is what a warm invoke cannot avoid on this machine: the client's "
                 f"request to a server process, the event to a function process waiting for it, "
                 f"its answer, the response (the Runtime API adds two more messages per invoke, "
