@@ -307,9 +307,10 @@ def zip_for(runtime: str, ctx: Ctx, sleeper: bool = False) -> tuple[str, str, by
     raise ValueError(runtime)
 
 
-def create_functions(s: Server, names: list[str], runtime_id: str, handler: str, code: bytes):
+def create_functions(s: Server, names: list[str], runtime_id: str, handler: str, code: bytes,
+                     env: dict | None = None):
     for n in names:
-        s.create_function(n, runtime_id, handler, code, MEMORY_MB)
+        s.create_function(n, runtime_id, handler, code, MEMORY_MB, env=env)
     s.wait_active(names)
 
 
@@ -585,10 +586,19 @@ def section_warm(ctx: Ctx) -> dict:
             else:
                 out["floor_error"] = f"relay unavailable: {ctx.tools.get('relay')}"
             try:
-                warm_runs(ctx, s, req, relay, out)
+                warm_runs(ctx, s, "noop", req, (1, 8, 64), relay, out["throughput"],
+                          out.get("floor"))
             finally:
                 if relay:
                     relay.stop()
+            # The same function on tokio's multi-threaded runtime (bench/rust-fn/src/main.rs):
+            # the function's share of a warm invoke's CPU is its own choice of runtime.
+            others = s.health()["environments"]
+            create_functions(s, ["noop-mt"], runtime_id, handler, code,
+                             env={"BENCH_TOKIO_MULTI_THREAD": "1"})
+            out["throughput_mt"] = {}
+            warm_runs(ctx, s, "noop-mt", Signed(lambda: s.invoke_request("noop-mt")), (8,),
+                      None, out["throughput_mt"], None, others)
         else:
             out["throughput_error"] = f"loadgen unavailable: {ctx.tools.get('loadgen')}"
         if a.profile and shutil.which("strace"):
@@ -598,15 +608,17 @@ def section_warm(ctx: Ctx) -> dict:
     return out
 
 
-def warm_runs(ctx: Ctx, s: Server, req: Signed, relay: Relay | None, out: dict):
-    """Throughput and latency at each concurrency, each Stratus run followed by a run of the
-    floor (`relay`) with the same client and request, so that their ratio is measured under
-    the same conditions."""
+def warm_runs(ctx: Ctx, s: Server, name: str, req: Signed, concurrencies: tuple[int, ...],
+              relay: Relay | None, out: dict, floor_out: dict | None, others: int = 0):
+    """Throughput and latency of function `name` at each concurrency, into `out`; with a
+    `relay`, each Stratus run is followed by a run of the floor with the same client and
+    request, into `floor_out`, so that their ratio is measured under the same conditions.
+    `others`: environments of other functions, not counted as this one's."""
     a = ctx.args
-    for c in (1, 8, 64):
+    for c in concurrencies:
         if c > 1:
-            prewarm(s, "noop", c)
-        envs = s.health()["environments"]
+            prewarm(s, name, c)
+        envs = s.health()["environments"] - others
         # one short unmeasured run so every connection and environment is warm
         loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
         runs, floor = [], []
@@ -614,9 +626,9 @@ def warm_runs(ctx: Ctx, s: Server, req: Signed, relay: Relay | None, out: dict):
             with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
                 loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
         for rep in range(a.reps):
-            runs.append(guarded(ctx, f"warm c={c} run {rep + 1}", lambda: loadgen_run(
+            runs.append(guarded(ctx, f"warm {name} c={c} run {rep + 1}", lambda: loadgen_run(
                 ctx, s, req.fresh(), c, a.warm_seconds)))
-            log(f"warm c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
+            log(f"warm {name} c={c} rep {rep + 1}/{a.reps}: {runs[-1]['rps']:.0f} invokes/s, "
                 f"p50 {runs[-1]['lat_us']['p50']} µs, p99 {runs[-1]['lat_us']['p99']} µs, "
                 f"client {runs[-1]['cpu_cores']['client']:.2f} cores, machine "
                 f"{runs[-1]['cpu_cores']['machine']:.2f}")
@@ -625,9 +637,9 @@ def warm_runs(ctx: Ctx, s: Server, req: Signed, relay: Relay | None, out: dict):
                     ctx, req.fresh(), c, a.warm_seconds)))
                 log(f"floor c={c} rep {rep + 1}/{a.reps}: {floor[-1]['rps']:.0f} invokes/s, "
                     f"p50 {floor[-1]['lat_us']['p50']} µs")
-        out["throughput"][str(c)] = {"environments": envs, "runs": runs}
-        if relay:
-            out["floor"][str(c)] = {"runs": floor}
+        out[str(c)] = {"environments": envs, "runs": runs}
+        if relay and floor_out is not None:
+            floor_out[str(c)] = {"runs": floor}
 
 
 def count_syscalls(ctx: Ctx, s: Server, req: Signed, n: int) -> dict:
@@ -1067,12 +1079,18 @@ def render(res: dict, ctx: Ctx) -> str:
                 "has its own warm environment (Lambda runs one invocation per environment at a "
                 "time). CPU columns: cores used during the run (of "
                 f"{m['nproc']}), from getrusage (client) and /proc (server, helper, function "
-                "processes, whole machine).\n")
+                "processes, whole machine). The function is `bench/rust-fn` on tokio's "
+                "single-threaded runtime (an environment serves one invocation at a time); the "
+                "last row is the same function on the multi-threaded runtime `#[tokio::main]` "
+                "gives, which hands every event between two threads.\n")
             add("| concurrency | environments | invokes/s (median) | spread | floor invokes/s "
                 "(× floor) | latency p50 / p99 ms | client CPU | server CPU (µs/invoke) | "
                 "function CPU (µs/invoke) | machine busy |")
             add("|---|---|---|---|---|---|---|---|---|---|")
-            for c, v in tp.items():
+            rows = [(c, c, v) for c, v in tp.items()]
+            rows += [(c, f"{c}, function on tokio's multi-threaded runtime", v)
+                     for c, v in (w.get("throughput_mt") or {}).items()]
+            for c, label, v in rows:
                 runs = v["runs"]
                 cc = {k: stats.median([r["cpu_cores"][k] for r in runs])
                       for k in ("client", "server", "helper", "functions", "machine")}
@@ -1081,7 +1099,7 @@ def render(res: dict, ctx: Ctx) -> str:
                 fruns = g(fl, c, "runs") or []
                 frps = stats.median([r["rps"] for r in fruns])
                 floor = f"{F(frps)} ({stats.ratio(rps, frps)})" if fruns else "–"
-                add(f"| {c} | {v['environments']} | {F(rps)} | "
+                add(f"| {label} | {v['environments']} | {F(rps)} | "
                     f"{stats.fmt_spread(stats.spread(r['rps'] for r in runs))} | {floor} | "
                     f"{F(stats.median([r['lat_us']['p50'] for r in runs]) / 1e3)} / "
                     f"{F(stats.median([r['lat_us']['p99'] for r in runs]) / 1e3)} | "

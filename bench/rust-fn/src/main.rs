@@ -2,6 +2,12 @@
 //!
 //! Answers `"ok"`; an event `{"sleep_ms": N}` first sleeps N milliseconds without using the
 //! CPU, which is how the scale-out measurement keeps every environment busy at once.
+//!
+//! An environment serves one invocation at a time, so the function runs on tokio's
+//! single-threaded runtime. With `BENCH_TOKIO_MULTI_THREAD` set it runs on the multi-threaded
+//! one instead (what `#[tokio::main]` gives, as lambda_runtime's examples write it), which
+//! hands each event between its I/O thread and the handler's: the harness measures both, to
+//! show how much of a warm invoke's CPU is the function's own choice of runtime.
 
 use std::time::Duration;
 
@@ -15,7 +21,14 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(Value::from("ok"))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(handler)).await
+fn main() -> Result<(), Error> {
+    let mut runtime = if std::env::var_os("BENCH_TOKIO_MULTI_THREAD").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    runtime
+        .enable_all()
+        .build()?
+        .block_on(lambda_runtime::run(service_fn(handler)))
 }
