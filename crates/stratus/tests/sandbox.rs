@@ -140,7 +140,9 @@ async fn runs_isolated(
                   test -e /etc/shadow && echo shadow-visible || echo no-shadow; \
                   echo sockets $(ls -l /proc/$$/fd | grep -c socket); \
                   grep -E '^(SigBlk|SigIgn)' /proc/$$/status | tr -s '\t' ' '; \
-                  echo policy $(cut -d' ' -f41 /proc/$$/stat)";
+                  echo policy $(cut -d' ' -f41 /proc/$$/stat); \
+                  echo cgroup $( (grep ':memory:' /proc/$$/cgroup || grep '^0::' /proc/$$/cgroup) \
+                                 | head -1 | sed 's|.*/||')";
     let (out, exit) = run_to_end(spawner, exits, spec(id, script, task)).await;
     assert_eq!(exit.exit_code, Some(0), "output: {out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -155,6 +157,9 @@ async fn runs_isolated(
         lines[4].parse::<u32>().unwrap() <= 4,
         "only our processes are visible: {out}"
     );
+    // The program runs in its sandbox's own cgroup (the blank's renamed, or made, at the
+    // claim), not in a blank's `pool-` one.
+    let cgroup = format!("cgroup {id}");
     assert_eq!(
         &lines[5..],
         [
@@ -167,7 +172,8 @@ async fn runs_isolated(
             "SigBlk: 0000000000000000",
             "SigIgn: 0000000000000000",
             // SCHED_OTHER, not the SCHED_IDLE blanks are made under.
-            "policy 0"
+            "policy 0",
+            &cgroup,
         ]
     );
     assert!(
