@@ -215,6 +215,15 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return [CGROUP_BASE / "memory" / parent, CGROUP_BASE / "pids" / parent, cpu / parent]
 
 
+def _subdirs(d: Path) -> list[Path]:
+    """The directories in `d`; none when `d` is gone, even while it is being read (the
+    helper removes a server's cgroup parents as it exits)."""
+    try:
+        return [p for p in d.iterdir() if p.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
 def memory_cgroup_dir(parent: str) -> Path:
     v2 = cgroup_v2_root()
     return (v2 / parent) if v2 is not None else CGROUP_BASE / "memory" / parent
@@ -333,13 +342,10 @@ class Server:
         # remove what it left (and count it: Stratus is meant to leave nothing behind).
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and any(
-                d.is_dir() and any(p.is_dir() for p in d.iterdir())
-                for d in cgroup_dirs(self.cgroup_parent)):
+                _subdirs(d) for d in cgroup_dirs(self.cgroup_parent)):
             time.sleep(0.05)
         for d in cgroup_dirs(self.cgroup_parent):
-            if not d.is_dir():
-                continue
-            for child in [p for p in d.iterdir() if p.is_dir()]:
+            for child in _subdirs(d):
                 self.leaked_cgroups += 1
                 end = time.monotonic() + 10
                 while True:
