@@ -623,7 +623,7 @@ def warm_runs(ctx: Ctx, s: Server, name: str, req: Signed, concurrencies: tuple[
         loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
         runs, floor = [], []
         if c == 8 and a.profile:  # an extra, unmeasured run under `perf record`
-            with Profiler(ctx, f"warm-c{c}-server", [s.pid]):
+            with Profiler(ctx, f"warm-{name}-c{c}-server", [s.pid]):
                 loadgen_run(ctx, s, req.fresh(), c, a.warm_seconds)
         for rep in range(a.reps):
             runs.append(guarded(ctx, f"warm {name} c={c} run {rep + 1}", lambda: loadgen_run(
