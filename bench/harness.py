@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from benchlib import host, peers, stats  # noqa: E402
 from benchlib.fire import burst  # noqa: E402
 from benchlib.stratus import (BenchError, RawConn, Server, Signed, make_zip,  # noqa: E402
-                              memory_cgroup_dir, timed_invoke)
+                              memory_cgroup_dir, subdirs, timed_invoke)
 
 MEMORY_MB = 1769  # one full vCPU on Lambda; Stratus's quota is memory/1769 of a core
 FIXTURE = REPO / "tests/e2e/fixtures/rust-fn"
@@ -473,8 +473,7 @@ class Relay:
 def loadgen_run(ctx: Ctx, s: Server, request: bytes, conns: int, seconds: float) -> dict:
     helper = s.helper_pid()
     env_dir = memory_cgroup_dir(s.cgroup_parent)
-    env_pids = [p for d in env_dir.iterdir() if d.is_dir() for p in host.cgroup_procs(d)] \
-        if env_dir.is_dir() else []
+    env_pids = [p for d in subdirs(env_dir) for p in host.cgroup_procs(d)]
     before = (host.machine_cpu(), host.proc_cpu_seconds(s.pid),
               host.proc_cpu_seconds(helper) if helper else 0.0,
               sum(host.proc_cpu_seconds(p) for p in env_pids))
@@ -729,7 +728,7 @@ def section_density(ctx: Ctx) -> dict:
         conn.close()
         time.sleep(0.5)
         mem_dir = memory_cgroup_dir(s.cgroup_parent)
-        before_envs = {d.name for d in mem_dir.iterdir() if d.is_dir()}
+        before_envs = {d.name for d in subdirs(mem_dir)}
         helper = s.helper_pid()
         srv0, hlp0 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
         b = burst(s, "idle", n, b'{"sleep_ms": 50}')
@@ -742,9 +741,9 @@ def section_density(ctx: Ctx) -> dict:
         time.sleep(1.0)
         srv1, hlp1 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
         envs = []
-        for d in sorted(mem_dir.iterdir()):
+        for d in sorted(subdirs(mem_dir)):
             # pool-*: blank sandboxes waiting for a function, not environments.
-            if not d.is_dir() or d.name in before_envs or d.name.startswith("pool-"):
+            if d.name in before_envs or d.name.startswith("pool-"):
                 continue
             cg = host.cgroup_memory(d)
             procs = host.cgroup_procs(d)

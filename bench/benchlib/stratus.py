@@ -215,7 +215,7 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return [CGROUP_BASE / "memory" / parent, CGROUP_BASE / "pids" / parent, cpu / parent]
 
 
-def _subdirs(d: Path) -> list[Path]:
+def subdirs(d: Path) -> list[Path]:
     """The directories in `d`; none when `d` is gone, even while it is being read (the
     helper removes a server's cgroup parents as it exits)."""
     try:
@@ -342,10 +342,10 @@ class Server:
         # remove what it left (and count it: Stratus is meant to leave nothing behind).
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and any(
-                _subdirs(d) for d in cgroup_dirs(self.cgroup_parent)):
+                subdirs(d) for d in cgroup_dirs(self.cgroup_parent)):
             time.sleep(0.05)
         for d in cgroup_dirs(self.cgroup_parent):
-            for child in _subdirs(d):
+            for child in subdirs(d):
                 self.leaked_cgroups += 1
                 end = time.monotonic() + 10
                 while True:

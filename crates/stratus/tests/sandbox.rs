@@ -202,17 +202,12 @@ fn helper_children(spawner: &Spawner) -> Vec<u32> {
         let text = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap();
         out.extend(text.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
     }
-    out.retain(|child| {
-        std::fs::read_to_string(format!("/proc/{child}/status"))
-            .map(|s| {
-                let zombie = s
-                    .lines()
-                    .any(|l| l.starts_with("State:") && l.contains('Z'));
-                !zombie
-                    && s.lines()
-                        .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() > 2)
+    out.retain(|&child| {
+        !ended(child)
+            && std::fs::read_to_string(format!("/proc/{child}/status")).is_ok_and(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() > 2)
             })
-            .unwrap_or(false)
     });
     out
 }
