@@ -189,27 +189,74 @@ impl Layout {
 
     /// Sets cgroup `id`'s limits: memory with no swap, pids, the CPU quota.
     pub fn set_limits(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
-        let bytes = limits.memory_mb * 1024 * 1024;
-        let quota = limits.cfs_quota_us();
+        self.change_limits(id, None, limits)
+    }
+
+    /// Sets cgroup `id`'s limits to `to`, given that it has `from` already (a blank placed
+    /// with the limits of the last claim): writes only what differs, each write being a
+    /// path lookup and a system call or three.
+    pub fn change_limits(
+        &self,
+        id: &str,
+        from: Option<&Limits>,
+        to: &Limits,
+    ) -> Result<(), CgroupError> {
+        let bytes = to.memory_mb * 1024 * 1024;
+        let quota = to.cfs_quota_us();
+        let memory = from.is_none_or(|f| f.memory_mb != to.memory_mb);
+        let pids = from.is_none_or(|f| f.pids_max != to.pids_max);
+        let cpu = from.is_none_or(|f| f.cfs_quota_us() != quota);
         match self {
             Layout::V2 { root } => {
                 let dir = root.join(id);
-                write(&dir, "memory.max", &bytes.to_string())?;
-                // Absent when the kernel has no swap support: then there is no swap to deny.
-                let _ = write(&dir, "memory.swap.max", "0");
-                write(&dir, "pids.max", &limits.pids_max.to_string())?;
-                let _ = write(&dir, "cpu.max", &format!("{quota} {CFS_PERIOD_US}"));
+                if memory {
+                    write(&dir, "memory.max", &bytes.to_string())?;
+                }
+                if from.is_none() {
+                    // Absent when the kernel has no swap support: then there is no swap to deny.
+                    let _ = write(&dir, "memory.swap.max", "0");
+                }
+                if pids {
+                    write(&dir, "pids.max", &to.pids_max.to_string())?;
+                }
+                if cpu {
+                    let _ = write(&dir, "cpu.max", &format!("{quota} {CFS_PERIOD_US}"));
+                }
             }
-            Layout::V1 { memory, pids, cpu } => {
-                let m = memory.join(id);
-                write(&m, "memory.limit_in_bytes", &bytes.to_string())?;
-                // memsw must not be below the memory limit, so it is written second.
-                let _ = write(&m, "memory.memsw.limit_in_bytes", &bytes.to_string());
-                let _ = write(&m, "memory.swappiness", "0");
-                write(&pids.join(id), "pids.max", &limits.pids_max.to_string())?;
-                let c = cpu.join(id);
-                write(&c, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
-                write(&c, "cpu.cfs_quota_us", &quota.to_string())?;
+            Layout::V1 {
+                memory: m,
+                pids: p,
+                cpu: c,
+            } => {
+                let m = m.join(id);
+                if memory {
+                    // memsw may never be below the memory limit: when the limit grows, memsw
+                    // goes first (it is absent without swap accounting, hence unchecked).
+                    let growing = from.is_some_and(|f| f.memory_mb < to.memory_mb);
+                    let memsw = |m: &Path| {
+                        let _ = write(m, "memory.memsw.limit_in_bytes", &bytes.to_string());
+                    };
+                    if growing {
+                        memsw(&m);
+                    }
+                    write(&m, "memory.limit_in_bytes", &bytes.to_string())?;
+                    if !growing {
+                        memsw(&m);
+                    }
+                }
+                if from.is_none() {
+                    let _ = write(&m, "memory.swappiness", "0");
+                }
+                if pids {
+                    write(&p.join(id), "pids.max", &to.pids_max.to_string())?;
+                }
+                let c = c.join(id);
+                if from.is_none() {
+                    write(&c, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
+                }
+                if cpu {
+                    write(&c, "cpu.cfs_quota_us", &quota.to_string())?;
+                }
             }
         }
         Ok(())

@@ -33,8 +33,6 @@ use crate::pool::Pool;
 use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
 
 const MAX_MESSAGE: usize = 256 * 1024;
-/// How long requests must have paused before the preparer is asked for more blanks.
-const REFILL_QUIET: std::time::Duration = std::time::Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
@@ -225,21 +223,16 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     );
     // Whatever ends the loop (the server going away, or an error), the cleanup below runs.
     let served = (|| -> Result<(), HelperError> {
-        let mut last_request = std::time::Instant::now();
         loop {
-            // Only once requests have paused: making a blank takes the kernel locks a
-            // sandbox being made needs (the mount namespace semaphore, RTNL), and a preparer
-            // preempted while holding one would hold up a burst of cold starts.
-            let quiet = last_request.elapsed();
-            let mut timeout = nix::poll::PollTimeout::NONE;
-            if starting.is_empty() && pool.wants_more() {
-                if quiet >= REFILL_QUIET {
-                    pool.refill();
-                } else {
-                    let wait = (REFILL_QUIET - quiet).as_millis().max(1);
-                    timeout = nix::poll::PollTimeout::try_from(wait as i32)
-                        .unwrap_or(nix::poll::PollTimeout::MAX);
-                }
+            // Only while no sandbox is between its claim and its program's start: making a
+            // blank takes the kernel locks that building a sandbox's root needs (the mount
+            // namespace semaphore, cgroup and RTNL mutexes), and a preparer preempted while
+            // holding one would hold up the claim. The program's own start-up (a
+            // millisecond or more of CPU, and no such lock) is when the preparer runs; so a
+            // series of cold starts, each claimed as the last one's runtime starts, finds a
+            // blank each time instead of draining the pool.
+            if starting.is_empty() {
+                pool.refill();
             }
             let mut fds = vec![
                 nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN),
@@ -259,7 +252,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                     ));
                 }
             }
-            match nix::poll::poll(&mut fds, timeout) {
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -291,8 +284,8 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                 match recv::<Request>(sock.as_fd(), &mut buf) {
                     Ok(Some((Request::Spawn(mut spec), _))) => {
                         let t = std::time::Instant::now();
-                        last_request = t;
                         let mut from_pool = None;
+                        pool.remember_limits(spec.limits);
                         let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
                             let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                             if let Some(blank) = pool.take(zygote) {

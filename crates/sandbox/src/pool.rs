@@ -25,8 +25,9 @@ use nix::unistd::Pid;
 use seccompiler::BpfProgram;
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::Limits;
 use crate::helper::{recv, send};
-use crate::spawn::Blank;
+use crate::spawn::{Blank, Placed};
 use crate::spec::HelperConfig;
 
 /// Zygote blanks of one kind found dead in a row before the pool stops making that kind.
@@ -40,6 +41,9 @@ enum Ask {
     Prepare {
         slot: Option<u32>,
         zygote: Option<usize>,
+        /// The limits of the last claim, for the blank's cgroup: the next claim likely has
+        /// the same, and then writes none.
+        limits: Option<Limits>,
     },
 }
 
@@ -49,8 +53,7 @@ enum Answer {
     Ready {
         pid: i32,
         slot: Option<u32>,
-        cgroup: Option<String>,
-        zygote: Option<usize>,
+        placed: Placed,
     },
     Failed {
         error: String,
@@ -74,6 +77,8 @@ pub(crate) struct Pool {
     zygote_names: Vec<String>,
     /// Blanks asked for and not answered yet.
     asked: usize,
+    /// The limits of the last claim (see [`Ask::Prepare`]).
+    last_limits: Option<Limits>,
     /// Network slots handed to the preparer whose blank has not come back yet.
     reserved: HashSet<u32>,
     preparer: Option<(Pid, OwnedFd)>,
@@ -108,6 +113,7 @@ impl Pool {
                 .map(|z| z.argv.first().cloned().unwrap_or_default())
                 .collect(),
             asked: 0,
+            last_limits: None,
             reserved: HashSet::new(),
             preparer: None,
             network,
@@ -177,6 +183,11 @@ impl Pool {
         }
         let i = self.blanks.iter().position(|b| b.zygote.is_none())?;
         self.blanks.remove(i)
+    }
+
+    /// A request came with `limits`: blanks made from now on get them (see [`Ask::Prepare`]).
+    pub(crate) fn remember_limits(&mut self, limits: Limits) {
+        self.last_limits = Some(limits);
     }
 
     /// Whether zygote `k` exists and has not been given up on.
@@ -253,7 +264,15 @@ impl Pool {
                 self.reserved.insert(n);
             }
             let sent = match &self.preparer {
-                Some((_, sock)) => send(sock.as_fd(), &Ask::Prepare { slot, zygote }, &[]),
+                Some((_, sock)) => send(
+                    sock.as_fd(),
+                    &Ask::Prepare {
+                        slot,
+                        zygote,
+                        limits: self.last_limits,
+                    },
+                    &[],
+                ),
                 None => return,
             };
             if let Err(e) = sent {
@@ -273,16 +292,9 @@ impl Pool {
         let answer = recv::<Answer>(sock.as_fd(), &mut buf);
         self.asked = self.asked.saturating_sub(1);
         match answer {
-            Ok(Some((
-                Answer::Ready {
-                    pid,
-                    slot,
-                    cgroup,
-                    zygote,
-                },
-                fds,
-            ))) => {
+            Ok(Some((Answer::Ready { pid, slot, placed }, fds))) => {
                 slot.map(|n| self.reserved.remove(&n));
+                let cgroup = placed.cgroup.clone();
                 if self.gone_before_ready.remove(&pid) {
                     // Already reaped: only its cgroup is left (its descriptors close here).
                     if let Some(name) = cgroup {
@@ -290,7 +302,7 @@ impl Pool {
                     }
                     return;
                 }
-                match Blank::from_fds(Pid::from_raw(pid), fds, cgroup.clone(), zygote) {
+                match Blank::from_fds(Pid::from_raw(pid), fds, placed) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
                         crate::spawn::discard(Pid::from_raw(pid));
@@ -372,6 +384,16 @@ impl Pool {
 
 /// The preparer's life: one blank per request, until the helper's end closes.
 fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File, sock: OwnedFd) {
+    // A process under SCHED_IDLE may take SCHED_OTHER back by itself only if RLIMIT_NICE
+    // allows its nice value (0, so 20): blanks inherit this limit, and their processes then
+    // leave SCHED_IDLE themselves when claimed. It lets a function ask for nice 0 at most,
+    // which it has anyway.
+    let nice = libc::rlimit {
+        rlim_cur: 20,
+        rlim_max: 20,
+    };
+    // SAFETY: setrlimit on ourselves with a valid, initialised limit.
+    let self_normal = unsafe { libc::setrlimit(libc::RLIMIT_NICE, &nice) } == 0;
     // SCHED_IDLE rather than nice 19: under EEVDF a nice-19 task that got the CPU keeps
     // it for its whole slice (milliseconds, while a cold start's runtime waits), whereas a
     // SCHED_IDLE task gives way the moment any normal task wakes.
@@ -381,17 +403,24 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
         libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
     let mut buf = vec![0u8; 4096];
-    while let Ok(Some((Ask::Prepare { slot, zygote }, _))) = recv::<Ask>(sock.as_fd(), &mut buf) {
+    while let Ok(Some((
+        Ask::Prepare {
+            slot,
+            zygote,
+            limits,
+        },
+        _,
+    ))) = recv::<Ask>(sock.as_fd(), &mut buf)
+    {
         let made = crate::spawn::prepare(cfg, seccomp, host_netns, slot, true, zygote)
-            .and_then(|blank| place(cfg, blank));
+            .and_then(|blank| place(cfg, blank, limits, self_normal));
         let sent = match made {
             Ok(blank) => send(
                 sock.as_fd(),
                 &Answer::Ready {
                     pid: blank.pid.as_raw(),
                     slot,
-                    cgroup: blank.cgroup.clone(),
-                    zygote,
+                    placed: blank.placed(),
                 },
                 &blank.fds(),
             ),
@@ -403,9 +432,18 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
     }
 }
 
-/// Where cgroups can be renamed (v1), puts the blank's init in a cgroup of its own now,
-/// so that its claim renames it instead of moving the process (which waits for RCU).
-fn place(cfg: &HelperConfig, mut blank: Blank) -> Result<Blank, String> {
+/// Readies a blank for a quick claim: where cgroups can be renamed (v1), puts its init in
+/// a cgroup of its own now, with `limits` (the last claim's) if known, so that its claim
+/// renames it instead of moving the process (which waits for RCU) and writes only the
+/// limits that differ. `self_normal`: a plain blank's processes can leave `SCHED_IDLE`
+/// themselves at the claim (a zygote's interpreter cannot: its claim changes its policy).
+fn place(
+    cfg: &HelperConfig,
+    mut blank: Blank,
+    limits: Option<Limits>,
+    self_normal: bool,
+) -> Result<Blank, String> {
+    blank.normal_policy = self_normal && blank.zygote.is_none();
     if !cfg.cgroups.renames() {
         return Ok(blank);
     }
@@ -413,6 +451,10 @@ fn place(cfg: &HelperConfig, mut blank: Blank) -> Result<Blank, String> {
     let placed = cfg
         .cgroups
         .create_empty(&name)
+        .and_then(|()| match &limits {
+            Some(l) => cfg.cgroups.set_limits(&name, l),
+            None => Ok(()),
+        })
         .and_then(|()| crate::spawn::attach_sandbox(&cfg.cgroups, &name, blank.pid));
     if let Err(e) = placed {
         // Not our child: the helper reaps it, and its cgroup once it is gone.
@@ -421,5 +463,6 @@ fn place(cfg: &HelperConfig, mut blank: Blank) -> Result<Blank, String> {
         return Err(format!("placing a blank in its cgroup: {e}"));
     }
     blank.cgroup = Some(name);
+    blank.limits = limits;
     Ok(blank)
 }

@@ -35,6 +35,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid};
 use seccompiler::BpfProgram;
 
+use crate::cgroup::Limits;
 use crate::rootfs;
 use crate::spec::{HelperConfig, SandboxSpec, Zygote};
 
@@ -63,8 +64,14 @@ pub struct Blank {
     report: File,
     /// Where the spec goes; the child reads it once its common mounts are done.
     control: File,
-    /// The cgroup it already sits in, if any (named for it, without limits).
+    /// The cgroup it already sits in, if any (named for it).
     pub cgroup: Option<String>,
+    /// The limits that cgroup has already, if any (those of a recent claim: a claim with
+    /// the same writes none of them).
+    pub limits: Option<Limits>,
+    /// Its processes take the normal scheduling policy themselves at the claim (see
+    /// [`claim`]); otherwise the claim gives it to them.
+    pub normal_policy: bool,
     /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
     pub zygote: Option<usize>,
 }
@@ -123,12 +130,7 @@ impl Blank {
     }
 
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
-    pub fn from_fds(
-        pid: Pid,
-        fds: Vec<OwnedFd>,
-        cgroup: Option<String>,
-        zygote: Option<usize>,
-    ) -> Option<Blank> {
+    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>, placed: Placed) -> Option<Blank> {
         let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;
         Some(Blank {
             pid,
@@ -137,10 +139,32 @@ impl Blank {
             status: File::from(status),
             report: File::from(report),
             control: File::from(control),
-            cgroup,
-            zygote,
+            cgroup: placed.cgroup,
+            limits: placed.limits,
+            normal_policy: placed.normal_policy,
+            zygote: placed.zygote,
         })
     }
+
+    /// What the preparer did with it beyond making it (see [`Placed`]).
+    pub fn placed(&self) -> Placed {
+        Placed {
+            cgroup: self.cgroup.clone(),
+            limits: self.limits,
+            normal_policy: self.normal_policy,
+            zygote: self.zygote,
+        }
+    }
+}
+
+/// A blank's cgroup, its limits, its scheduling policy and its zygote: what travels with
+/// its descriptors from the preparer to the helper.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Placed {
+    pub cgroup: Option<String>,
+    pub limits: Option<Limits>,
+    pub normal_policy: bool,
+    pub zygote: Option<usize>,
 }
 
 const STACK_SIZE: usize = 1 << 20;
@@ -300,6 +324,8 @@ pub fn prepare(
             report: File::from(report_r),
             control,
             cgroup: None,
+            limits: None,
+            normal_policy: false,
             zygote,
         }),
         Err(e) => {
@@ -330,6 +356,8 @@ pub fn claim(
         report,
         mut control,
         cgroup,
+        limits,
+        normal_policy,
         zygote: _,
     } = blank;
     let fail = |e: String| {
@@ -340,26 +368,19 @@ pub fn claim(
         }
         Err(e)
     };
-    // Blanks are made under SCHED_IDLE (see `crate::pool`); the sandbox gets the normal
-    // policy: the init, then the function's process if the init has forked it already
-    // (listed after the init's change, a child either is in the list or inherits it).
-    let param = libc::sched_param { sched_priority: 0 };
-    for p in std::iter::once(pid).chain(children_of(pid)) {
-        // SAFETY: sched_setscheduler on a pid of this sandbox, with a valid, initialised
-        // parameter.
-        if unsafe { libc::sched_setscheduler(p.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
-            return fail(err("sched_setscheduler", std::io::Error::last_os_error()));
-        }
+    if !normal_policy && let Err(e) = set_normal_policy(pid) {
+        return fail(e);
     }
-    // A blank that already sits in a cgroup of its own (v1) keeps it, renamed: moving a
-    // process between cgroups waits for the kernel's RCU, renaming does not.
-    let renamed = cgroup.as_deref().is_some_and(|name| {
+    // A blank that already sits in a cgroup of its own (v1) keeps it: its limits are set
+    // (only those that differ from what it has), the spec goes, and then the cgroup takes
+    // the sandbox's name (moving a process between cgroups waits for the kernel's RCU,
+    // renaming does not; and a name is not needed to confine).
+    let kept = cgroup.as_deref().filter(|name| {
         cfg.cgroups
-            .rename(name, &spec.id)
-            .and_then(|()| cfg.cgroups.set_limits(&spec.id, &spec.limits))
+            .change_limits(name, limits.as_ref(), &spec.limits)
             .is_ok()
     });
-    if !renamed {
+    if kept.is_none() {
         if let Err(e) = cfg.cgroups.create(&spec.id, &spec.limits) {
             return fail(err("creating cgroup", e));
         }
@@ -379,6 +400,11 @@ pub fn claim(
             why
         });
     }
+    if let Some(name) = kept
+        && let Err(e) = cfg.cgroups.rename(name, &spec.id)
+    {
+        return fail(err("renaming cgroup", e));
+    }
     drop(control);
     // The child builds its root and starts the function on its own; the helper watches
     // `status` (see `Spawned::status`) and meanwhile creates other sandboxes.
@@ -389,6 +415,35 @@ pub fn claim(
         status,
         report,
     })
+}
+
+/// Gives a sandbox made under `SCHED_IDLE` (see `crate::pool`) the normal policy: the
+/// init, then the function's process if the init has forked it already (listed after the
+/// init's change, a child either is in the list or inherits it).
+fn set_normal_policy(init: Pid) -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 0 };
+    for p in std::iter::once(init).chain(children_of(init)) {
+        // SAFETY: sched_setscheduler on a pid of this sandbox, with a valid, initialised
+        // parameter.
+        if unsafe { libc::sched_setscheduler(p.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
+            return Err(err("sched_setscheduler", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// The init and the function's process each take the normal scheduling policy once their
+/// spec has come: a blank is made under `SCHED_IDLE`, and the preparer lets its blanks leave
+/// it themselves (`RLIMIT_NICE`, see `crate::pool`), which spares the claim looking up and
+/// changing two processes. Already under it (a blank made on the spot, or one whose claim
+/// changed it), this changes nothing.
+fn normal_policy_for_self() -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on ourselves with a valid, initialised parameter.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+        return Err(err("leaving SCHED_IDLE", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Reads a sandbox's status pipe to its end: empty when the function's `execve` succeeded
@@ -556,6 +611,10 @@ impl ChildPlan<'_> {
         // SAFETY: closing our own descriptor, which nothing else uses.
         unsafe {
             libc::close(self.control);
+        }
+        if let Err(e) = normal_policy_for_self() {
+            self.report(&e);
+            return 126;
         }
         let spec: SandboxSpec = match serde_json::from_slice(&msg) {
             Ok(s) => s,
@@ -804,6 +863,9 @@ impl ChildPlan<'_> {
             Ok(None) => return String::new(),
             Err(e) => return e,
         };
+        if let Err(e) = normal_policy_for_self() {
+            return e;
+        }
         let plan = match decode_plan(&msg) {
             Ok(p) => p,
             Err(e) => return e,

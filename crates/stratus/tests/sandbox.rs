@@ -277,6 +277,101 @@ async fn blank_sandboxes_are_prepared_ahead_claimed_and_replaced() {
     layout.remove_parent();
 }
 
+/// A limit file of environment or blank `id`, read on the host.
+fn limit_file(layout: &Layout, id: &str, file: &str) -> Option<String> {
+    let dir = match layout {
+        Layout::V1 { memory, pids, cpu } => match file.split('.').next() {
+            Some("memory") => memory.join(id),
+            Some("pids") => pids.join(id),
+            _ => cpu.join(id),
+        },
+        Layout::V2 { root } => root.join(id),
+    };
+    std::fs::read_to_string(dir.join(file))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[tokio::test]
+async fn every_claim_gets_its_own_limits_from_blanks_placed_with_the_last_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let (spawner, mut exits, layout) = helper(dir.path(), 1);
+    let v1 = matches!(layout, Layout::V1 { .. });
+    let memory_file = if v1 {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    // Growing (memsw must rise before the limit on v1), shrinking, then the same again
+    // (nothing to write): each time the environment has exactly its spec's limits.
+    let mut last: Option<u64> = None;
+    for (i, (mb, pids)) in [(128, 32), (512, 32), (256, 40), (256, 40)]
+        .into_iter()
+        .enumerate()
+    {
+        // A blank in the helper's hands, placed with the last claim's limits (none before
+        // the first): the claim takes it.
+        let mut taken = None;
+        if layout.renames() {
+            let want = last.map(|mb| (mb << 20).to_string());
+            wait_for("a placed blank", || {
+                taken = layout.list().into_iter().find(|c| {
+                    c.starts_with("pool-")
+                        && want
+                            .as_ref()
+                            .is_none_or(|w| limit_file(&layout, c, memory_file).as_ref() == Some(w))
+                });
+                taken.is_some() && preparer_idle(&spawner)
+            });
+        }
+        let id = format!("lim{i}");
+        let mut s = spec(&id, "exec sleep 1000", &task);
+        s.limits.memory_mb = mb;
+        s.limits.pids_max = pids;
+        let blank_dir = taken.as_ref().map(|b| cgroup_dir_inode(&layout, b));
+        let started = spawner.spawn(s).await.unwrap();
+        if let Some(ino) = blank_dir {
+            // The blank's own cgroup, renamed, its limits changed in place: not a new one
+            // (which a claim makes when changing them fails).
+            assert_eq!(
+                cgroup_dir_inode(&layout, &id),
+                ino,
+                "claim {i} kept the blank's cgroup"
+            );
+        }
+        let bytes = (mb << 20).to_string();
+        assert_eq!(limit_file(&layout, &id, memory_file), Some(bytes.clone()));
+        if v1 && let Some(memsw) = limit_file(&layout, &id, "memory.memsw.limit_in_bytes") {
+            assert_eq!(memsw, bytes);
+        }
+        assert_eq!(limit_file(&layout, &id, "pids.max"), Some(pids.to_string()));
+        let quota = if v1 { "cpu.cfs_quota_us" } else { "cpu.max" };
+        assert!(
+            limit_file(&layout, &id, quota).is_some_and(|q| q.starts_with("100000")),
+            "one CPU while it starts"
+        );
+        stratus_sandbox::kill(started.pid);
+        tokio::time::timeout(Duration::from_secs(10), exits.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        last = Some(mb);
+    }
+    spawner.shutdown();
+}
+
+/// The inode of cgroup `id`'s directory (in the memory hierarchy on v1).
+fn cgroup_dir_inode(layout: &Layout, id: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match layout {
+        Layout::V1 { memory, .. } => memory.join(id),
+        Layout::V2 { root } => root.join(id),
+    };
+    std::fs::metadata(dir).unwrap().ino()
+}
+
 #[tokio::test]
 async fn concurrent_spawns_report_failures_early_exits_and_successes() {
     let dir = tempfile::tempdir().unwrap();
