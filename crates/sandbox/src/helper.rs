@@ -289,7 +289,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
                             let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                             if let Some(blank) = pool.take(zygote) {
-                                from_pool = Some(if blank.zygote.is_some() {
+                                from_pool = Some(if blank.placed.zygote.is_some() {
                                     "zygote"
                                 } else {
                                     "plain"

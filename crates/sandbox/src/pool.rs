@@ -172,7 +172,7 @@ impl Pool {
     pub(crate) fn take(&mut self, zygote: Option<usize>) -> Option<Blank> {
         if let Some(k) = zygote.filter(|&k| self.usable(k)) {
             self.wanted[k] = true;
-            while let Some(i) = self.blanks.iter().position(|b| b.zygote == zygote) {
+            while let Some(i) = self.blanks.iter().position(|b| b.placed.zygote == zygote) {
                 let blank = self.blanks.remove(i)?;
                 if blank.zygote_alive() {
                     self.deaths[k] = 0;
@@ -181,7 +181,7 @@ impl Pool {
                 self.zygote_died(k, blank);
             }
         }
-        let i = self.blanks.iter().position(|b| b.zygote.is_none())?;
+        let i = self.blanks.iter().position(|b| b.placed.zygote.is_none())?;
         self.blanks.remove(i)
     }
 
@@ -205,7 +205,7 @@ impl Pool {
         self.discard(blank);
         if self.deaths[k] >= ZYGOTE_DEATHS {
             tracing::warn!(zygote = %self.zygote_names[k], "no longer starting this zygote ahead: its last {ZYGOTE_DEATHS} ended before their claim");
-            while let Some(i) = self.blanks.iter().position(|b| b.zygote == Some(k)) {
+            while let Some(i) = self.blanks.iter().position(|b| b.placed.zygote == Some(k)) {
                 if let Some(b) = self.blanks.remove(i) {
                     self.discard(b);
                 }
@@ -215,7 +215,7 @@ impl Pool {
 
     fn discard(&mut self, blank: Blank) {
         crate::spawn::discard(blank.pid);
-        if let Some(name) = &blank.cgroup {
+        if let Some(name) = &blank.placed.cgroup {
             let _ = self.cgroups.remove(name);
         }
     }
@@ -223,7 +223,12 @@ impl Pool {
     /// The kind of blank to make next, if the pool lacks any: zygotes first (they take
     /// longest to get ready), then plain blanks.
     fn next_kind(&self) -> Option<Option<usize>> {
-        let count = |kind: Option<usize>| self.blanks.iter().filter(|b| b.zygote == kind).count();
+        let count = |kind: Option<usize>| {
+            self.blanks
+                .iter()
+                .filter(|b| b.placed.zygote == kind)
+                .count()
+        };
         let zygote = (0..self.wanted.len())
             .find(|&k| self.wanted[k] && self.usable(k) && count(Some(k)) < self.zygote_target);
         match zygote {
@@ -337,7 +342,7 @@ impl Pool {
             // Killed from outside, it is just gone (and replaced); failing on its own, it
             // says why, and blanks would keep failing.
             if let Some(blank) = self.blanks.remove(i) {
-                if let Some(name) = &blank.cgroup {
+                if let Some(name) = &blank.placed.cgroup {
                     let _ = self.cgroups.remove(name);
                 }
                 let why = blank.failure();
@@ -420,7 +425,7 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
                 &Answer::Ready {
                     pid: blank.pid.as_raw(),
                     slot,
-                    placed: blank.placed(),
+                    placed: blank.placed.clone(),
                 },
                 &blank.fds(),
             ),
@@ -443,7 +448,7 @@ fn place(
     limits: Option<Limits>,
     self_normal: bool,
 ) -> Result<Blank, String> {
-    blank.normal_policy = self_normal && blank.zygote.is_none();
+    blank.placed.normal_policy = self_normal && blank.placed.zygote.is_none();
     if !cfg.cgroups.renames() {
         return Ok(blank);
     }
@@ -462,7 +467,7 @@ fn place(
         let _ = cfg.cgroups.remove(&name);
         return Err(format!("placing a blank in its cgroup: {e}"));
     }
-    blank.cgroup = Some(name);
-    blank.limits = limits;
+    blank.placed.cgroup = Some(name);
+    blank.placed.limits = limits;
     Ok(blank)
 }

@@ -64,16 +64,8 @@ pub struct Blank {
     report: File,
     /// Where the spec goes; the child reads it once its common mounts are done.
     control: File,
-    /// The cgroup it already sits in, if any (named for it).
-    pub cgroup: Option<String>,
-    /// The limits that cgroup has already, if any (those of a recent claim: a claim with
-    /// the same writes none of them).
-    pub limits: Option<Limits>,
-    /// Its processes take the normal scheduling policy themselves at the claim (see
-    /// [`claim`]); otherwise the claim gives it to them.
-    pub normal_policy: bool,
-    /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
-    pub zygote: Option<usize>,
+    /// Its cgroup, limits, scheduling policy and zygote.
+    pub placed: Placed,
 }
 
 impl Blank {
@@ -139,31 +131,24 @@ impl Blank {
             status: File::from(status),
             report: File::from(report),
             control: File::from(control),
-            cgroup: placed.cgroup,
-            limits: placed.limits,
-            normal_policy: placed.normal_policy,
-            zygote: placed.zygote,
+            placed,
         })
-    }
-
-    /// What the preparer did with it beyond making it (see [`Placed`]).
-    pub fn placed(&self) -> Placed {
-        Placed {
-            cgroup: self.cgroup.clone(),
-            limits: self.limits,
-            normal_policy: self.normal_policy,
-            zygote: self.zygote,
-        }
     }
 }
 
-/// A blank's cgroup, its limits, its scheduling policy and its zygote: what travels with
-/// its descriptors from the preparer to the helper.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a blank is beyond its processes and descriptors; it travels with the descriptors
+/// from the preparer to the helper.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Placed {
+    /// The cgroup it already sits in, if any (named for it).
     pub cgroup: Option<String>,
+    /// The limits that cgroup has already, if any (those of a recent claim: a claim with
+    /// the same writes none of them).
     pub limits: Option<Limits>,
+    /// Its processes take the normal scheduling policy themselves at the claim (see
+    /// [`claim`]); otherwise the claim gives it to them.
     pub normal_policy: bool,
+    /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
     pub zygote: Option<usize>,
 }
 
@@ -323,10 +308,12 @@ pub fn prepare(
             status: File::from(status_r),
             report: File::from(report_r),
             control,
-            cgroup: None,
-            limits: None,
-            normal_policy: false,
-            zygote,
+            placed: Placed {
+                cgroup: None,
+                limits: None,
+                normal_policy: false,
+                zygote,
+            },
         }),
         Err(e) => {
             if sibling {
@@ -355,10 +342,13 @@ pub fn claim(
         status,
         report,
         mut control,
-        cgroup,
-        limits,
-        normal_policy,
-        zygote: _,
+        placed:
+            Placed {
+                cgroup,
+                limits,
+                normal_policy,
+                zygote: _,
+            },
     } = blank;
     let fail = |e: String| {
         discard(pid);
@@ -421,13 +411,8 @@ pub fn claim(
 /// init, then the function's process if the init has forked it already (listed after the
 /// init's change, a child either is in the list or inherits it).
 fn set_normal_policy(init: Pid) -> Result<(), String> {
-    let param = libc::sched_param { sched_priority: 0 };
     for p in std::iter::once(init).chain(children_of(init)) {
-        // SAFETY: sched_setscheduler on a pid of this sandbox, with a valid, initialised
-        // parameter.
-        if unsafe { libc::sched_setscheduler(p.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
-            return Err(err("sched_setscheduler", std::io::Error::last_os_error()));
-        }
+        sched_other(p).map_err(|e| err("sched_setscheduler", e))?;
     }
     Ok(())
 }
@@ -438,10 +423,15 @@ fn set_normal_policy(init: Pid) -> Result<(), String> {
 /// changing two processes. Already under it (a blank made on the spot, or one whose claim
 /// changed it), this changes nothing.
 fn normal_policy_for_self() -> Result<(), String> {
+    sched_other(Pid::from_raw(0)).map_err(|e| err("leaving SCHED_IDLE", e))
+}
+
+/// Puts process `pid` (0: ourselves) under `SCHED_OTHER`.
+fn sched_other(pid: Pid) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler on ourselves with a valid, initialised parameter.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
-        return Err(err("leaving SCHED_IDLE", std::io::Error::last_os_error()));
+    // SAFETY: sched_setscheduler with a valid, initialised parameter.
+    if unsafe { libc::sched_setscheduler(pid.as_raw(), libc::SCHED_OTHER, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

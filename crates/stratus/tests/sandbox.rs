@@ -277,18 +277,13 @@ async fn blank_sandboxes_are_prepared_ahead_claimed_and_replaced() {
     layout.remove_parent();
 }
 
-/// A limit file of environment or blank `id`, read on the host.
+/// A limit file of environment or blank `id`, read on the host (from whichever of its
+/// cgroup directories has it).
 fn limit_file(layout: &Layout, id: &str, file: &str) -> Option<String> {
-    let dir = match layout {
-        Layout::V1 { memory, pids, cpu } => match file.split('.').next() {
-            Some("memory") => memory.join(id),
-            Some("pids") => pids.join(id),
-            _ => cpu.join(id),
-        },
-        Layout::V2 { root } => root.join(id),
-    };
-    std::fs::read_to_string(dir.join(file))
-        .ok()
+    layout
+        .paths(id)
+        .iter()
+        .find_map(|dir| std::fs::read_to_string(dir.join(file)).ok())
         .map(|s| s.trim().to_string())
 }
 
@@ -362,14 +357,10 @@ async fn every_claim_gets_its_own_limits_from_blanks_placed_with_the_last_ones()
     spawner.shutdown();
 }
 
-/// The inode of cgroup `id`'s directory (in the memory hierarchy on v1).
+/// The inode of cgroup `id`'s (first) directory.
 fn cgroup_dir_inode(layout: &Layout, id: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let dir = match layout {
-        Layout::V1 { memory, .. } => memory.join(id),
-        Layout::V2 { root } => root.join(id),
-    };
-    std::fs::metadata(dir).unwrap().ino()
+    std::fs::metadata(&layout.paths(id)[0]).unwrap().ino()
 }
 
 #[tokio::test]
