@@ -560,6 +560,7 @@ impl Invoker {
         )
         .map_err(|e| InvokeError::Platform(e.to_string()))?;
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
+        let init_limits = plan.spec.limits;
         let (exit_tx, exit_rx) = watch::channel(None);
         self.lock_exits().insert(env_id.clone(), exit_tx);
         tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "asking for a sandbox");
@@ -646,7 +647,11 @@ impl Invoker {
                     pids_max: launch::PIDS_MAX,
                     cpu_millis: None,
                 };
-                if let Err(e) = self.inner.opts.cgroups.set_cpu(&env.id, &steady) {
+                // (At 1,769 MB and more the share is the init's quota already: nothing to
+                // write before the event goes.)
+                if steady.cfs_quota_us() != init_limits.cfs_quota_us()
+                    && let Err(e) = self.inner.opts.cgroups.set_cpu(&env.id, &steady)
+                {
                     tracing::warn!(env = %env.id, error = %e, "lowering the CPU quota after init");
                 }
                 Ok(Created::Ready(env))

@@ -3,15 +3,16 @@
 //! 1. [`prepare`]: `clone` into new namespaces, map the uid, put a listener (and, with
 //!    networking, a veth pair) into the new network namespace. Inside, the child mounts what
 //!    every sandbox shows (the template root, system directories, devices, `/proc`), pivots
-//!    into that root (the host's stays reachable at `/tmp` until the claim), forks the
-//!    function's process, which drops to the function's uid and installs seccomp, and waits.
+//!    into that root (the host's stays reachable at `/tmp` until the claim), and waits.
 //!    Nothing of this depends on the function: the result is a blank sandbox. A blank made
-//!    for a [`Zygote`] also binds the zygote's files, and its function's process execs the
-//!    zygote, which initialises and then waits too.
+//!    for a [`Zygote`] also binds the zygote's files and forks the function's process, which
+//!    drops to the function's uid, installs seccomp and execs the zygote, which initialises
+//!    and then waits too.
 //! 2. [`claim`]: give a blank its function. The helper puts the blank in the function's
 //!    cgroup and sends the spec down a pipe; the child binds the code and layers from the
-//!    host's root, detaches that root, mounts `/tmp`, and hands the spec to the function's
-//!    process, which execs the function's program (or, a zygote, takes the spec on).
+//!    host's root, detaches that root, mounts `/tmp`, and starts the function's process,
+//!    which confines itself and execs the function's program (or hands the spec to the
+//!    zygote, which takes it on).
 //!
 //! The helper keeps a few blanks ready (see [`crate::helper`]), so a cold start pays only for
 //! step 2; with none ready it runs both back to back.
@@ -549,17 +550,31 @@ struct ChildPlan<'a> {
     zygote: Option<&'a Zygote>,
 }
 
-/// The function's part of the child's work, decoded from the spec.
-struct FunctionPlan {
-    spec: SandboxSpec,
+/// The function's program, ready to exec: built by the init before it starts the process.
+struct Program {
     argv: Vec<CString>,
     envp: Vec<CString>,
+    workdir: CString,
 }
 
+impl Program {
+    fn of(spec: &SandboxSpec) -> Result<Program, String> {
+        Ok(Program {
+            argv: cstrings(&spec.argv)?,
+            envp: cstrings(&spec.env)?,
+            workdir: CString::new(spec.workdir.as_str()).map_err(|e| err("workdir", e))?,
+        })
+    }
+}
+
+/// The stack of a plain sandbox's function process between its `clone` and its `execve`
+/// (it only confines itself: a few system calls).
+const FUNCTION_STACK: usize = 256 * 1024;
+
 impl ChildPlan<'_> {
-    /// The sandbox's init: wait for the go, build the common root, fork the function's
-    /// process (which confines itself and waits), wait for the spec, finish the root, let
-    /// the function's process exec, reap.
+    /// The sandbox's init: wait for the go, build the common root (and start a zygote's
+    /// process, which confines itself and initialises), wait for the spec, finish the root,
+    /// start the function's program (or hand the spec to the zygote), reap.
     fn run(&self) -> isize {
         // The init dies with the helper (its parent, even when the preparer made it), so no
         // sandbox outlives a helper killed outright.
@@ -579,19 +594,28 @@ impl ChildPlan<'_> {
             self.report(&e);
             return 126;
         }
-        // The function's process is made now, and does everything but its `execve` before
-        // the claim: dropping privileges and installing seccomp are off the cold path (and a
-        // zygote initialises).
-        let (mut function, mut plan_w) = match self.start_function(self.zygote, true) {
-            Ok(f) => f,
-            Err(e) => {
-                self.report(&e);
-                return 126;
-            }
+        // Looked up now, off the cold path: the signals the function's process must stop
+        // ignoring (see `confine`).
+        let ignored = ignored_signals();
+        // A zygote's process is made now and initialises before the claim. A plain
+        // sandbox's is made at the claim, sharing the init's memory until its `execve`
+        // (`start_program`): a process of its own made now would have to tear down its copy
+        // of the init's address space in that `execve`, which took longer (about 150 µs)
+        // than the few system calls it saves.
+        let mut zygote = match self.zygote {
+            Some(z) => match self.start_zygote(z, &ignored) {
+                Ok(started) => Some(started),
+                Err(e) => {
+                    self.report(&e);
+                    return 126;
+                }
+            },
+            None => None,
         };
+        let mut stack = vec![0u8; FUNCTION_STACK];
         let msg = match read_message(self.control) {
             Ok(Some(m)) => m,
-            // Discarded before it was claimed (the function's process dies with us).
+            // Discarded before it was claimed (a zygote's process dies with us).
             Ok(None) => return 1,
             Err(e) => {
                 self.report(&e);
@@ -617,27 +641,27 @@ impl ChildPlan<'_> {
             self.report(&e);
             return 126;
         }
-        // Go: the function's process gets its spec and execs (or, a zygote, takes it on).
-        let mut sent = send_message(&mut plan_w, &msg);
-        if sent.is_err() && self.zygote.is_some() {
+        // Go: the zygote takes the spec on, or the function's program starts.
+        let handed = zygote.take().and_then(|(pid, mut plan_w)| {
+            if send_message(&mut plan_w, &msg).is_ok() {
+                return Some(pid);
+            }
             // The zygote ended before its claim (it could not start), or no longer reads
             // its spec: the function starts the plain way instead.
-            let _ = kill(function, Signal::SIGKILL);
-            let _ = waitpid(function, None);
-            match self.start_function(None, false) {
-                Ok((pid, w)) => (function, plan_w) = (pid, w),
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            None
+        });
+        let function = match handed {
+            Some(pid) => pid,
+            None => match self.start_program(&spec, &ignored, &mut stack) {
+                Ok(pid) => pid,
                 Err(e) => {
                     self.report(&e);
                     return 126;
                 }
-            }
-            sent = send_message(&mut plan_w, &msg);
-        }
-        if let Err(e) = sent {
-            self.report(&err("starting the function", e));
-            return 126;
-        }
-        drop(plan_w);
+            },
+        };
         // SAFETY: closing descriptors we own and no longer need; the function keeps its own
         // copies.
         unsafe {
@@ -659,13 +683,9 @@ impl ChildPlan<'_> {
         }
     }
 
-    /// Forks the function's process (see [`Self::function_process`]); returns it and the
-    /// pipe its spec goes down. `control_open`: the child must close our control pipe.
-    fn start_function(
-        &self,
-        zygote: Option<&Zygote>,
-        control_open: bool,
-    ) -> Result<(Pid, File), String> {
+    /// Forks the process that becomes zygote `z` (see [`Self::confine`]); returns it and
+    /// the pipe its spec goes down.
+    fn start_zygote(&self, z: &Zygote, ignored: &[libc::c_int]) -> Result<(Pid, File), String> {
         let (plan_r, plan_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
         // SAFETY: we are the only thread of this process (a fresh clone of a
@@ -673,17 +693,14 @@ impl ChildPlan<'_> {
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
                 drop(plan_w);
-                if control_open {
-                    // SAFETY: the control pipe is the init's business, not the function's.
-                    unsafe {
-                        libc::close(self.control);
-                    }
+                // SAFETY: the control pipe is the init's business, not the zygote's.
+                unsafe {
+                    libc::close(self.control);
                 }
-                let e = self.function_process(plan_r.as_raw_fd(), zygote);
                 // A zygote that cannot start says nothing: the claim starts the function
                 // afresh (see `run`), and the status pipe must not report a failure then.
-                if zygote.is_none() {
-                    self.report(&e);
+                if self.confine(ignored).is_ok() {
+                    exec_zygote(z, plan_r.as_raw_fd());
                 }
                 // SAFETY: leaving the forked child without running destructors or atexit.
                 unsafe { libc::_exit(127) }
@@ -691,6 +708,50 @@ impl ChildPlan<'_> {
             Ok(nix::unistd::ForkResult::Parent { child }) => Ok((child, File::from(plan_w))),
             Err(e) => Err(err("fork", e)),
         }
+    }
+
+    /// Starts the function's program `spec` in a process that shares our memory until its
+    /// `execve` (as `vfork` does: we wait meanwhile), so that the `execve` has no address
+    /// space of its own to tear down. The process confines itself first; a failure is
+    /// reported on the status pipe and ends it with 127.
+    fn start_program(
+        &self,
+        spec: &SandboxSpec,
+        ignored: &[libc::c_int],
+        stack: &mut [u8],
+    ) -> Result<Pid, String> {
+        let program = Program::of(spec)?;
+        let name = spec.argv.first().map_or("", String::as_str);
+        let become_program = || -> isize {
+            let e = match self.confine(ignored) {
+                Err(e) => e,
+                Ok(()) => match nix::unistd::chdir(program.workdir.as_c_str()) {
+                    Err(e) => err("chdir to workdir", e),
+                    Ok(()) => {
+                        match nix::unistd::execve(&program.argv[0], &program.argv, &program.envp) {
+                            Ok(never) => match never {},
+                            Err(e) => err(&format!("execve {name}"), e),
+                        }
+                    }
+                },
+            };
+            self.report(&e);
+            127
+        };
+        // SAFETY: CLONE_VM|CLONE_VFORK: the child runs on `stack`, which nothing else uses,
+        // while we are suspended until its `execve` or its end, so it never races us on the
+        // memory we share; it has its own descriptor table, signal handlers and
+        // credentials (no CLONE_FILES, CLONE_SIGHAND or CLONE_THREAD), and it never returns
+        // into our frames (the callback's return ends it).
+        unsafe {
+            nix::sched::clone(
+                Box::new(become_program),
+                stack,
+                CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+                Some(libc::SIGCHLD),
+            )
+        }
+        .map_err(|e| err("clone", e))
     }
 
     /// What every sandbox shows: the template, system directories, devices, `/dev/shm`,
@@ -772,14 +833,14 @@ impl ChildPlan<'_> {
         Ok(())
     }
 
-    /// The function's process: drop to its uid and confine it, then wait for the spec on
-    /// `plan` (the init sends it once the root is finished) and become the program; or,
-    /// given a zygote, become the zygote now, `plan` at [`Zygote::SPEC_FD`].
-    fn function_process(&self, plan: RawFd, zygote: Option<&Zygote>) -> String {
+    /// What the function's process does before its program: output to the sandbox's
+    /// pipe, no descriptor of ours, default signal handling, the function's uid without
+    /// privileges, seccomp.
+    fn confine(&self, ignored: &[libc::c_int]) -> Result<(), String> {
         // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
         unsafe {
             if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
-                return err("dup2", std::io::Error::last_os_error());
+                return Err(err("dup2", std::io::Error::last_os_error()));
             }
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
             if null >= 0 {
@@ -806,12 +867,12 @@ impl ChildPlan<'_> {
             Some(&nix::sys::signal::SigSet::empty()),
             None,
         ) {
-            return err("sigprocmask", e);
+            return Err(err("sigprocmask", e));
         }
-        // Every disposition back to the default (Rust's runtime also ignores SIGPIPE). The
-        // raw syscall reaches the signals glibc reserves for itself (32, 33) too.
+        // Ignored signals stay ignored across `execve` (handled ones do not): back to the
+        // default. The raw syscall reaches the signals glibc reserves for itself too.
         let default_action = [0u64; 4];
-        for sig in 1..=libc::SIGRTMAX() {
+        for &sig in ignored {
             // SAFETY: an all-zero kernel sigaction is SIG_DFL with no flags and an empty
             // mask; the kernel reads it and writes nothing (no old-action pointer).
             unsafe {
@@ -826,47 +887,25 @@ impl ChildPlan<'_> {
         }
         let nofile = nix::sys::resource::Resource::RLIMIT_NOFILE;
         if let Err(e) = nix::sys::resource::setrlimit(nofile, 1024, 1024) {
-            return err("setrlimit", e);
+            return Err(err("setrlimit", e));
         }
         if let Err(e) = nix::unistd::setgroups(&[]) {
-            return err("setgroups", e);
+            return Err(err("setgroups", e));
         }
         let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
         if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
-            return err("setresgid", e);
+            return Err(err("setresgid", e));
         }
         if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
-            return err("setresuid", e);
+            return Err(err("setresuid", e));
         }
         if let Err(e) = nix::sys::prctl::set_no_new_privs() {
-            return err("no_new_privs", e);
+            return Err(err("no_new_privs", e));
         }
         if let Err(e) = crate::seccomp::install(self.seccomp) {
-            return err("seccomp", e);
+            return Err(err("seccomp", e));
         }
-        if let Some(z) = zygote {
-            return exec_zygote(z, plan);
-        }
-        let msg = match read_message(plan) {
-            Ok(Some(m)) => m,
-            // The init went away without a go; it takes this process with it anyway.
-            Ok(None) => return String::new(),
-            Err(e) => return e,
-        };
-        if let Err(e) = normal_policy_for_self() {
-            return e;
-        }
-        let plan = match decode_plan(&msg) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        if let Err(e) = nix::unistd::chdir(plan.spec.workdir.as_str()) {
-            return err("chdir to workdir", e);
-        }
-        match nix::unistd::execve(&plan.argv[0], &plan.argv, &plan.envp) {
-            Ok(never) => match never {},
-            Err(e) => err(&format!("execve {}", plan.spec.argv[0]), e),
-        }
+        Ok(())
     }
 }
 
@@ -964,11 +1003,27 @@ fn read_message(fd: RawFd) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(msg))
 }
 
-fn decode_plan(msg: &[u8]) -> Result<FunctionPlan, String> {
-    let spec: SandboxSpec = serde_json::from_slice(msg).map_err(|e| err("spec", e))?;
-    let argv = cstrings(&spec.argv)?;
-    let envp = cstrings(&spec.env)?;
-    Ok(FunctionPlan { spec, argv, envp })
+/// The signals this process ignores: its function's process must not (see
+/// `ChildPlan::confine`).
+fn ignored_signals() -> Vec<libc::c_int> {
+    (1..=libc::SIGRTMAX())
+        .filter(|&sig| {
+            // The kernel's sigaction: the handler first, then flags, restorer and mask.
+            let mut old = [0u64; 4];
+            // SAFETY: no new action (null), the old one written into a buffer large enough
+            // for the kernel's sigaction.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    std::ptr::null::<u8>(),
+                    old.as_mut_ptr(),
+                    8usize,
+                )
+            };
+            rc == 0 && old[0] == libc::SIG_IGN as u64
+        })
+        .collect()
 }
 
 /// Closes every descriptor from 3 up except `keep`.

@@ -36,8 +36,8 @@ pub struct SandboxSpec {
 /// start the same program finds it already initialised (a "zygote": for an interpreted
 /// runtime, the interpreter with the runtime loaded).
 ///
-/// The blank binds `binds`, forks the function's process as usual (confined, unprivileged)
-/// and has it exec `argv` with `env`, descriptor [`Zygote::SPEC_FD`] open. At the claim, the
+/// The blank binds `binds`, forks the function's process (confined, unprivileged, as a
+/// plain sandbox's at its claim) and has it exec `argv` with `env`, descriptor [`Zygote::SPEC_FD`] open. At the claim, the
 /// program reads the spec there (a 4-byte little-endian length, then the [`SandboxSpec`] as
 /// JSON) and must take on its environment and working directory as if it had been started
 /// with them. The helper gives a zygote blank only to a spec it [serves](Zygote::serves).
