@@ -6,11 +6,15 @@
 //! allocator's lock at the instant of the clone). The server is a multi-threaded tokio
 //! process; the helper has one thread.
 //!
-//! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The server sends
-//! [`Request`]s; the helper answers each spawn with [`Event::Spawned`] (plus two descriptors
-//! by `SCM_RIGHTS`) or [`Event::Failed`], and reports every sandbox's end with
-//! [`Event::Exited`]. When the server goes away (its end closes, even on `kill -9`), the helper
-//! kills every sandbox, removes their cgroups and exits: nothing outlives the server.
+//! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The helper lends
+//! every ready plain blank to the server ([`Event::Lent`], with its descriptors by
+//! `SCM_RIGHTS`); the server claims those itself (sending the spec down the blank's own pipe,
+//! no helper on that path) and says so afterwards ([`Request::Claimed`]). Other sandboxes it
+//! asks for with [`Request::Spawn`], which the helper answers with [`Event::Spawned`] (plus
+//! two descriptors) or [`Event::Failed`]. The helper reports every sandbox's end with
+//! [`Event::Exited`] (or, for a lent blank whose claim it has not heard of yet,
+//! [`Event::Gone`]). When the server goes away (its end closes, even on `kill -9`), the
+//! helper kills every sandbox, removes their cgroups and exits: nothing outlives the server.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;

@@ -8,7 +8,8 @@
 //! them with `CLONE_PARENT`, which makes them the helper's children (the helper reaps them
 //! like any sandbox), and passes their descriptors back over a socket pair. The helper never
 //! waits for the preparer: a request takes a ready blank, or the helper makes its sandbox
-//! itself.
+//! itself. Ready plain blanks are lent to the server, which claims them itself (see
+//! [`crate::helper`]); the pool counts them until the server says it claimed one.
 //!
 //! Blanks come in kinds: plain ones, and for each [`crate::spec::Zygote`] blanks that run it.
 //! The pool keeps `pool` plain blanks, and `zygote_pool` blanks of each zygote once a request
