@@ -293,10 +293,11 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
                         pool.remember_limits(spec.limits);
-                        // A lent blank the server sent back for this request.
+                        // A lent blank the server sent back for this request (unless it
+                        // ended meanwhile: then its `Gone` is on its way to the server).
                         let mut carried = blank.and_then(|(pid, placed)| {
                             let pid = Pid::from_raw(pid);
-                            pool.unlend(pid);
+                            pool.unlend(pid)?;
                             crate::spawn::Blank::from_fds(pid, fds, placed)
                         });
                         let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
