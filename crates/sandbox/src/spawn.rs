@@ -668,6 +668,9 @@ impl ChildPlan<'_> {
                 }
             },
         };
+        // The function's process left it at its `execve`: the memory goes back now rather
+        // than staying charged to the environment for its life.
+        drop(stack);
         // SAFETY: closing descriptors we own and no longer need; the function keeps its own
         // copies.
         unsafe {
