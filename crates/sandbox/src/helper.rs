@@ -6,17 +6,13 @@
 //! allocator's lock at the instant of the clone). The server is a multi-threaded tokio
 //! process; the helper has one thread.
 //!
-//! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The helper lends
-//! every ready plain blank to the server ([`Event::Lent`], with its descriptors by
-//! `SCM_RIGHTS`); the server claims those itself (sending the spec down the blank's own pipe,
-//! no helper on that path) and says so afterwards ([`Request::Claimed`]). Other sandboxes it
-//! asks for with [`Request::Spawn`], which the helper answers with [`Event::Spawned`] (plus
-//! two descriptors) or [`Event::Failed`]. The helper reports every sandbox's end with
-//! [`Event::Exited`] (or, for a lent blank whose claim it has not heard of yet,
-//! [`Event::Gone`]). When the server goes away (its end closes, even on `kill -9`), the
-//! helper kills every sandbox, removes their cgroups and exits: nothing outlives the server.
+//! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The server sends
+//! [`Request`]s; the helper answers each spawn with [`Event::Spawned`] (plus two descriptors
+//! by `SCM_RIGHTS`) or [`Event::Failed`], and reports every sandbox's end with
+//! [`Event::Exited`]. When the server goes away (its end closes, even on `kill -9`), the helper
+//! kills every sandbox, removes their cgroups and exits: nothing outlives the server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -34,7 +30,6 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::pool::Pool;
-use crate::spawn::Blank;
 use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
 
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -59,14 +54,13 @@ pub(crate) fn send(
     send_with(sock, msg, fds, MsgFlags::empty()).map(|_| ())
 }
 
-/// Like [`send`], but returns `Ok(false)` instead of waiting when the socket has no room
-/// (the helper is behind): an async thread must not block on it.
+/// Like [`send`] without descriptors, but returns `Ok(false)` instead of waiting when the
+/// socket has no room (the helper is behind): an async thread must not block on it.
 pub(crate) fn try_send(
     sock: BorrowedFd<'_>,
     msg: &impl serde::Serialize,
-    fds: &[RawFd],
 ) -> Result<bool, HelperError> {
-    send_with(sock, msg, fds, MsgFlags::MSG_DONTWAIT)
+    send_with(sock, msg, &[], MsgFlags::MSG_DONTWAIT)
 }
 
 fn send_with(
@@ -276,7 +270,6 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             drop(fds);
             if preparer_ready {
                 pool.receive();
-                lend(&mut pool, sock.as_fd())?;
             }
             for pid in finished {
                 if let Some(s) = starting.remove(&pid) {
@@ -289,24 +282,13 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             }
             if sock_ready {
                 match recv::<Request>(sock.as_fd(), &mut buf) {
-                    Ok(Some((Request::Spawn { mut spec, blank }, fds))) => {
+                    Ok(Some((Request::Spawn(mut spec), _))) => {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
                         pool.remember_limits(spec.limits);
-                        // A lent blank the server sent back for this request (unless it
-                        // ended meanwhile: then its `Gone` is on its way to the server).
-                        let mut carried = blank.and_then(|(pid, placed)| {
-                            let pid = Pid::from_raw(pid);
-                            pool.unlend(pid)?;
-                            crate::spawn::Blank::from_fds(pid, fds, placed)
-                        });
                         let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
                             let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
-                            let blank = pool.take(zygote).or_else(|| carried.take());
-                            if let Some(unused) = carried.take() {
-                                pool.put_back(unused);
-                            }
-                            if let Some(blank) = blank {
+                            if let Some(blank) = pool.take(zygote) {
                                 from_pool = Some(if blank.placed.zygote.is_some() {
                                     "zygote"
                                 } else {
@@ -331,9 +313,6 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                             )?;
                             crate::spawn::claim(&cfg, blank, &spec, &msg)
                         });
-                        if let Some(unused) = carried.take() {
-                            pool.put_back(unused);
-                        }
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {
                             Ok(spawned) => {
@@ -356,22 +335,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                 &[],
                             )?,
                         }
-                        lend(&mut pool, sock.as_fd())?;
                     }
-                    Ok(Some((Request::Claimed { pid, id, limits }, _))) => {
-                        pool.remember_limits(limits);
-                        match pool.unlend(Pid::from_raw(pid)) {
-                            Some(lent) => {
-                                live.insert(Pid::from_raw(pid), (id, lent.report));
-                            }
-                            // It ended first (and the server heard so): only its cgroup,
-                            // renamed by the claim, is left.
-                            None => {
-                                let _ = cfg.cgroups.remove(&id);
-                            }
-                        }
-                    }
-                    Ok(Some((Request::GiveUp(error), _))) => pool.give_up(&error),
                     Ok(Some((Request::Init(_), _))) => {}
                     Ok(None) | Err(HelperError::Gone) => return Ok(()),
                     Err(e) => return Err(e),
@@ -406,24 +370,6 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         Ok(()) | Err(HelperError::Gone) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Lends the pool's ready plain blanks to the server, which claims them itself.
-fn lend(pool: &mut Pool, sock: BorrowedFd<'_>) -> Result<(), HelperError> {
-    while let Some(blank) = pool.lendable() {
-        let sent = send(
-            sock,
-            &Event::Lent {
-                pid: blank.pid.as_raw(),
-                placed: blank.placed.clone(),
-            },
-            &blank.fds(),
-        );
-        // Whether or not the server heard of it, the helper reaps it as a lent blank.
-        pool.lent(blank);
-        sent?;
-    }
-    Ok(())
 }
 
 /// A sandbox between `clone` and its function's `execve`.
@@ -525,20 +471,6 @@ fn reap(
             s.exited = Some((exit_code, signal));
             continue;
         }
-        if let Some(lent) = pool.lent_ended(pid) {
-            let (exit_code, signal) =
-                crate::spawn::read_report(&lent.report).unwrap_or((exit_code, signal));
-            send(
-                sock,
-                &Event::Gone {
-                    pid: pid.as_raw(),
-                    exit_code,
-                    signal,
-                },
-                &[],
-            )?;
-            continue;
-        }
         if pool.on_exit(pid) {
             continue;
         }
@@ -568,37 +500,11 @@ pub struct SpawnedSandbox {
 
 type Pending = HashMap<String, tokio::sync::oneshot::Sender<Result<SpawnedSandbox, String>>>;
 
-/// Direct claims that fail in a row before the server stops claiming lent blanks.
-const DIRECT_FAILURES: u32 = 3;
-
-/// The blanks the helper lent to the server, and those it is claiming.
-#[derive(Default)]
-struct Lent {
-    /// Ready, oldest first.
-    blanks: VecDeque<Blank>,
-    /// Taken for a claim, by init pid, until the helper knows (its `Exited` then reports
-    /// the sandbox's end).
-    claiming: HashMap<i32, Claiming>,
-    /// Direct claims that failed in a row.
-    failures: u32,
-}
-
-struct Claiming {
-    id: String,
-    /// The spec went: the sandbox is the server's environment.
-    started: bool,
-    /// It ended before the helper heard of the claim: how (see [`Event::Gone`]).
-    gone: Option<(Option<i32>, Option<i32>)>,
-}
-
 /// The server's handle on its helper. Cloneable; spawns are answered in order.
 #[derive(Clone)]
 pub struct Spawner {
     sock: Arc<OwnedFd>,
     pending: Arc<Mutex<Pending>>,
-    lent: Arc<Mutex<Lent>>,
-    cfg: Arc<HelperConfig>,
-    exits: tokio::sync::mpsc::UnboundedSender<Exit>,
     /// Keeps the child handle so it is reaped when it ends.
     child: Arc<Mutex<Child>>,
 }
@@ -650,29 +556,22 @@ impl Spawner {
         drop(theirs);
         let sock = Arc::new(ours);
         send(sock.as_fd(), &Request::Init(cfg.clone()), &[])?;
-        let spawner = Spawner {
-            sock,
-            pending: Arc::default(),
-            lent: Arc::default(),
-            cfg: Arc::new(cfg.clone()),
-            exits,
-            child: Arc::new(Mutex::new(child)),
-        };
-        let reader = spawner.clone();
+        let pending: Arc<Mutex<Pending>> = Arc::default();
+        let reader_sock = sock.clone();
+        let reader_pending = pending.clone();
         std::thread::Builder::new()
             .name("sandbox-events".into())
-            .spawn(move || reader.read_events())?;
-        Ok(spawner)
+            .spawn(move || read_events(&reader_sock, &reader_pending, &exits))?;
+        Ok(Spawner {
+            sock,
+            pending,
+            child: Arc::new(Mutex::new(child)),
+        })
     }
 
     /// The helper's process id.
     pub fn helper_pid(&self) -> u32 {
         self.child.lock().map(|c| c.id()).unwrap_or(0)
-    }
-
-    /// Blank sandboxes ready for a claim in the server's hands.
-    pub fn ready_blanks(&self) -> usize {
-        self.lock_lent().blanks.len()
     }
 
     /// Closes the connection: the helper kills every sandbox, removes their cgroups and
@@ -681,193 +580,23 @@ impl Spawner {
         let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 
-    fn lock_lent(&self) -> std::sync::MutexGuard<'_, Lent> {
-        self.lent.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Creates a sandbox. Fails with the helper's reason if it could not.
-    ///
-    /// A spec no zygote serves takes a blank the helper lent (see [`Event::Lent`]) and is
-    /// claimed here: its spec goes straight down the blank's pipe, with no round trip
-    /// through the helper (which would wake another process before the sandbox's init, on
-    /// the cold start's path). Other specs, or with no blank at hand, go to the helper; a
-    /// lent blank goes back with a spec a zygote serves, for the helper to use if it has no
-    /// zygote ready.
     pub async fn spawn(&self, spec: SandboxSpec) -> Result<SpawnedSandbox, String> {
-        let zygote = self.cfg.zygote_pool > 0 && self.cfg.zygotes.iter().any(|z| z.serves(&spec));
-        let blank = {
-            let mut lent = self.lock_lent();
-            if lent.failures >= DIRECT_FAILURES {
-                None
-            } else {
-                let blank = lent.blanks.pop_front();
-                if let Some(b) = blank.as_ref().filter(|_| !zygote) {
-                    lent.claiming.insert(
-                        b.pid.as_raw(),
-                        Claiming {
-                            id: spec.id.clone(),
-                            started: false,
-                            gone: None,
-                        },
-                    );
-                }
-                blank
-            }
-        };
-        match blank {
-            Some(blank) if !zygote => match self.claim_here(blank, spec.clone()).await {
-                Ok(spawned) => Ok(spawned),
-                Err(Direct::Spec(e)) => Err(e),
-                Err(Direct::Blank(e)) => {
-                    self.direct_failed(&e);
-                    self.via_helper(spec, None).await
-                }
-            },
-            carried => self.via_helper(spec, carried).await,
-        }
-    }
-
-    /// Claims lent `blank` for `spec` here (see [`Spawner::spawn`]); answers once the
-    /// function's program runs.
-    async fn claim_here(
-        &self,
-        blank: Blank,
-        mut spec: SandboxSpec,
-    ) -> Result<SpawnedSandbox, Direct> {
-        let t = std::time::Instant::now();
-        let pid = blank.pid;
-        let forget = || {
-            self.lock_lent().claiming.remove(&pid.as_raw());
-        };
-        let msg = match crate::spawn::check(&self.cfg, &mut spec) {
-            Ok(m) => m,
-            Err(e) => {
-                forget();
-                // The blank is still good: back to the pool, first in line.
-                self.lock_lent().blanks.push_front(blank);
-                return Err(Direct::Spec(e));
-            }
-        };
-        let spawned = match crate::spawn::claim(&self.cfg, blank, &spec, &msg) {
-            Ok(s) => s,
-            Err(e) => {
-                forget();
-                return Err(Direct::Blank(e));
-            }
-        };
-        self.lock_lent().failures = 0;
-        // Whatever happens from now on, the helper hears of the claim (also if this future
-        // is dropped: the sandbox then is ended, and its cgroup, now named for it, removed).
-        let notice = ClaimNotice {
-            spawner: self,
-            pid,
-            id: spec.id.clone(),
-            limits: spec.limits,
-            wanted: true,
-        };
-        let crate::spawn::Spawned {
-            pid: _,
-            listener,
-            output,
-            status,
-            report: _,
-        } = spawned;
-        let failure = exec_outcome(status).await;
-        tracing::debug!(id = %spec.id, us = t.elapsed().as_micros() as u64, "lent blank claimed, its program started");
-        if !failure.is_empty() {
-            drop(notice);
-            return Err(Direct::Spec(failure));
-        }
-        let gone = {
-            let mut lent = self.lock_lent();
-            match lent.claiming.get_mut(&pid.as_raw()) {
-                Some(c) => {
-                    c.started = true;
-                    c.gone.take()
-                }
-                None => None,
-            }
-        };
-        let mut notice = notice;
-        notice.wanted = false;
-        drop(notice);
-        if let Some((exit_code, signal)) = gone {
-            self.lock_lent().claiming.remove(&pid.as_raw());
-            let _ = self.exits.send(Exit {
-                id: spec.id.clone(),
-                exit_code,
-                signal,
-                usage: crate::cgroup::Usage::default(),
-            });
-        }
-        Ok(SpawnedSandbox {
-            pid: pid.as_raw(),
-            listener,
-            output,
-        })
-    }
-
-    /// A direct claim failed with the blank at fault: after [`DIRECT_FAILURES`] in a row,
-    /// stop (and have the helper stop making blanks).
-    fn direct_failed(&self, error: &str) {
-        let stop = {
-            let mut lent = self.lock_lent();
-            lent.failures += 1;
-            lent.failures == DIRECT_FAILURES
-        };
-        tracing::debug!(%error, "claiming a lent blank failed");
-        if stop {
-            tracing::warn!(%error, "no longer claiming blank sandboxes in the server");
-            let blanks: Vec<Blank> = self.lock_lent().blanks.drain(..).collect();
-            for b in blanks {
-                let _ = kill(b.pid, Signal::SIGKILL);
-            }
-            let _ = self.request(Request::GiveUp(error.to_string()), Vec::new());
-        }
-    }
-
-    /// Sends `request` (with `blank`'s descriptors) without blocking the async thread.
-    fn request(&self, request: Request, fds: Vec<RawFd>) -> Result<bool, HelperError> {
-        try_send(self.sock.as_fd(), &request, &fds)
-    }
-
-    /// Has the helper make the sandbox (see [`Spawner::spawn`]).
-    async fn via_helper(
-        &self,
-        spec: SandboxSpec,
-        carried: Option<Blank>,
-    ) -> Result<SpawnedSandbox, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pending
             .lock()
             .map_err(|_| "poisoned".to_string())?
             .insert(spec.id.clone(), tx);
-        let request = Request::Spawn {
-            spec: Box::new(spec.clone()),
-            blank: carried.as_ref().map(|b| (b.pid.as_raw(), b.placed.clone())),
-        };
-        let fds: Vec<RawFd> = carried
-            .as_ref()
-            .map(|b| b.fds().to_vec())
-            .unwrap_or_default();
-        let sent = match self.request(request, fds.clone()) {
+        let request = Request::Spawn(Box::new(spec.clone()));
+        let sent = match try_send(self.sock.as_fd(), &request) {
             Ok(true) => Ok(()),
             // The helper is behind (a burst of cold starts): wait for room off the async
             // threads, which may be the server's only one.
             Ok(false) => {
                 let sock = self.sock.clone();
-                let request = Request::Spawn {
-                    spec: Box::new(spec.clone()),
-                    blank: carried.as_ref().map(|b| (b.pid.as_raw(), b.placed.clone())),
-                };
-                tokio::task::spawn_blocking(move || {
-                    // The blank's descriptors stay open until they are sent.
-                    let sent = send(sock.as_fd(), &request, &fds);
-                    drop(carried);
-                    sent
-                })
-                .await
-                .unwrap_or(Err(HelperError::Gone))
+                tokio::task::spawn_blocking(move || send(sock.as_fd(), &request, &[]))
+                    .await
+                    .unwrap_or(Err(HelperError::Gone))
             }
             Err(e) => Err(e),
         };
@@ -879,209 +608,73 @@ impl Spawner {
         }
         rx.await.map_err(|_| HelperError::Gone.to_string())?
     }
+}
 
-    fn read_events(&self) {
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        loop {
-            let (event, mut fds) = match recv::<Event>(self.sock.as_fd(), &mut buf) {
-                Ok(Some(m)) => m,
-                Ok(None) | Err(_) => break,
-            };
-            match event {
-                Event::Spawned { id, pid } => {
-                    let reply = if fds.len() == 2 {
-                        let output = fds.pop();
-                        let listener = fds.pop();
-                        match (listener, output) {
-                            (Some(l), Some(output)) => Ok(SpawnedSandbox {
-                                pid,
-                                // SAFETY: the helper sent a listening TCP socket here.
-                                listener: unsafe {
-                                    std::net::TcpListener::from_raw_fd(l.into_raw_fd())
-                                },
-                                output,
-                            }),
-                            _ => Err("descriptors missing".to_string()),
-                        }
-                    } else {
-                        Err(format!("expected 2 descriptors, got {}", fds.len()))
-                    };
-                    let waiting = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    let undelivered = match waiting {
-                        Some(tx) => tx.send(reply).err(),
-                        None => Some(reply),
-                    };
-                    // Nobody waits for it any more (the invocation was cancelled, say, by its
-                    // client leaving): end it now rather than when its runtime gives up.
-                    if let Some(Ok(_)) = undelivered {
-                        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+fn read_events(
+    sock: &OwnedFd,
+    pending: &Mutex<Pending>,
+    exits: &tokio::sync::mpsc::UnboundedSender<Exit>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (event, mut fds) = match recv::<Event>(sock.as_fd(), &mut buf) {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        match event {
+            Event::Spawned { id, pid } => {
+                let reply = if fds.len() == 2 {
+                    let output = fds.pop();
+                    let listener = fds.pop();
+                    match (listener, output) {
+                        (Some(l), Some(output)) => Ok(SpawnedSandbox {
+                            pid,
+                            // SAFETY: the helper sent a listening TCP socket here.
+                            listener: unsafe {
+                                std::net::TcpListener::from_raw_fd(l.into_raw_fd())
+                            },
+                            output,
+                        }),
+                        _ => Err("descriptors missing".to_string()),
                     }
+                } else {
+                    Err(format!("expected 2 descriptors, got {}", fds.len()))
+                };
+                let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                let undelivered = match waiting {
+                    Some(tx) => tx.send(reply).err(),
+                    None => Some(reply),
+                };
+                // Nobody waits for it any more (the invocation was cancelled, say, by its
+                // client leaving): end it now rather than when its runtime gives up.
+                if let Some(Ok(_)) = undelivered {
+                    let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
                 }
-                Event::Failed { id, error } => {
-                    if let Some(tx) = self.pending.lock().ok().and_then(|mut p| p.remove(&id)) {
-                        let _ = tx.send(Err(error));
-                    }
+            }
+            Event::Failed { id, error } => {
+                if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+                    let _ = tx.send(Err(error));
                 }
-                Event::Exited {
+            }
+            Event::Exited {
+                id,
+                exit_code,
+                signal,
+                usage,
+            } => {
+                let _ = exits.send(Exit {
                     id,
                     exit_code,
                     signal,
                     usage,
-                } => {
-                    self.lock_lent().claiming.retain(|_, c| c.id != id);
-                    let _ = self.exits.send(Exit {
-                        id,
-                        exit_code,
-                        signal,
-                        usage,
-                    });
-                }
-                Event::Lent { pid, placed } => {
-                    let pid = Pid::from_raw(pid);
-                    match Blank::from_fds(pid, fds, placed) {
-                        Some(blank) => {
-                            let mut lent = self.lock_lent();
-                            if lent.failures >= DIRECT_FAILURES {
-                                let _ = kill(pid, Signal::SIGKILL);
-                            } else {
-                                lent.blanks.push_back(blank);
-                            }
-                        }
-                        None => {
-                            let _ = kill(pid, Signal::SIGKILL);
-                        }
-                    }
-                }
-                Event::Gone {
-                    pid,
-                    exit_code,
-                    signal,
-                } => {
-                    let mut lent = self.lock_lent();
-                    lent.blanks.retain(|b| b.pid.as_raw() != pid);
-                    let ended = match lent.claiming.get_mut(&pid) {
-                        Some(c) if c.started => Some(c.id.clone()),
-                        Some(c) => {
-                            c.gone = Some((exit_code, signal));
-                            None
-                        }
-                        None => None,
-                    };
-                    if let Some(id) = ended {
-                        lent.claiming.remove(&pid);
-                        drop(lent);
-                        let _ = self.exits.send(Exit {
-                            id,
-                            exit_code,
-                            signal,
-                            usage: crate::cgroup::Usage::default(),
-                        });
-                    }
-                }
-            }
-        }
-        // The helper is gone: fail whatever is still waiting.
-        if let Ok(mut p) = self.pending.lock() {
-            p.clear();
-        }
-    }
-}
-
-/// Why a direct claim failed: the spec (the caller's answer), or the blank (try the helper).
-enum Direct {
-    Spec(String),
-    Blank(String),
-}
-
-/// Tells the helper that the server claimed lent blank `pid` (see [`Request::Claimed`]) when
-/// dropped; `wanted` false: the sandbox is the server's, else it is ended first.
-struct ClaimNotice<'a> {
-    spawner: &'a Spawner,
-    pid: Pid,
-    id: String,
-    limits: crate::cgroup::Limits,
-    wanted: bool,
-}
-
-impl Drop for ClaimNotice<'_> {
-    fn drop(&mut self) {
-        if self.wanted {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            // Its end is reported as the sandbox's, like any other (whoever hears of it
-            // first: the helper, once it has this notice, or the server, by `Gone`).
-            let mut lent = self.spawner.lock_lent();
-            let gone = lent.claiming.get_mut(&self.pid.as_raw()).and_then(|c| {
-                c.started = true;
-                c.gone.take()
-            });
-            if let Some((exit_code, signal)) = gone {
-                lent.claiming.remove(&self.pid.as_raw());
-                drop(lent);
-                let _ = self.spawner.exits.send(Exit {
-                    id: self.id.clone(),
-                    exit_code,
-                    signal,
-                    usage: crate::cgroup::Usage::default(),
                 });
             }
         }
-        let request = || Request::Claimed {
-            pid: self.pid.as_raw(),
-            id: self.id.clone(),
-            limits: self.limits,
-        };
-        if let Ok(false) = self.spawner.request(request(), Vec::new()) {
-            // The helper is behind: wait for room on a thread of its own.
-            let sock = self.spawner.sock.clone();
-            let request = request();
-            let _ = std::thread::Builder::new()
-                .name("sandbox-claimed".into())
-                .spawn(move || send(sock.as_fd(), &request, &[]));
-        }
     }
-}
-
-/// Waits, without blocking the async thread, for a claimed sandbox's status pipe to end:
-/// empty when its program runs, else why it does not.
-async fn exec_outcome(status: File) -> String {
-    let read_all = |status: File| crate::spawn::read_status(status);
-    if nix::fcntl::fcntl(
-        &status,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .is_err()
-    {
-        return tokio::task::spawn_blocking(move || read_all(status))
-            .await
-            .unwrap_or_default();
+    // The helper is gone: fail whatever is still waiting.
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
     }
-    // SAFETY: the AsyncFd owns `status` for its whole life, so its descriptor stays open
-    // and the same.
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(status, tokio::io::Interest::READABLE)
-    };
-    let fd = match registered {
-        Ok(fd) => fd,
-        Err(e) => return format!("watching the sandbox's start: {e}"),
-    };
-    let mut text = Vec::new();
-    loop {
-        let mut guard = match fd.readable().await {
-            Ok(g) => g,
-            Err(e) => return format!("watching the sandbox's start: {e}"),
-        };
-        let mut buf = [0u8; 4096];
-        match guard.try_io(|inner| {
-            nix::unistd::read(inner.get_ref(), &mut buf).map_err(std::io::Error::from)
-        }) {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => text.extend_from_slice(&buf[..n]),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return format!("reading the sandbox's start: {e}"),
-            Err(_would_block) => {}
-        }
-    }
-    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -1100,7 +693,7 @@ mod tests {
         .unwrap();
         let msg = "x".repeat(4096);
         let mut sent = 0;
-        while try_send(a.as_fd(), &msg, &[]).unwrap() {
+        while try_send(a.as_fd(), &msg).unwrap() {
             sent += 1;
             assert!(sent < 100_000, "the socket never filled");
         }
@@ -1109,6 +702,6 @@ mod tests {
         let mut buf = vec![0u8; 8192];
         let got: Option<(String, Vec<OwnedFd>)> = recv(b.as_fd(), &mut buf).unwrap();
         assert_eq!(got.unwrap().0, msg);
-        assert!(try_send(a.as_fd(), &msg, &[]).unwrap());
+        assert!(try_send(a.as_fd(), &msg).unwrap());
     }
 }

@@ -8,14 +8,13 @@
 //! them with `CLONE_PARENT`, which makes them the helper's children (the helper reaps them
 //! like any sandbox), and passes their descriptors back over a socket pair. The helper never
 //! waits for the preparer: a request takes a ready blank, or the helper makes its sandbox
-//! itself. Ready plain blanks are lent to the server, which claims them itself (see
-//! [`crate::helper`]); the pool counts them until the server says it claimed one.
+//! itself.
 //!
 //! Blanks come in kinds: plain ones, and for each [`crate::spec::Zygote`] blanks that run it.
 //! The pool keeps `pool` plain blanks, and `zygote_pool` blanks of each zygote once a request
 //! it serves has come (a host that never runs, say, Python keeps no Python interpreters).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -89,15 +88,6 @@ pub(crate) struct Pool {
     /// Children that ended before the helper knew them: blanks whose `Ready` had not been
     /// read yet. Such a `Ready` is dropped (its pid may already belong to someone else).
     gone_before_ready: HashSet<i32>,
-    /// Plain blanks lent to the server and not claimed yet (see [`Pool::lend`]).
-    lent: HashMap<Pid, Lent>,
-}
-
-/// What the helper keeps of a blank lent to the server: the init's report pipe (read when
-/// the sandbox ends) and the blank's cgroup.
-pub(crate) struct Lent {
-    pub(crate) report: File,
-    cgroup: Option<String>,
 }
 
 impl Pool {
@@ -130,7 +120,6 @@ impl Pool {
             next_slot: 0,
             cgroups: cfg.cgroups.clone(),
             gone_before_ready: HashSet::new(),
-            lent: HashMap::new(),
         };
         if cfg.pool == 0 && (cfg.zygote_pool == 0 || cfg.zygotes.is_empty()) {
             return pool;
@@ -196,47 +185,6 @@ impl Pool {
         self.blanks.remove(i)
     }
 
-    /// A ready plain blank to lend to the server, out of the pool. The caller sends its
-    /// descriptors, then hands it back to [`Pool::lent`].
-    pub(crate) fn lendable(&mut self) -> Option<Blank> {
-        let i = self.blanks.iter().position(|b| b.placed.zygote.is_none())?;
-        self.blanks.remove(i)
-    }
-
-    /// `blank` was lent to the server: keep what the helper needs of it.
-    pub(crate) fn lent(&mut self, blank: Blank) {
-        let pid = blank.pid;
-        let (report, placed) = blank.into_report();
-        self.lent.insert(
-            pid,
-            Lent {
-                report,
-                cgroup: placed.cgroup,
-            },
-        );
-    }
-
-    /// The server claimed lent blank `pid` (or sent it back whole with a request): it is
-    /// no longer the pool's. `None` if it is not lent (it ended meanwhile).
-    pub(crate) fn unlend(&mut self, pid: Pid) -> Option<Lent> {
-        self.lent.remove(&pid)
-    }
-
-    /// Lent blank `pid` ended before the server claimed it (as far as the helper knows):
-    /// its cgroup goes; its report pipe says how its function ended, if it ran.
-    pub(crate) fn lent_ended(&mut self, pid: Pid) -> Option<Lent> {
-        let lent = self.lent.remove(&pid)?;
-        if let Some(name) = &lent.cgroup {
-            let _ = self.cgroups.remove(name);
-        }
-        Some(lent)
-    }
-
-    /// A blank sent back by the server and not used: ready again, first in line.
-    pub(crate) fn put_back(&mut self, blank: Blank) {
-        self.blanks.push_front(blank);
-    }
-
     /// A request came with `limits`: blanks made from now on get them (see [`Ask::Prepare`]).
     pub(crate) fn remember_limits(&mut self, limits: Limits) {
         self.last_limits = Some(limits);
@@ -276,12 +224,10 @@ impl Pool {
     /// longest to get ready), then plain blanks.
     fn next_kind(&self) -> Option<Option<usize>> {
         let count = |kind: Option<usize>| {
-            let lent = if kind.is_none() { self.lent.len() } else { 0 };
             self.blanks
                 .iter()
                 .filter(|b| b.placed.zygote == kind)
                 .count()
-                + lent
         };
         let zygote = (0..self.wanted.len())
             .find(|&k| self.wanted[k] && self.usable(k) && count(Some(k)) < self.zygote_target);

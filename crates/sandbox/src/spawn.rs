@@ -122,12 +122,6 @@ impl Blank {
         String::from_utf8_lossy(&buf[..n]).trim().to_string()
     }
 
-    /// What the helper keeps of a blank it lent to the server (which got [`Blank::fds`]):
-    /// the report pipe, read when the sandbox ends, and the placement.
-    pub fn into_report(self) -> (File, Placed) {
-        (self.report, self.placed)
-    }
-
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
     pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>, placed: Placed) -> Option<Blank> {
         let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{Layout, Limits, Usage};
-use crate::spawn::Placed;
 
 /// A host directory shown read-only inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,8 +114,8 @@ pub struct HelperConfig {
 }
 
 /// The helper's messages to the server.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Event {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
     /// The sandbox runs. Comes with two descriptors: the listening socket inside the
     /// sandbox's network namespace, and the read end of the function's stdout+stderr.
     Spawned { id: String, pid: i32 },
@@ -130,38 +129,13 @@ pub(crate) enum Event {
         signal: Option<i32>,
         usage: Usage,
     },
-    /// A plain blank, ready, lent to the server, which claims it itself (see
-    /// [`crate::Spawner::spawn`]). Comes with its five descriptors.
-    Lent { pid: i32, placed: Placed },
-    /// A lent blank ended before the server said it claimed it; if its function ran, how
-    /// that ended.
-    Gone {
-        pid: i32,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-    },
 }
 
 /// The server's messages to the helper.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Request {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
     Init(HelperConfig),
-    /// Make this sandbox: from a blank of a zygote that serves it, else from the lent blank
-    /// that comes back with the message (its pid and placement here, its five descriptors
-    /// attached), else on the spot.
-    Spawn {
-        spec: Box<SandboxSpec>,
-        blank: Option<(i32, Placed)>,
-    },
-    /// The server claimed lent blank `pid` as sandbox `id`, with `limits`, and its program
-    /// started (or failed to): the helper reports its end as that sandbox's.
-    Claimed {
-        pid: i32,
-        id: String,
-        limits: Limits,
-    },
-    /// Claiming lent blanks fails in the server: stop making blanks.
-    GiveUp(String),
+    Spawn(Box<SandboxSpec>),
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::future::Future;
-
 use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner, Zygote};
 
 fn helper(
@@ -233,9 +231,7 @@ async fn blank_sandboxes_are_prepared_ahead_claimed_and_replaced() {
     let (spawner, mut exits, layout) = helper(dir.path(), 2);
     // Ready means in the helper's hands: with its cgroup, where cgroups can be renamed.
     wait_for("two blanks", || {
-        helper_children(&spawner).len() == 2
-            && (!layout.renames() || layout.list().len() == 2)
-            && spawner.ready_blanks() == 2
+        helper_children(&spawner).len() == 2 && (!layout.renames() || layout.list().len() == 2)
     });
     let blanks = helper_children(&spawner);
     // Blanks belong to no function yet: where cgroups can be renamed (v1) each sits in a
@@ -310,7 +306,7 @@ async fn every_claim_gets_its_own_limits_from_blanks_placed_with_the_last_ones()
         .into_iter()
         .enumerate()
     {
-        // A blank in the server's hands, placed with the last claim's limits (none before
+        // A blank in the helper's hands, placed with the last claim's limits (none before
         // the first): the claim takes it.
         let mut taken = None;
         if layout.renames() {
@@ -322,7 +318,7 @@ async fn every_claim_gets_its_own_limits_from_blanks_placed_with_the_last_ones()
                             .as_ref()
                             .is_none_or(|w| limit_file(&layout, c, memory_file).as_ref() == Some(w))
                 });
-                taken.is_some() && preparer_idle(&spawner) && spawner.ready_blanks() == 1
+                taken.is_some() && preparer_idle(&spawner)
             });
         }
         let id = format!("lim{i}");
@@ -409,90 +405,6 @@ async fn concurrent_spawns_report_failures_early_exits_and_successes() {
         layout.list()
     );
     layout.remove_parent();
-}
-
-#[tokio::test]
-async fn the_server_claims_lent_blanks_itself_and_hears_every_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let task = dir.path().join("task");
-    std::fs::create_dir_all(&task).unwrap();
-    let (spawner, mut exits, layout) = helper(dir.path(), 4);
-    // Every blank lent to the server: the claims below happen in the server.
-    wait_for("four lent blanks", || spawner.ready_blanks() == 4);
-    let blanks = helper_children(&spawner);
-    let mut missing = spec("bad", "unused", &task);
-    missing.argv = vec!["/var/task/no-such-bootstrap".into()];
-    let (a, b, c) = tokio::join!(
-        spawner.spawn(missing),
-        // Likely over before the helper hears of its claim.
-        spawner.spawn(spec("quick", "exit 7", &task)),
-        spawner.spawn(spec("slow", "exec sleep 1000", &task))
-    );
-    // The program's failure to start is the spawn's answer, as when the helper claims.
-    let err = a.unwrap_err();
-    assert!(err.starts_with("execve"), "{err}");
-    let (quick, slow) = (b.unwrap(), c.unwrap());
-    for pid in [quick.pid, slow.pid] {
-        assert!(
-            blanks.contains(&(pid as u32)),
-            "{pid} was not a lent blank: {blanks:?}"
-        );
-    }
-    // A claim whose caller leaves before the program runs: the sandbox is ended. (A claim
-    // can finish within its first poll, when the program starts that fast: such ones are
-    // ended by hand, and the next tried.)
-    let mut cancelled = false;
-    let mut orphans = Vec::new();
-    while !cancelled {
-        assert!(
-            orphans.len() < 20,
-            "no claim was still waiting after its first poll"
-        );
-        let id = format!("orphan{}", orphans.len());
-        let mut claim = Box::pin(spawner.spawn(spec(&id, "exec sleep 600", &task)));
-        let first =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(claim.as_mut().poll(cx))).await;
-        match first {
-            std::task::Poll::Pending => cancelled = true,
-            std::task::Poll::Ready(started) => stratus_sandbox::kill(started.unwrap().pid),
-        }
-        drop(claim);
-        orphans.push(id);
-    }
-    // Every end is heard, whether it came before or after the helper heard of the claim
-    // (the failed one's may be reported too; nobody waits for it).
-    let mut ended = std::collections::HashMap::new();
-    while !(ended.contains_key("quick") && orphans.iter().all(|o| ended.contains_key(o))) {
-        let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
-            .await
-            .unwrap_or_else(|_| panic!("ends heard: {ended:?}, orphans {orphans:?}"))
-            .unwrap();
-        ended.insert(exit.id.clone(), (exit.exit_code, exit.signal));
-    }
-    assert_eq!(ended["quick"], (Some(7), None), "{ended:?}");
-    for o in &orphans {
-        assert_eq!(ended[o], (None, Some(9)), "{ended:?}");
-    }
-    stratus_sandbox::kill(slow.pid);
-    loop {
-        let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if exit.id == "slow" {
-            break;
-        }
-        assert!(
-            exit.id == "bad" || orphans.contains(&exit.id),
-            "unexpected end {exit:?}"
-        );
-    }
-    // Nothing of the four claims is left but the pool, which refills.
-    wait_for("no environment cgroup left", || {
-        environment_cgroups(&layout).is_empty()
-    });
-    wait_for("the pool to refill", || spawner.ready_blanks() == 4);
-    spawner.shutdown();
 }
 
 /// A zygote: reports that it started, waits for its spec on descriptor 3 and takes on its
