@@ -258,6 +258,7 @@ pub fn prepare(
         report: report_w.as_raw_fd(),
         seccomp,
         zygote: zygote.and_then(|i| cfg.zygotes.get(i)),
+        ignored: ignored_signals(),
     };
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
@@ -548,6 +549,8 @@ struct ChildPlan<'a> {
     seccomp: &'a [BpfProgram],
     /// The zygote this blank starts before its claim.
     zygote: Option<&'a Zygote>,
+    /// The signals the function's process must stop ignoring (see `confine`).
+    ignored: &'static [libc::c_int],
 }
 
 /// The function's program, ready to exec: built by the init before it starts the process.
@@ -594,16 +597,13 @@ impl ChildPlan<'_> {
             self.report(&e);
             return 126;
         }
-        // Looked up now, off the cold path: the signals the function's process must stop
-        // ignoring (see `confine`).
-        let ignored = ignored_signals();
         // A zygote's process is made now and initialises before the claim. A plain
         // sandbox's is made at the claim, sharing the init's memory until its `execve`
         // (`start_program`): a process of its own made now would have to tear down its copy
         // of the init's address space in that `execve`, which took longer (about 150 µs)
         // than the few system calls it saves.
-        let mut zygote = match self.zygote {
-            Some(z) => match self.start_zygote(z, &ignored) {
+        let zygote = match self.zygote {
+            Some(z) => match self.start_zygote(z) {
                 Ok(started) => Some(started),
                 Err(e) => {
                     self.report(&e);
@@ -642,7 +642,7 @@ impl ChildPlan<'_> {
             return 126;
         }
         // Go: the zygote takes the spec on, or the function's program starts.
-        let handed = zygote.take().and_then(|(pid, mut plan_w)| {
+        let handed = zygote.and_then(|(pid, mut plan_w)| {
             if send_message(&mut plan_w, &msg).is_ok() {
                 return Some(pid);
             }
@@ -654,7 +654,7 @@ impl ChildPlan<'_> {
         });
         let function = match handed {
             Some(pid) => pid,
-            None => match self.start_program(&spec, &ignored, &mut stack) {
+            None => match self.start_program(&spec, &mut stack) {
                 Ok(pid) => pid,
                 Err(e) => {
                     self.report(&e);
@@ -688,7 +688,7 @@ impl ChildPlan<'_> {
 
     /// Forks the process that becomes zygote `z` (see [`Self::confine`]); returns it and
     /// the pipe its spec goes down.
-    fn start_zygote(&self, z: &Zygote, ignored: &[libc::c_int]) -> Result<(Pid, File), String> {
+    fn start_zygote(&self, z: &Zygote) -> Result<(Pid, File), String> {
         let (plan_r, plan_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))?;
         // SAFETY: we are the only thread of this process (a fresh clone of a
@@ -702,7 +702,7 @@ impl ChildPlan<'_> {
                 }
                 // A zygote that cannot start says nothing: the claim starts the function
                 // afresh (see `run`), and the status pipe must not report a failure then.
-                if self.confine(ignored).is_ok() {
+                if self.confine().is_ok() {
                     exec_zygote(z, plan_r.as_raw_fd());
                 }
                 // SAFETY: leaving the forked child without running destructors or atexit.
@@ -717,16 +717,11 @@ impl ChildPlan<'_> {
     /// `execve` (as `vfork` does: we wait meanwhile), so that the `execve` has no address
     /// space of its own to tear down. The process confines itself first; a failure is
     /// reported on the status pipe and ends it with 127.
-    fn start_program(
-        &self,
-        spec: &SandboxSpec,
-        ignored: &[libc::c_int],
-        stack: &mut [u8],
-    ) -> Result<Pid, String> {
+    fn start_program(&self, spec: &SandboxSpec, stack: &mut [u8]) -> Result<Pid, String> {
         let program = Program::of(spec)?;
         let name = spec.argv.first().map_or("", String::as_str);
         let become_program = || -> isize {
-            let e = match self.confine(ignored) {
+            let e = match self.confine() {
                 Err(e) => e,
                 Ok(()) => match nix::unistd::chdir(program.workdir.as_c_str()) {
                     Err(e) => err("chdir to workdir", e),
@@ -839,7 +834,7 @@ impl ChildPlan<'_> {
     /// What the function's process does before its program: output to the sandbox's
     /// pipe, no descriptor of ours, default signal handling, the function's uid without
     /// privileges, seccomp.
-    fn confine(&self, ignored: &[libc::c_int]) -> Result<(), String> {
+    fn confine(&self) -> Result<(), String> {
         // SAFETY: dup2/open/close on descriptors we own, in a single-threaded child.
         unsafe {
             if libc::dup2(self.output, 1) < 0 || libc::dup2(self.output, 2) < 0 {
@@ -875,7 +870,7 @@ impl ChildPlan<'_> {
         // Ignored signals stay ignored across `execve` (handled ones do not): back to the
         // default. The raw syscall reaches the signals glibc reserves for itself too.
         let default_action = [0u64; 4];
-        for &sig in ignored {
+        for &sig in self.ignored {
             // SAFETY: an all-zero kernel sigaction is SIG_DFL with no flags and an empty
             // mask; the kernel reads it and writes nothing (no old-action pointer).
             unsafe {
@@ -1006,27 +1001,31 @@ fn read_message(fd: RawFd) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(msg))
 }
 
-/// The signals this process ignores: its function's process must not (see
-/// `ChildPlan::confine`).
-fn ignored_signals() -> Vec<libc::c_int> {
-    (1..=libc::SIGRTMAX())
-        .filter(|&sig| {
-            // The kernel's sigaction: the handler first, then flags, restorer and mask.
-            let mut old = [0u64; 4];
-            // SAFETY: no new action (null), the old one written into a buffer large enough
-            // for the kernel's sigaction.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    std::ptr::null::<u8>(),
-                    old.as_mut_ptr(),
-                    8usize,
-                )
-            };
-            rc == 0 && old[0] == libc::SIG_IGN as u64
-        })
-        .collect()
+/// The signals this process ignores, which a function's process must not (see
+/// `ChildPlan::confine`). Looked up once: the helper and the preparer, which make every
+/// sandbox, ignore the same ones from their start on.
+fn ignored_signals() -> &'static [libc::c_int] {
+    static IGNORED: std::sync::OnceLock<Vec<libc::c_int>> = std::sync::OnceLock::new();
+    IGNORED.get_or_init(|| {
+        (1..=libc::SIGRTMAX())
+            .filter(|&sig| {
+                // The kernel's sigaction: the handler first, then flags, restorer and mask.
+                let mut old = [0u64; 4];
+                // SAFETY: no new action (null), the old one written into a buffer large enough
+                // for the kernel's sigaction.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        std::ptr::null::<u8>(),
+                        old.as_mut_ptr(),
+                        8usize,
+                    )
+                };
+                rc == 0 && old[0] == libc::SIG_IGN as u64
+            })
+            .collect()
+    })
 }
 
 /// Closes every descriptor from 3 up except `keep`.
