@@ -111,15 +111,64 @@ pub fn build_template(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where systemd-resolved lists the upstream servers its stub (127.0.0.53) forwards to.
+const RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
+
 fn host_resolv_conf() -> String {
-    fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.starts_with("nameserver") || l.starts_with("search") || l.starts_with("options")
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
+    let etc = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (conf, reachable) =
+        sandbox_resolv_conf(&etc, || fs::read_to_string(RESOLVED_UPSTREAMS).ok());
+    if !reachable {
+        tracing::warn!(
+            "functions have no DNS: every name server in /etc/resolv.conf (and systemd-resolved's \
+             upstream list, if any) is on the host's loopback, which sandboxes cannot reach"
+        );
+    }
+    conf
+}
+
+/// The `resolv.conf` functions get, from the host's (`etc`): its `nameserver`, `search` and
+/// `options` lines, without name servers on loopback. A sandbox's loopback is its own, and
+/// the host's is out of its reach; so when the host only names a local stub (as
+/// systemd-resolved's 127.0.0.53), the servers that stub forwards to are used instead
+/// (`upstreams`, read only then). Also says whether any name server is left.
+fn sandbox_resolv_conf(etc: &str, upstreams: impl FnOnce() -> Option<String>) -> (String, bool) {
+    fn kept(conf: &str) -> (Vec<&str>, usize) {
+        let mut servers = 0;
+        let lines = conf
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                let mut words = l.split_whitespace();
+                match words.next() {
+                    Some("nameserver") => {
+                        let local = words
+                            .next()
+                            .and_then(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
+                            .is_none_or(|ip| ip.is_loopback());
+                        servers += usize::from(!local);
+                        !local
+                    }
+                    Some("search" | "options") => true,
+                    _ => false,
+                }
+            })
+            .collect();
+        (lines, servers)
+    }
+    let (mut lines, servers) = kept(etc);
+    let from_stub = servers == 0 && etc.lines().any(|l| l.trim().starts_with("nameserver"));
+    let upstreams = if from_stub { upstreams() } else { None };
+    let mut reachable = servers > 0;
+    if let Some(up) = &upstreams {
+        let (up_lines, up_servers) = kept(up);
+        if up_servers > 0 {
+            lines = up_lines;
+            reachable = true;
+        }
+    }
+    let conf = lines.iter().map(|l| format!("{l}\n")).collect();
+    (conf, reachable || !from_stub)
 }
 
 fn touch(p: &Path) -> std::io::Result<()> {
@@ -160,6 +209,46 @@ fn ensure_mount_point(root: &Path, path: &Path) -> std::io::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn functions_get_the_hosts_name_servers_but_none_on_its_loopback() {
+        let none = || -> Option<String> { panic!("upstreams read without a local stub") };
+        // Plain servers pass as they are, comments and other keywords go.
+        let (conf, ok) = sandbox_resolv_conf(
+            "# generated\nnameserver 10.255.255.53\nsearch example.org\noptions ndots:2\nsortlist 10.0.0.0\n",
+            none,
+        );
+        assert!(ok);
+        assert_eq!(
+            conf,
+            "nameserver 10.255.255.53\nsearch example.org\noptions ndots:2\n"
+        );
+        // A loopback server beside a reachable one is dropped.
+        let (conf, ok) = sandbox_resolv_conf(
+            "nameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver 192.0.2.1\n",
+            none,
+        );
+        assert!(ok);
+        assert_eq!(conf, "nameserver fe80::1%eth0\nnameserver 192.0.2.1\n");
+        // systemd-resolved's stub: its upstream servers instead.
+        let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
+        let (conf, ok) = sandbox_resolv_conf(stub, || {
+            Some("nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan\n".into())
+        });
+        assert!(ok);
+        assert_eq!(
+            conf,
+            "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan\n"
+        );
+        // A stub with nothing behind it: no name server at all, and it says so.
+        let (conf, ok) = sandbox_resolv_conf(stub, || None);
+        assert!(!ok);
+        assert_eq!(conf, "options edns0 trust-ad\nsearch lan\n");
+        let (_, ok) = sandbox_resolv_conf(stub, || Some("nameserver 127.0.0.1\n".into()));
+        assert!(!ok);
+        // A host with no name server at all is not a loopback problem.
+        assert_eq!(sandbox_resolv_conf("", none), (String::new(), true));
+    }
 
     #[test]
     fn template_has_a_minimal_etc_and_mount_points() {
