@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from helpers import ROLE, make_zip, wait_until
 
 RECORDER = """
 import json
+import time
 def handler(event, context):
     print("RECORD " + json.dumps(event, sort_keys=True))
     return "ok"
@@ -162,3 +164,30 @@ def test_dead_letter_target_gets_the_event_when_retries_run_out(async_server):
                Payload=json.dumps({"fail": True, "n": 7}))
     wait_until(lambda: records(async_server), timeout=30, what="the dead-lettered event")
     assert records(async_server) == [{"fail": True, "n": 7}], "a dead-letter target gets the event itself"
+
+
+def test_an_event_that_cannot_run_is_given_up_when_its_age_runs_out(async_server):
+    """Throttled events wait and are retried; once MaximumEventAgeInSeconds (60 at least) has
+    passed, the event goes to the failure destination, never having run."""
+    lam = async_server.client("lambda")
+    create(lam, "recorder", RECORDER)
+    create(lam, "worker", WORKER)
+    recorder_arn = lam.get_function(FunctionName="recorder")["Configuration"]["FunctionArn"]
+    lam.put_function_concurrency(FunctionName="worker", ReservedConcurrentExecutions=0)
+    lam.put_function_event_invoke_config(
+        FunctionName="worker", MaximumEventAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": recorder_arn}})
+    sent = time.monotonic()
+    r = lam.invoke(FunctionName="worker", InvocationType="Event", Payload=json.dumps({"n": 1}))
+    assert r["StatusCode"] == 202
+    request_id = r["ResponseMetadata"]["RequestId"]
+    wait_until(lambda: records(async_server), timeout=90, what="the EventAgeExceeded record")
+    waited = time.monotonic() - sent
+    assert waited >= 59, f"given up after {waited:.1f} s, before its age ran out"
+    rec = records(async_server)[0]
+    assert rec["requestContext"]["requestId"] == request_id
+    assert rec["requestContext"]["condition"] == "EventAgeExceeded"
+    assert rec["requestContext"]["approximateInvokeCount"] == 0
+    assert rec["requestPayload"] == {"n": 1}
+    assert "responsePayload" not in rec
+    assert not (async_server.data_dir / "logs" / "%2Faws%2Flambda%2Fworker").exists(), "the worker ran"

@@ -261,7 +261,10 @@ impl AsyncQueue {
             .decode(ev.payload.as_bytes())
             .map_err(|e| QueueError::Encoding(e.to_string()))?;
         let now = now_ms();
-        if now.saturating_sub(ev.enqueued_ms) > u64::from(cfg.max_age_seconds()) * 1000 {
+        // The first moment the event is too old; a retry is never put off past it, so an
+        // event that cannot run is given up when its age runs out, not at its next try.
+        let expiry = ev.enqueued_ms + u64::from(cfg.max_age_seconds()) * 1000 + 1;
+        if now >= expiry {
             return self.fail(k, &ev, &cfg, &view.arn, "EventAgeExceeded", None, &payload);
         }
         let invoked_arn = match &ev.qualifier {
@@ -318,7 +321,7 @@ impl AsyncQueue {
             }
         };
         if let Outcome::Retry(due) = outcome {
-            ev.due_ms = due;
+            ev.due_ms = due.min(expiry);
             self.inner.store.meta.commit(&[
                 Op::delete(EVENTS, k, Expect::Any),
                 Op::put(EVENTS, &key(&ev), encode(&ev)?, Expect::Absent),
