@@ -149,7 +149,7 @@ impl Layout {
         match self {
             Layout::V2 { root } => {
                 if let Some(parent) = root.parent() {
-                    enable_v2_controllers(parent);
+                    delegate_v2(parent)?;
                 }
                 fs::create_dir_all(root).map_err(io(root))?;
                 enable_v2_controllers(root);
@@ -416,10 +416,84 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     fs::write(&path, value).map_err(io(&path))
 }
 
-fn enable_v2_controllers(dir: &Path) {
-    for c in ["+memory", "+pids", "+cpu"] {
-        let _ = fs::write(dir.join("cgroup.subtree_control"), c);
+/// Where [`delegate_v2`] moves the processes it finds in the cgroup above Stratus's.
+pub const V2_HOST_LEAF: &str = "stratus-host";
+
+/// Makes v2 cgroup `dir` hand the memory, pids and cpu controllers down to its children.
+/// The kernel refuses that for a cgroup that holds processes itself (the root excepted):
+/// inside a container, whose cgroup namespace shows its own cgroup as the root, the
+/// container's processes (this server's among them) sit right there. Those are moved into a
+/// leaf of their own, [`V2_HOST_LEAF`], first, as docker-in-docker does; so are a systemd
+/// service's when Stratus is pointed at the cgroup delegated to it.
+fn delegate_v2(dir: &Path) -> Result<(), CgroupError> {
+    let control = dir.join("cgroup.subtree_control");
+    // Memory first and alone: cpu and pids are threaded controllers, which a cgroup with
+    // processes may enable, and doing so would make it a thread root, where memory can no
+    // longer be enabled at all (EOPNOTSUPP), nor processes moved to a new child.
+    if fs::write(&control, "+memory").is_ok() {
+        enable_v2_controllers(dir);
+        if delegates(dir) {
+            return Ok(());
+        }
     }
+    // Undo such a state, should something have left it.
+    for c in ["-cpu", "-pids"] {
+        let _ = fs::write(&control, c);
+    }
+    let leaf = dir.join(V2_HOST_LEAF);
+    fs::create_dir_all(&leaf).map_err(io(&leaf))?;
+    let mut moved = 0;
+    // Processes may fork meanwhile; a few rounds find their children.
+    for _ in 0..8 {
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        if procs.trim().is_empty() {
+            break;
+        }
+        for pid in procs.split_whitespace() {
+            // One that ended meanwhile is refused (ESRCH): nothing to move.
+            moved += usize::from(fs::write(leaf.join("cgroup.procs"), pid).is_ok());
+        }
+    }
+    let refused = enable_v2_controllers(dir);
+    if delegates(dir) {
+        tracing::info!(
+            cgroup = %dir.display(),
+            leaf = V2_HOST_LEAF,
+            moved,
+            "moved the processes of the cgroup above Stratus's into a leaf, so that it can \
+             delegate controllers"
+        );
+        return Ok(());
+    }
+    let _ = fs::remove_dir(&leaf);
+    let has = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    Err(CgroupError::Unavailable(format!(
+        "{} does not delegate the memory and pids controllers to its children \
+         (cgroup.subtree_control: {:?}; {})",
+        dir.display(),
+        has.trim(),
+        refused.join(", ")
+    )))
+}
+
+/// Whether v2 cgroup `dir`'s children get the memory and pids controllers.
+fn delegates(dir: &Path) -> bool {
+    let ctrls = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    ["memory", "pids"]
+        .iter()
+        .all(|c| ctrls.split_whitespace().any(|x| x == *c))
+}
+
+/// Asks for the memory, pids and cpu controllers in `dir`'s children; says which the
+/// kernel refused, and why.
+fn enable_v2_controllers(dir: &Path) -> Vec<String> {
+    ["+memory", "+pids", "+cpu"]
+        .into_iter()
+        .filter_map(|c| {
+            let e = fs::write(dir.join("cgroup.subtree_control"), c).err()?;
+            Some(format!("{c}: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
