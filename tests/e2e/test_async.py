@@ -12,7 +12,6 @@ from helpers import ROLE, make_zip, wait_until
 
 RECORDER = """
 import json
-import time
 def handler(event, context):
     print("RECORD " + json.dumps(event, sort_keys=True))
     return "ok"

@@ -430,10 +430,20 @@ fn delegate_v2(dir: &Path) -> Result<(), CgroupError> {
     // Memory first and alone: cpu and pids are threaded controllers, which a cgroup with
     // processes may enable, and doing so would make it a thread root, where memory can no
     // longer be enabled at all (EOPNOTSUPP), nor processes moved to a new child.
-    if fs::write(&control, "+memory").is_ok() {
-        enable_v2_controllers(dir);
-        if delegates(dir) {
-            return Ok(());
+    match fs::write(&control, "+memory") {
+        Ok(()) => {
+            enable_v2_controllers(dir);
+            if delegates(dir) {
+                return Ok(());
+            }
+        }
+        // Processes in the way (EBUSY), or the thread root they make (EOPNOTSUPP): below.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EOPNOTSUPP)) => {}
+        Err(e) => {
+            return Err(CgroupError::Unavailable(format!(
+                "{} does not delegate the memory controller to its children: {e}",
+                dir.display()
+            )));
         }
     }
     // Undo such a state, should something have left it.
@@ -465,14 +475,16 @@ fn delegate_v2(dir: &Path) -> Result<(), CgroupError> {
         );
         return Ok(());
     }
+    // Gone if empty; else the processes moved stay there, and the error says so.
     let _ = fs::remove_dir(&leaf);
     let has = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     Err(CgroupError::Unavailable(format!(
         "{} does not delegate the memory and pids controllers to its children \
-         (cgroup.subtree_control: {:?}; {})",
+         (cgroup.subtree_control: {:?}; {}; {moved} of its processes were moved to {})",
         dir.display(),
         has.trim(),
-        refused.join(", ")
+        refused.join(", "),
+        leaf.display()
     )))
 }
 

@@ -120,17 +120,20 @@ fn host_resolv_conf() -> String {
         sandbox_resolv_conf(&etc, || fs::read_to_string(RESOLVED_UPSTREAMS).ok());
     if !reachable {
         tracing::warn!(
-            "functions have no DNS: every name server in /etc/resolv.conf (and systemd-resolved's \
-             upstream list, if any) is on the host's loopback, which sandboxes cannot reach"
+            "functions have no DNS: /etc/resolv.conf (and systemd-resolved's upstream list, \
+             if any) names no IPv4 name server off the host's loopback, and sandboxes reach \
+             only those"
         );
     }
     conf
 }
 
 /// The `resolv.conf` functions get, from the host's (`etc`): its `nameserver`, `search` and
-/// `options` lines, without name servers on loopback. A sandbox's loopback is its own, and
-/// the host's is out of its reach; so when the host only names a local stub (as
-/// systemd-resolved's 127.0.0.53), the servers that stub forwards to are used instead
+/// `options` lines, keeping only the name servers a sandbox can reach: IPv4 (its network is
+/// IPv4 only; an unreachable server would also take one of glibc's three places, and a
+/// link-local one each lookup's timeout) and not on loopback (a sandbox's loopback is its
+/// own, the host's out of reach). When the host names no such server, as behind
+/// systemd-resolved's stub (127.0.0.53), the servers that stub forwards to are used instead
 /// (`upstreams`, read only then). Also says whether any name server is left.
 fn sandbox_resolv_conf(etc: &str, upstreams: impl FnOnce() -> Option<String>) -> (String, bool) {
     fn kept(conf: &str) -> (Vec<&str>, usize) {
@@ -142,12 +145,12 @@ fn sandbox_resolv_conf(etc: &str, upstreams: impl FnOnce() -> Option<String>) ->
                 let mut words = l.split_whitespace();
                 match words.next() {
                     Some("nameserver") => {
-                        let local = words
+                        let reachable = words
                             .next()
-                            .and_then(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
-                            .is_none_or(|ip| ip.is_loopback());
-                        servers += usize::from(!local);
-                        !local
+                            .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+                            .is_some_and(|ip| !ip.is_loopback());
+                        servers += usize::from(reachable);
+                        reachable
                     }
                     Some("search" | "options") => true,
                     _ => false,
@@ -223,29 +226,28 @@ mod tests {
             conf,
             "nameserver 10.255.255.53\nsearch example.org\noptions ndots:2\n"
         );
-        // A loopback server beside a reachable one is dropped.
+        // Loopback and IPv6 servers beside a reachable one are dropped.
         let (conf, ok) = sandbox_resolv_conf(
-            "nameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver 192.0.2.1\n",
+            "nameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver 2001:db8::1\nnameserver 192.0.2.1\n",
             none,
         );
         assert!(ok);
-        assert_eq!(conf, "nameserver fe80::1%eth0\nnameserver 192.0.2.1\n");
+        assert_eq!(conf, "nameserver 192.0.2.1\n");
         // systemd-resolved's stub: its upstream servers instead.
         let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
         let (conf, ok) = sandbox_resolv_conf(stub, || {
             Some("nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan\n".into())
         });
         assert!(ok);
-        assert_eq!(
-            conf,
-            "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch lan\n"
-        );
+        assert_eq!(conf, "nameserver 192.0.2.53\nsearch lan\n");
         // A stub with nothing behind it: no name server at all, and it says so.
         let (conf, ok) = sandbox_resolv_conf(stub, || None);
         assert!(!ok);
         assert_eq!(conf, "options edns0 trust-ad\nsearch lan\n");
         let (_, ok) = sandbox_resolv_conf(stub, || Some("nameserver 127.0.0.1\n".into()));
         assert!(!ok);
+        let (_, ok) = sandbox_resolv_conf("nameserver 2001:db8::53\n", || None);
+        assert!(!ok, "IPv6 only: out of a sandbox's reach");
         // A host with no name server at all is not a loopback problem.
         assert_eq!(sandbox_resolv_conf("", none), (String::new(), true));
     }

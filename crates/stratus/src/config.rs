@@ -194,7 +194,7 @@ impl Config {
                 "access_key_id and secret_access_key must be set together".into(),
             ));
         }
-        let parent_ok = !self.cgroup_parent.is_empty()
+        let parent_ok = !matches!(self.cgroup_parent.as_str(), "" | "." | "..")
             && self
                 .cgroup_parent
                 .bytes()
@@ -202,6 +202,13 @@ impl Config {
         if !parent_ok {
             return Err(ConfigError::Invalid(format!(
                 "cgroup_parent {:?} must be a plain name",
+                self.cgroup_parent
+            )));
+        }
+        if self.cgroup_parent == stratus_sandbox::cgroup::V2_HOST_LEAF {
+            return Err(ConfigError::Invalid(format!(
+                "cgroup_parent {:?} is where Stratus may move the processes it finds above its \
+                 cgroups (cgroup v2): choose another name",
                 self.cgroup_parent
             )));
         }
