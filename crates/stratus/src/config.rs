@@ -261,6 +261,18 @@ mod tests {
             ..Config::default()
         };
         assert!(no_threads.validate().is_err());
+        for parent in ["", ".", "..", "a/b", "stratus-host"] {
+            let c = Config {
+                cgroup_parent: parent.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "cgroup_parent {parent:?} accepted");
+        }
+        let fine = Config {
+            cgroup_parent: "stratus-e2e.1_x".into(),
+            ..Config::default()
+        };
+        fine.validate().unwrap();
     }
 
     #[test]
