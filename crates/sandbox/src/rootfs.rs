@@ -136,42 +136,40 @@ fn host_resolv_conf() -> String {
 /// systemd-resolved's stub (127.0.0.53), the servers that stub forwards to are used instead
 /// (`upstreams`, read only then). Also says whether any name server is left.
 fn sandbox_resolv_conf(etc: &str, upstreams: impl FnOnce() -> Option<String>) -> (String, bool) {
-    fn kept(conf: &str) -> (Vec<&str>, usize) {
-        let mut servers = 0;
-        let lines = conf
-            .lines()
+    fn kept(conf: &str) -> Vec<&str> {
+        conf.lines()
             .map(str::trim)
             .filter(|l| {
                 let mut words = l.split_whitespace();
                 match words.next() {
-                    Some("nameserver") => {
-                        let reachable = words
-                            .next()
-                            .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
-                            .is_some_and(|ip| !ip.is_loopback());
-                        servers += usize::from(reachable);
-                        reachable
-                    }
+                    Some("nameserver") => words
+                        .next()
+                        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+                        .is_some_and(|ip| !ip.is_loopback()),
                     Some("search" | "options") => true,
                     _ => false,
                 }
             })
-            .collect();
-        (lines, servers)
+            .collect()
     }
-    let (mut lines, servers) = kept(etc);
-    let from_stub = servers == 0 && etc.lines().any(|l| l.trim().starts_with("nameserver"));
-    let upstreams = if from_stub { upstreams() } else { None };
-    let mut reachable = servers > 0;
-    if let Some(up) = &upstreams {
-        let (up_lines, up_servers) = kept(up);
-        if up_servers > 0 {
-            lines = up_lines;
-            reachable = true;
+    fn has_server(lines: &[&str]) -> bool {
+        lines.iter().any(|l| l.starts_with("nameserver"))
+    }
+    fn joined(lines: &[&str]) -> String {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+    let lines = kept(etc);
+    // Reachable servers, or none named at all (a host without DNS is not ours to mend).
+    if has_server(&lines) || !etc.lines().any(|l| l.trim().starts_with("nameserver")) {
+        return (joined(&lines), true);
+    }
+    if let Some(up) = upstreams() {
+        let up_lines = kept(&up);
+        if has_server(&up_lines) {
+            return (joined(&up_lines), true);
         }
     }
-    let conf = lines.iter().map(|l| format!("{l}\n")).collect();
-    (conf, reachable || !from_stub)
+    (joined(&lines), false)
 }
 
 fn touch(p: &Path) -> std::io::Result<()> {
