@@ -169,15 +169,86 @@ pub fn verify(
     now: SystemTime,
     opts: &VerifyOptions,
 ) -> Result<Verified, AuthError> {
+    verify_payload(req, secrets, now, opts, true)
+}
+
+/// The credential a request claims, read without verifying anything: who says they signed
+/// it, when, and for which region and service. The front door routes by it before the
+/// body is read.
+pub fn claimed(req: &SignedRequest<'_>) -> Result<Verified, AuthError> {
+    let auth = parse::authentication(req)?;
+    Ok(Verified {
+        access_key_id: auth.access_key_id,
+        date: auth.date,
+        region: auth.region,
+        service: auth.service,
+    })
+}
+
+/// What can be checked before the body is read: the signature's form, that the access key
+/// is known, and the clock. A request that fails here is refused without reading its body.
+pub fn precheck(
+    req: &SignedRequest<'_>,
+    secrets: &dyn SecretLookup,
+    now: SystemTime,
+    opts: &VerifyOptions,
+) -> Result<Verified, AuthError> {
+    let auth = parse::authentication(req)?;
+    if secrets.secret_access_key(&auth.access_key_id).is_none() {
+        return Err(AuthError::UnknownAccessKey);
+    }
+    auth.check_time(now, opts.max_skew)?;
+    Ok(Verified {
+        access_key_id: auth.access_key_id,
+        date: auth.date,
+        region: auth.region,
+        service: auth.service,
+    })
+}
+
+/// Verifies a request whose body is streamed past the server rather than read first:
+/// `req.body` is ignored, and the signature is checked against the payload hash the
+/// request declares in `x-amz-content-sha256` (required). Whether the bytes that follow
+/// match a declared hash is for whoever reads them to check.
+pub fn verify_streaming(
+    req: &SignedRequest<'_>,
+    secrets: &dyn SecretLookup,
+    now: SystemTime,
+    opts: &VerifyOptions,
+) -> Result<Verified, AuthError> {
+    if parse::header_text(req, "x-amz-content-sha256").is_none() && !is_presigned(req) {
+        return Err(AuthError::Incomplete(
+            "A streamed request must declare its payload hash in x-amz-content-sha256".into(),
+        ));
+    }
+    verify_payload(req, secrets, now, opts, false)
+}
+
+fn is_presigned(req: &SignedRequest<'_>) -> bool {
+    canonical::query_pairs(req.raw_query).any(|(k, _)| k == b"X-Amz-Algorithm")
+}
+
+fn verify_payload(
+    req: &SignedRequest<'_>,
+    secrets: &dyn SecretLookup,
+    now: SystemTime,
+    opts: &VerifyOptions,
+    body_present: bool,
+) -> Result<Verified, AuthError> {
     let auth = parse::authentication(req)?;
     let secret = secrets
         .secret_access_key(&auth.access_key_id)
         .ok_or(AuthError::UnknownAccessKey)?;
     auth.check_time(now, opts.max_skew)?;
 
-    let body_hash = sha256_hex(req.body);
+    let body_hash = if body_present {
+        sha256_hex(req.body)
+    } else {
+        UNSIGNED_PAYLOAD.to_owned()
+    };
     let declared = parse::header_text(req, "x-amz-content-sha256");
     if let Some(declared) = &declared
+        && body_present
         && is_sha256_hex(declared)
         && !declared.eq_ignore_ascii_case(&body_hash)
     {

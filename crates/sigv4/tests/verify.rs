@@ -679,3 +679,69 @@ fn error_codes_and_messages() {
         assert_eq!(e.to_string(), message);
     }
 }
+
+#[test]
+fn the_claimed_scope_is_read_before_anything_is_verified() {
+    let req = Req::new().signed(at(T0));
+    let claimed = req.with(stratus_sigv4::claimed).unwrap();
+    assert_eq!(
+        (
+            claimed.access_key_id.as_str(),
+            claimed.region.as_str(),
+            claimed.service.as_str()
+        ),
+        (KEY_ID, "us-east-1", "lambda")
+    );
+    // Claimed even with a wrong secret or clock: nothing is checked.
+    let none: HashMap<String, String> = HashMap::new();
+    assert!(req.with(stratus_sigv4::claimed).is_ok());
+    assert_eq!(
+        req.with(|r| stratus_sigv4::precheck(r, &none, at(T0), &VerifyOptions::default())),
+        Err(AuthError::UnknownAccessKey)
+    );
+    assert!(matches!(
+        req.with(|r| stratus_sigv4::precheck(
+            r,
+            &secrets(),
+            at(T0 + 3600),
+            &VerifyOptions::default()
+        )),
+        Err(AuthError::Expired(_))
+    ));
+    assert!(
+        req.with(|r| stratus_sigv4::precheck(r, &secrets(), at(T0), &VerifyOptions::default()))
+            .is_ok()
+    );
+    assert_eq!(
+        Req::new().with(stratus_sigv4::claimed),
+        Err(AuthError::Missing)
+    );
+}
+
+#[test]
+fn a_streamed_request_is_verified_against_its_declared_payload_hash() {
+    let opts = VerifyOptions::default();
+    let mut req = Req::new();
+    let hash = sha256_hex(&req.body);
+    req.headers
+        .push(("x-amz-content-sha256".into(), hash.into_bytes()));
+    let req = req.signed(at(T0));
+    let streaming =
+        |r: &Req| r.with(|r| stratus_sigv4::verify_streaming(r, &secrets(), at(T0), &opts));
+    assert!(streaming(&req).is_ok());
+    // The body is not looked at: it has not arrived yet.
+    let mut other_body = Req { ..req.clone() };
+    other_body.body = b"not what was hashed".to_vec();
+    assert!(streaming(&other_body).is_ok());
+    // ...but the declared hash is signed.
+    let mut swapped = req.clone();
+    for (k, v) in &mut swapped.headers {
+        if k == "x-amz-content-sha256" {
+            *v = sha256_hex(b"x").into_bytes();
+        }
+    }
+    assert_eq!(streaming(&swapped), Err(AuthError::SignatureMismatch));
+    // Without a declared hash there is nothing to verify a streamed request against.
+    let plain = Req::new().signed(at(T0));
+    assert!(matches!(streaming(&plain), Err(AuthError::Incomplete(_))));
+}
