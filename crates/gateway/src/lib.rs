@@ -1,0 +1,405 @@
+//! Stratus's one front door.
+//!
+//! Every AWS request arrives on one listener. [`Gateway`] finds its service — by the
+//! `X-Amz-Target` prefix of json-protocol calls, else by the service named in the SigV4
+//! credential scope, read before anything is verified — refuses a scope for another service
+//! or region as AWS does, checks the access key and clock before reading any body byte,
+//! reads the body as the service's [`BodyPolicy`] says, verifies the signature, and hands
+//! the service an [`AwsRequest`]. Fixed surfaces live under `/_stratus/` (health, and in
+//! test mode a reset). [`serve`] runs the listener with limits on slow and idle clients.
+//!
+//! Invariant: knows no service. Services are [`Service`] trait objects the binary
+//! registers; adding one changes nothing here.
+
+mod serve;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, request::Parts};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use stratus_protocol::{
+    AwsError, AwsRequest, BodyPolicy, Caller, Protocol, RequestBody, Service, ServiceInfo,
+};
+use stratus_sigv4::{AuthError, SecretLookup, SignedRequest, VerifyOptions};
+use tracing::Instrument;
+
+pub use serve::{ServeOptions, serve};
+
+/// Bodies larger than this are hashed on the blocking pool, not on the threads that serve
+/// invocations.
+const LARGE_BODY: usize = 256 * 1024;
+
+/// The key ring: secrets for SigV4, and who each key belongs to.
+pub trait Keys: SecretLookup + Send + Sync {
+    /// The principal behind a known access key.
+    fn caller(&self, access_key_id: &str) -> Option<Caller>;
+}
+
+/// How long a client may take between two pieces of a body before it is cut off.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// The region every request must be signed for.
+    pub region: String,
+    /// Serves `POST /_stratus/reset` (and moto's `/moto-api/reset`), which deletes every
+    /// resource of every service. Never on by default.
+    pub test_mode: bool,
+    /// The longest pause between two chunks of a request body.
+    pub body_idle_timeout: Duration,
+}
+
+/// The front door: services by signing name and by `X-Amz-Target` prefix.
+pub struct Gateway {
+    services: Vec<(ServiceInfo, Arc<dyn Service>)>,
+    by_name: HashMap<&'static str, usize>,
+    by_target: HashMap<&'static str, usize>,
+    keys: Arc<dyn Keys>,
+    opts: GatewayOptions,
+}
+
+impl Gateway {
+    pub fn new(keys: Arc<dyn Keys>, opts: GatewayOptions) -> Gateway {
+        Gateway {
+            services: Vec::new(),
+            by_name: HashMap::new(),
+            by_target: HashMap::new(),
+            keys,
+            opts,
+        }
+    }
+
+    /// Adds a service. Panics if its signing name or a target prefix is taken: two
+    /// services claiming the same requests is a wiring mistake in the binary.
+    pub fn register(mut self, service: Arc<dyn Service>) -> Gateway {
+        let info = service.info();
+        let i = self.services.len();
+        assert!(
+            self.by_name.insert(info.signing_name, i).is_none(),
+            "two services named {}",
+            info.signing_name
+        );
+        for t in info.targets {
+            assert!(
+                self.by_target.insert(t, i).is_none(),
+                "two services for {t}"
+            );
+        }
+        self.services.push((info, service));
+        self
+    }
+
+    /// The HTTP application: `/_stratus/*` and every registered service.
+    pub fn app(self) -> Router {
+        Router::new().fallback(handle).with_state(Arc::new(self))
+    }
+
+    fn names(&self) -> String {
+        let mut names: Vec<&str> = self.services.iter().map(|(i, _)| i.signing_name).collect();
+        names.sort_unstable();
+        names.join(", ")
+    }
+
+    fn health(&self) -> Response {
+        let services: serde_json::Map<String, serde_json::Value> = self
+            .services
+            .iter()
+            .map(|(info, s)| (info.signing_name.to_owned(), s.health()))
+            .collect();
+        let body = serde_json::json!({
+            "status": "ready",
+            "version": env!("CARGO_PKG_VERSION"),
+            "region": self.opts.region,
+            "services": services,
+        });
+        (StatusCode::OK, axum::Json(body)).into_response()
+    }
+
+    async fn reset(&self) -> Response {
+        for (info, s) in &self.services {
+            if let Err(e) = s.reset().await {
+                return AwsError::internal(format!("resetting {}: {e}", info.signing_name))
+                    .render(Protocol::RestJson, "");
+            }
+        }
+        tracing::info!("test mode: every service reset");
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "reset"})),
+        )
+            .into_response()
+    }
+
+    /// Which service a request is for, by its target or its claimed scope; and the
+    /// protocol its errors are written in.
+    fn route(&self, parts: &Parts, claimed: &Result<stratus_sigv4::Verified, AuthError>) -> Route {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.split_once('.').map_or(t, |(prefix, _)| prefix));
+        if let Some(target) = target {
+            return match self.by_target.get(target) {
+                Some(&i) => Route::Service(i),
+                None => Route::Unknown(format!("the X-Amz-Target {target:?}")),
+            };
+        }
+        match claimed {
+            Ok(v) => match self.by_name.get(v.service.as_str()) {
+                Some(&i) => Route::Service(i),
+                None => Route::Unknown(format!("the {:?} service", v.service)),
+            },
+            Err(_) => Route::Unauthenticated,
+        }
+    }
+}
+
+enum Route {
+    Service(usize),
+    /// A request naming something no registered service answers: what it named.
+    Unknown(String),
+    /// No readable signature: there is no scope to route by.
+    Unauthenticated,
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let path = req.uri().path();
+    match (req.method().as_str(), path) {
+        ("GET", "/_stratus/health") => return gw.health(),
+        ("POST", "/_stratus/reset" | "/moto-api/reset") if gw.opts.test_mode => {
+            return gw.reset().await;
+        }
+        _ => {}
+    }
+    let request_id = stratus_aws::ids::request_id();
+    let (parts, body) = req.into_parts();
+    let (protocol, service, result) = authenticate(&gw, parts, body, &request_id).await;
+    let mut resp = match result {
+        Ok(req) => {
+            let span = tracing::info_span!("request", id = %request_id, service = %service);
+            match gw.by_name.get(service).map(|&i| gw.services[i].1.clone()) {
+                Some(svc) => svc.handle(req).instrument(span).await,
+                None => AwsError::internal("routed to no service").render(protocol, &request_id),
+            }
+        }
+        Err(e) => e.render(protocol, &request_id),
+    };
+    if !resp.headers().contains_key("x-amzn-RequestId")
+        && let Ok(v) = HeaderValue::from_str(&request_id)
+    {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    resp
+}
+
+fn signed<'a>(
+    parts: &'a Parts,
+    headers: &'a [(&'a str, &'a [u8])],
+    body: &'a [u8],
+) -> SignedRequest<'a> {
+    SignedRequest {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+        body,
+    }
+}
+
+fn auth_error(e: AuthError) -> AwsError {
+    AwsError::new(StatusCode::FORBIDDEN, e.aws_code(), e.to_string())
+}
+
+/// Routes, checks the claimed scope and key, reads the body, verifies. Returns the
+/// protocol errors are to be written in and the service's signing name with the outcome.
+async fn authenticate(
+    gw: &Gateway,
+    parts: Parts,
+    body: Body,
+    request_id: &str,
+) -> (Protocol, &'static str, Result<AwsRequest, AwsError>) {
+    let header_pairs: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let claimed = stratus_sigv4::claimed(&signed(&parts, &header_pairs, b""));
+    let (info, _) = match gw.route(&parts, &claimed) {
+        Route::Service(i) => &gw.services[i],
+        Route::Unknown(what) => {
+            let e = AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "UnknownServiceException",
+                format!("Stratus does not offer {what}; it offers: {}.", gw.names()),
+            );
+            return (Protocol::RestJson, "", Err(e));
+        }
+        Route::Unauthenticated => {
+            let e = claimed.err().map_or_else(
+                || AwsError::internal("unauthenticated with a scope"),
+                auth_error,
+            );
+            return (Protocol::RestJson, "", Err(e));
+        }
+    };
+    let (protocol, name) = (info.protocol, info.signing_name);
+    let fail = |e: AwsError| (protocol, name, Err(e));
+
+    // The scope must name this service and this server's region (AWS: 403
+    // InvalidSignatureException), and the key and clock must be good, before any body byte
+    // is read.
+    let claimed = match claimed {
+        Ok(c) => c,
+        Err(e) => return fail(auth_error(e)),
+    };
+    if claimed.service != name {
+        return fail(AwsError::new(
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            format!("Credential should be scoped to correct service: '{name}'. "),
+        ));
+    }
+    if claimed.region != gw.opts.region {
+        return fail(AwsError::new(
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                claimed.region
+            ),
+        ));
+    }
+    let opts = VerifyOptions::default();
+    let now = SystemTime::now();
+    if let Err(e) = stratus_sigv4::precheck(
+        &signed(&parts, &header_pairs, b""),
+        gw.keys.as_ref(),
+        now,
+        &opts,
+    ) {
+        return fail(auth_error(e));
+    }
+    let verified = match info.body {
+        BodyPolicy::Streamed => stratus_sigv4::verify_streaming(
+            &signed(&parts, &header_pairs, b""),
+            gw.keys.as_ref(),
+            now,
+            &opts,
+        )
+        .map(|v| (v, RequestBody::Streamed(body))),
+        BodyPolicy::Buffered { limit } => {
+            let declared = parts
+                .headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit as u64) {
+                return fail(too_large(limit));
+            }
+            let bytes = match read_body(body, limit, gw.opts.body_idle_timeout).await {
+                Ok(b) => b,
+                Err(e) => return fail(e),
+            };
+            let verified = if bytes.len() > LARGE_BODY {
+                let (parts, bytes, keys) = (parts.clone(), bytes.clone(), gw.keys.clone());
+                match tokio::task::spawn_blocking(move || verify(&parts, &bytes, keys.as_ref()))
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) => return fail(AwsError::internal(e)),
+                }
+            } else {
+                verify(&parts, &bytes, gw.keys.as_ref())
+            };
+            verified.map(|v| (v, RequestBody::Buffered(bytes)))
+        }
+    };
+    let (verified, body) = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(%request_id, error = %e, "authentication refused");
+            return fail(auth_error(e));
+        }
+    };
+    let Some(caller) = gw.keys.caller(&verified.access_key_id) else {
+        return fail(auth_error(AuthError::UnknownAccessKey));
+    };
+    let req = AwsRequest {
+        parts,
+        body,
+        caller,
+        request_id: request_id.to_owned(),
+    };
+    (protocol, name, Ok(req))
+}
+
+fn verify(
+    parts: &Parts,
+    body: &[u8],
+    keys: &dyn Keys,
+) -> Result<stratus_sigv4::Verified, AuthError> {
+    let header_pairs: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    stratus_sigv4::verify(
+        &signed(parts, &header_pairs, body),
+        keys,
+        SystemTime::now(),
+        &VerifyOptions::default(),
+    )
+}
+
+fn too_large(limit: usize) -> AwsError {
+    AwsError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestTooLargeException",
+        format!("Request must be smaller than {limit} bytes for the operation"),
+    )
+}
+
+/// Reads a whole body of at most `limit` bytes, refusing a larger one as soon as its
+/// `Content-Length` or its bytes say so, and a client that pauses longer than `idle`.
+async fn read_body(body: Body, limit: usize, idle: Duration) -> Result<bytes::Bytes, AwsError> {
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(AwsError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeoutException",
+                    "The client stopped sending the request body.",
+                ));
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                // A body cut short, or refused by a length limit further down.
+                tracing::debug!(error = %e, "reading a request body");
+                return Err(AwsError::new(
+                    StatusCode::BAD_REQUEST,
+                    "IncompleteBodyException",
+                    "The request body ended before its declared length.",
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            if buf.is_empty() {
+                // Most bodies arrive in one frame; size the buffer once, from the header.
+                buf.reserve(data.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
