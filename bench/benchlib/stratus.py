@@ -318,7 +318,7 @@ class Server:
                 self.kill()
                 raise BenchError("stratus never reported ready on /_stratus/health")
             time.sleep(0.02)
-        if doc.get("services", {}).get("execution") != "ready":
+        if doc.get("services", {}).get("lambda", {}).get("execution") != "ready":
             self.stop()
             raise BenchError("stratus cannot create execution environments on this host "
                              f"(health: {doc}); stderr:\n{self.stderr_tail()}")

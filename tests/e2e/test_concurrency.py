@@ -57,18 +57,18 @@ def health(server):
 
 def test_scale_from_zero_to_n_and_reuse(exec_server):
     lam = exec_server.client("lambda")
-    assert health(exec_server)["environments"] == 0, "nothing runs before the first invocation"
+    assert health(exec_server)["services"]["lambda"]["environments"] == 0, "nothing runs before the first invocation"
     create(lam, "burst")
-    assert health(exec_server)["environments"] == 0
+    assert health(exec_server)["services"]["lambda"]["environments"] == 0
     n = 6
     results = parallel(lambda i: invoke(lam, "burst", sleep=1.0), n)
     envs = {r["env"] for r in results}
     assert len(envs) == n, f"each concurrent invocation gets its own environment: {results}"
-    assert health(exec_server)["environments"] == n
+    assert health(exec_server)["services"]["lambda"]["environments"] == n
     # Sequential calls reuse the idle environments rather than making new ones.
     again = {invoke(lam, "burst")["env"] for _ in range(n)}
     assert again <= envs
-    assert health(exec_server)["environments"] == n
+    assert health(exec_server)["services"]["lambda"]["environments"] == n
 
 
 def test_reserved_concurrency_throttles_with_the_right_reason(exec_server):
@@ -127,8 +127,8 @@ def test_keep_alive_reaps_idle_environments(exec_server_factory):
     lam = server.client("lambda")
     create(lam, "short")
     first = invoke(lam, "short")["env"]
-    assert health(server)["environments"] == 1
-    wait_until(lambda: health(server)["environments"] == 0, timeout=15,
+    assert health(server)["services"]["lambda"]["environments"] == 1
+    wait_until(lambda: health(server)["services"]["lambda"]["environments"] == 0, timeout=15,
                what="the idle environment to be reaped")
     assert invoke(lam, "short")["env"] != first, "a reaped environment is not reused"
 
@@ -141,10 +141,10 @@ def test_memory_budget_evicts_idle_environments_then_throttles(exec_server_facto
     create(lam, "m3", memory=512)
     invoke(lam, "m1")
     m2_env = invoke(lam, "m2")["env"]
-    assert health(server)["environments"] == 2
+    assert health(server)["services"]["lambda"]["environments"] == 2
     # The budget is full: m3's environment needs m1's (least recently used) to go.
     invoke(lam, "m3")
-    wait_until(lambda: health(server)["environments"] == 2, timeout=10,
+    wait_until(lambda: health(server)["services"]["lambda"]["environments"] == 2, timeout=10,
                what="the evicted environment to exit")
     assert invoke(lam, "m2")["env"] == m2_env, "the more recently used environment survives"
     assert health(server)["memory_claimed_mb"] == 1024

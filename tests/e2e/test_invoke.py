@@ -71,7 +71,7 @@ def wait_environments(server, n: int, timeout: float = 10):
     seen = []
 
     def done():
-        seen.append(health(server)["environments"])
+        seen.append(health(server)["services"]["lambda"]["environments"])
         return seen[-1] == n
 
     try:
@@ -215,8 +215,8 @@ def test_empty_payload_is_an_empty_object(exec_lam):
 
 def test_health_reports_execution_ready(exec_server):
     doc = health(exec_server)
-    assert doc["services"]["execution"] == "ready"
-    assert doc["environments"] == 0
+    assert doc["services"]["lambda"]["execution"] == "ready"
+    assert doc["services"]["lambda"]["environments"] == 0
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -500,7 +500,7 @@ def test_warm_reuse(exec_server, exec_lam, rt):
     assert one.payload["pid"] == two.payload["pid"]
     assert framing(one.log, one.request_id).report["init"] is not None
     assert framing(two.log, two.request_id).report["init"] is None
-    assert health(exec_server)["environments"] == 1
+    assert health(exec_server)["services"]["lambda"]["environments"] == 1
 
 
 def test_concurrent_invocations_get_their_own_environments(exec_server, exec_lam):
@@ -519,7 +519,7 @@ def test_concurrent_invocations_get_their_own_environments(exec_server, exec_lam
     assert all(r is not None and r.function_error is None for r in results), results
     assert results[0].payload["token"] != results[1].payload["token"], \
         "one environment ran two invocations at once"
-    assert health(exec_server)["environments"] == 2
+    assert health(exec_server)["services"]["lambda"]["environments"] == 2
 
 
 def test_configuration_update_uses_a_new_environment(exec_server, exec_lam, rt):
@@ -558,7 +558,7 @@ def test_dry_run(exec_server, exec_lam):
     resp = exec_lam.invoke(FunctionName="dry", InvocationType="DryRun", Payload=b"{}")
     assert resp["StatusCode"] == 204
     assert resp["Payload"].read() == b""
-    assert health(exec_server)["environments"] == 0, "DryRun must not run the function"
+    assert health(exec_server)["services"]["lambda"]["environments"] == 0, "DryRun must not run the function"
     with pytest.raises(exec_lam.exceptions.ResourceNotFoundException):
         exec_lam.invoke(FunctionName="nope", InvocationType="DryRun")
 

@@ -363,14 +363,14 @@ def test_nothing_leaks_after_environments_are_reaped(exec_server_factory):
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        peak[0] = max(peak[0], health(server)["environments"])
+        peak[0] = max(peak[0], health(server)["services"]["lambda"]["environments"])
         time.sleep(0.05)
     for t in threads:
         t.join()
     assert not errors, errors
     assert peak[0] >= 4, f"expected several live environments, saw at most {peak[0]}"
 
-    wait_until(lambda: health(server)["environments"] == 0, timeout=30, interval=0.2,
+    wait_until(lambda: health(server)["services"]["lambda"]["environments"] == 0, timeout=30, interval=0.2,
                what="every environment reaped after the 1 s keep-alive")
     wait_until(lambda: not environment_cgroups(parent), timeout=5,
                what=f"no environment cgroups left (still: {environment_cgroups(parent)})")

@@ -44,7 +44,7 @@ def test_provisioned_environments_are_ready_before_the_first_call(exec_server):
         "Status"] == "READY", timeout=30, what="provisioned concurrency to be READY")
     got = lam.get_provisioned_concurrency_config(FunctionName="pc", Qualifier="1")
     assert got["AllocatedProvisionedConcurrentExecutions"] == 2
-    assert health(exec_server)["environments"] == 2, "initialised ahead, before any invocation"
+    assert health(exec_server)["services"]["lambda"]["environments"] == 2, "initialised ahead, before any invocation"
 
     listed = lam.list_provisioned_concurrency_configs(FunctionName="pc")["ProvisionedConcurrencyConfigs"]
     assert [c["FunctionArn"].rsplit(":", 1)[1] for c in listed] == ["1"]
@@ -55,7 +55,7 @@ def test_provisioned_environments_are_ready_before_the_first_call(exec_server):
     assert r["ExecutedVersion"] == "1"
     log = base64.b64decode(r["LogResult"]).decode()
     assert "REPORT RequestId" in log and "Init Duration" not in log, log
-    assert health(exec_server)["environments"] == 2, "the call used a provisioned environment"
+    assert health(exec_server)["services"]["lambda"]["environments"] == 2, "the call used a provisioned environment"
 
     # Removing the configuration releases the environments to the ordinary pool.
     lam.delete_provisioned_concurrency_config(FunctionName="pc", Qualifier="1")
@@ -82,7 +82,7 @@ def test_provisioned_environments_are_replaced_when_they_die(exec_server):
         except ProcessLookupError:
             pass  # gone with its namespace's init
     wait_until(lambda: not envs[0].exists(), timeout=10, what="the killed environment's cgroup to go")
-    wait_until(lambda: health(exec_server)["environments"] == 1
+    wait_until(lambda: health(exec_server)["services"]["lambda"]["environments"] == 1
                and lam.get_provisioned_concurrency_config(FunctionName="pc2", Qualifier="1")[
                    "Status"] == "READY", timeout=30, what="a replacement environment")
     r = lam.invoke(FunctionName="pc2", Qualifier="1", LogType="Tail", Payload=b"{}")

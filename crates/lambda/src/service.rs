@@ -740,6 +740,22 @@ impl FunctionService {
 
     // ---- DeleteFunction -------------------------------------------------------------------
 
+    /// Deletes every function (the server's test mode resets between conformance tests).
+    pub fn delete_all(&self) -> Result<(), LambdaError> {
+        loop {
+            let page = self.list(None, Some(50))?;
+            if page.functions.is_empty() {
+                return Ok(());
+            }
+            for f in page.functions {
+                match self.delete(&f.config.name, None) {
+                    Ok(()) | Err(LambdaError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     pub fn delete(&self, name: &str, qualifier: Option<&str>) -> Result<(), LambdaError> {
         let r = FunctionRef::parse(name, qualifier, self.scope())?;
         let _w = self.write_guard()?;

@@ -121,7 +121,9 @@ impl AwsError {
         let mut resp = (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response();
         resp.headers_mut()
             .insert("x-amzn-ErrorType", HeaderValue::from_static(self.code));
-        if let Ok(v) = HeaderValue::from_str(request_id) {
+        if !request_id.is_empty()
+            && let Ok(v) = HeaderValue::from_str(request_id)
+        {
             resp.headers_mut().insert("x-amzn-RequestId", v);
         }
         resp

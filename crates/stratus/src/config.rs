@@ -71,6 +71,17 @@ pub struct Config {
     /// for work several times per invoke (on 2 CPUs, one thread took 10–25 % less server CPU
     /// per warm invoke and about 10 % less latency).
     pub server_threads: Option<usize>,
+    /// Test mode, for conformance suites: `POST /_stratus/reset` (and moto's
+    /// `/moto-api/reset`) deletes every resource of every service. Never on by default.
+    pub test_mode: bool,
+    /// Client connections open at once; more wait until one closes. Default 4096.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and the longest an idle
+    /// keep-alive connection is kept. Default 30.
+    pub header_timeout: u64,
+    /// Seconds a client may pause while sending a request body before it is cut off.
+    /// Default 30.
+    pub body_timeout: u64,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -107,6 +118,10 @@ impl Default for Config {
             sandbox_pool: 4,
             zygote_pool: 2,
             server_threads: None,
+            test_mode: false,
+            max_connections: 4096,
+            header_timeout: 30,
+            body_timeout: 30,
         }
     }
 }

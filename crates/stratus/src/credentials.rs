@@ -14,28 +14,51 @@ pub struct Credentials {
     pub secret_access_key: String,
 }
 
-/// Looks up secrets for the keys this server knows (today: the root pair).
+/// The keys this server knows (the root pair and the functions' session pair): their
+/// secrets, and the principal each belongs to.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
-    keys: HashMap<String, String>,
+    account_id: String,
+    keys: HashMap<String, (String, String)>,
 }
 
 impl KeyRing {
-    pub fn with(creds: &Credentials) -> KeyRing {
-        let mut ring = KeyRing::default();
-        ring.add(creds);
+    /// A ring holding the account's root key.
+    pub fn with(creds: &Credentials, account_id: &str) -> KeyRing {
+        let mut ring = KeyRing {
+            account_id: account_id.to_owned(),
+            keys: HashMap::new(),
+        };
+        ring.add(creds, &format!("arn:aws:iam::{account_id}:root"));
         ring
     }
 
-    pub fn add(&mut self, creds: &Credentials) {
-        self.keys
-            .insert(creds.access_key_id.clone(), creds.secret_access_key.clone());
+    /// Adds a key pair belonging to `principal_arn`.
+    pub fn add(&mut self, creds: &Credentials, principal_arn: &str) {
+        self.keys.insert(
+            creds.access_key_id.clone(),
+            (creds.secret_access_key.clone(), principal_arn.to_owned()),
+        );
     }
 }
 
 impl SecretLookup for KeyRing {
     fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        self.keys.get(access_key_id).cloned()
+        self.keys
+            .get(access_key_id)
+            .map(|(secret, _)| secret.clone())
+    }
+}
+
+impl stratus_gateway::Keys for KeyRing {
+    fn caller(&self, access_key_id: &str) -> Option<stratus_protocol::Caller> {
+        self.keys
+            .get(access_key_id)
+            .map(|(_, arn)| stratus_protocol::Caller {
+                access_key_id: access_key_id.to_owned(),
+                account_id: self.account_id.clone(),
+                arn: arn.clone(),
+            })
     }
 }
 
@@ -190,7 +213,7 @@ mod tests {
     #[test]
     fn keyring_knows_only_its_keys() {
         let c = generate();
-        let ring = KeyRing::with(&c);
+        let ring = KeyRing::with(&c, "123456789012");
         assert_eq!(
             ring.secret_access_key(&c.access_key_id),
             Some(c.secret_access_key.clone())

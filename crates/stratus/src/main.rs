@@ -63,6 +63,10 @@ struct ServerArgs {
     /// Seconds an idle execution environment is kept for reuse [default: 600].
     #[arg(long, env = "STRATUS_KEEP_ALIVE")]
     keep_alive: Option<u64>,
+    /// Test mode for conformance suites: enables `POST /_stratus/reset`, which deletes
+    /// every resource. Never use it on a server that holds anything you want to keep.
+    #[arg(long, env = "STRATUS_TEST_MODE")]
+    test_mode: bool,
 }
 
 impl ServerArgs {
@@ -92,6 +96,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.keep_alive {
             c.keep_alive = v;
+        }
+        if self.test_mode {
+            c.test_mode = true;
         }
         c.validate()?;
         Ok(c)

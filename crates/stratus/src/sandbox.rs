@@ -62,7 +62,7 @@ pub fn start(
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();
     let spawner = Spawner::start(&exe, &helper, exits_tx).context("starting the sandbox helper")?;
     let serve: ServeFn = Arc::new(move |listener, endpoint| {
-        stratus_api::runtime_api::serve(listener, endpoint, aws.get().cloned())
+        stratus_api_lambda::runtime_api::serve(listener, endpoint, aws.get().cloned())
     });
     let opts = InvokerOptions {
         launch,

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use stratus_api::ApiState;
+use stratus_api_lambda::{ApiState, LambdaApi};
+use stratus_gateway::{Gateway, GatewayOptions, ServeOptions};
 use stratus_lambda::{FunctionService, RuntimeCatalog, Scope, ServiceOptions};
 use stratus_store::Store;
 use tokio::net::TcpListener;
@@ -59,8 +60,15 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
 
     // Functions call back into Stratus with a key pair of their own, made fresh each start.
     let session = credentials::session();
-    let mut keys = KeyRing::with(&creds);
-    keys.add(&session.0);
+    let mut keys = KeyRing::with(&creds, &config.account_id);
+    // Functions' own calls: the role they run as, as a session named for the server.
+    keys.add(
+        &session.0,
+        &format!(
+            "arn:aws:sts::{}:assumed-role/stratus-function/stratus",
+            config.account_id
+        ),
+    );
     let aws_app: Arc<OnceLock<axum::Router>> = Arc::default();
     let invoker = match crate::sandbox::supported(config) {
         Ok(()) => match crate::sandbox::start(config, catalog, &session, aws_app.clone()) {
@@ -92,16 +100,28 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     let provisioner = invoker
         .clone()
         .map(|inv| stratus_invoke::Provisioner::start(functions.clone(), inv));
-    let state = ApiState {
+    let lambda = LambdaApi::new(ApiState {
         functions,
         invoker,
         events,
         provisioner,
-        secrets: Arc::new(keys),
         presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
         region: config.region.clone(),
-    };
-    let app = stratus_api::app(state);
+    });
+    if config.test_mode {
+        tracing::warn!("test mode: POST /_stratus/reset deletes every resource");
+    }
+    let app = Gateway::new(
+        Arc::new(keys),
+        GatewayOptions {
+            region: config.region.clone(),
+            test_mode: config.test_mode,
+            body_idle_timeout: std::time::Duration::from_secs(config.body_timeout),
+        },
+    )
+    .register(Arc::new(lambda))
+    .register(Arc::new(stratus_api_sts::StsApi))
+    .app();
     let _ = aws_app.set(app.clone());
     Ok((app, creds))
 }
@@ -121,8 +141,11 @@ pub async fn run(
         credentials_file: credentials::credentials_path(&config.data_dir),
     };
     on_ready(&started);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let opts = ServeOptions {
+        max_connections: config.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.header_timeout),
+    };
+    stratus_gateway::serve(listener, app, opts, shutdown)
         .await
         .context("serving")?;
     tracing::info!("stopped");

@@ -6,8 +6,8 @@ use base64::Engine as _;
 use stratus_invoke::InvokeRequest;
 use stratus_lambda::FunctionState;
 
-use super::blocking;
 use crate::error::ApiError;
+use crate::functions::blocking;
 use crate::{ApiState, Authed};
 
 /// Lambda's cap on a synchronous request payload.

@@ -1,12 +1,6 @@
-//! Lambda's REST-JSON operations. One function per operation; each decodes its input,
-//! calls the function service on a blocking thread, and encodes the AWS output shape.
-
-mod concurrency;
-mod event_config;
-mod invoke;
-mod provisioned;
-mod versions;
-mod wire;
+//! Lambda's function operations (create, read, update, delete, tags, account settings,
+//! concurrency) and the dispatch of every endpoint. Each decodes its input, calls the
+//! function service on a blocking thread, and encodes the AWS output shape.
 
 use std::sync::Arc;
 
@@ -18,8 +12,8 @@ use stratus_lambda::{FunctionService, LambdaError};
 
 use crate::error::ApiError;
 use crate::router::Endpoint;
-use crate::{ApiState, Authed};
-use wire::*;
+use crate::wire::*;
+use crate::{ApiState, Authed, concurrency, event_config, invoke, provisioned, versions};
 
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {

@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use stratus_lambda::{EventInvokeConfig, EventInvokeConfigInput};
 
-use super::{blocking, json, parse_json};
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::functions::{blocking, json, parse_json};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

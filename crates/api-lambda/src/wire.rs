@@ -369,7 +369,7 @@ pub struct GetFunctionOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<super::concurrency::ConcurrencyOut>,
+    pub concurrency: Option<crate::concurrency::ConcurrencyOut>,
 }
 
 #[derive(Debug, Serialize)]

@@ -5,10 +5,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use stratus_lambda::ProvisionedConfig;
 
-use super::wire::lambda_timestamp;
-use super::{blocking, json, parse_json};
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::functions::{blocking, json, parse_json};
+use crate::wire::lambda_timestamp;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

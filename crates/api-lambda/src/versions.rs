@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use stratus_lambda::{AliasView, CreateAlias, PublishVersion, UpdateAlias};
 
-use super::wire::FunctionConfigurationOut;
-use super::{blocking, json, parse_json};
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::functions::{blocking, json, parse_json};
 use crate::router::Endpoint;
+use crate::wire::FunctionConfigurationOut;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -1,13 +1,14 @@
 //! The one place where errors become AWS error responses.
 //!
-//! REST-JSON services (Lambda) answer with the code in `x-amzn-ErrorType` and a body
-//! `{"Type": "User"|"Service", "message": ...}`; botocore reads the header first, so boto3
-//! raises the modelled exception class (`client.exceptions.ResourceNotFoundException`, ...).
+//! Lambda answers in the rest-json envelope: the code in `x-amzn-ErrorType` and a body
+//! `{"Type": "User"|"Service", "Message" or "message": ...}`, the member spelled as Lambda's
+//! model spells it for that error. botocore reads the header first, so boto3 raises the
+//! modelled exception class (`client.exceptions.ResourceNotFoundException`, ...).
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stratus_lambda::LambdaError;
-use stratus_sigv4::AuthError;
+use stratus_protocol::{AwsError, Protocol};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -79,14 +80,6 @@ impl ApiError {
             "The service encountered an internal error.",
         )
     }
-
-    fn fault(&self) -> &'static str {
-        if self.status.is_server_error() {
-            "Service"
-        } else {
-            "User"
-        }
-    }
 }
 
 impl From<LambdaError> for ApiError {
@@ -112,38 +105,43 @@ impl From<LambdaError> for ApiError {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> ApiError {
-        let message = match &e {
-            AuthError::Missing => "Missing Authentication Token".to_owned(),
-            AuthError::UnknownAccessKey => {
-                "The security token included in the request is invalid.".to_owned()
-            }
-            AuthError::SignatureMismatch => "The request signature we calculated does not match the signature you provided. \
-                 Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
-                .to_owned(),
-            other => other.to_string(),
-        };
-        ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), message)
+/// How Lambda's model spells the message member of each error it can return. Most shapes
+/// have `message`; these have `Message`, and the SDKs read the member by that name
+/// (`err.Message` in JavaScript).
+fn message_member(code: &str) -> &'static str {
+    match code {
+        "ResourceNotFoundException"
+        | "ServiceException"
+        | "ResourceInUseException"
+        | "InvalidZipFileException"
+        | "InvalidRuntimeException"
+        | "CodeVerificationFailedException"
+        | "InvalidCodeSignatureException"
+        | "CodeSigningConfigNotFoundException"
+        | "NoPublishedVersionException"
+        | "PublicPolicyException"
+        | "RecursiveInvocationException"
+        | "ServiceQuotaExceededException"
+        | "SnapStartException"
+        | "SnapStartNotReadyException"
+        | "SnapStartTimeoutException" => "Message",
+        _ => "message",
+    }
+}
+
+impl ApiError {
+    /// The error in the protocol crate's terms, with Lambda's spelling of its members.
+    pub fn to_aws(&self) -> AwsError {
+        let mut e = AwsError::new(self.status, self.code, self.message.clone())
+            .with_member(message_member(self.code));
+        e.extra = self.extra.clone();
+        e
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::Map::new();
-        body.insert("Type".into(), self.fault().into());
-        body.insert("message".into(), self.message.clone().into());
-        for (k, v) in &self.extra {
-            body.insert((*k).into(), v.clone().into());
-        }
-        let mut resp = (
-            self.status,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            serde_json::Value::Object(body).to_string(),
-        )
-            .into_response();
-        resp.headers_mut()
-            .insert("x-amzn-ErrorType", HeaderValue::from_static(self.code));
-        resp
+        // The gateway adds the request id.
+        self.to_aws().render(Protocol::RestJson, "")
     }
 }
