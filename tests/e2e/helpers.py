@@ -10,6 +10,8 @@ import http.client
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.parse
 import zipfile
@@ -297,3 +299,21 @@ def log_file(data_dir: Path, group: str, stream: str) -> Path:
 
 def read_log_file(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def aws(server, tmp_path, *args, check=True, extra_env=None):
+    """The real AWS CLI (v1, from PyPI) with the server's credentials file and `--endpoint-url`."""
+    env = clean_env({
+        "AWS_SHARED_CREDENTIALS_FILE": str(server.credentials_file),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-such-aws-config"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_PAGER": "",
+        "AWS_MAX_ATTEMPTS": "1",
+        **(extra_env or {}),
+    })
+    cmd = [sys.executable, "-m", "awscli", "--endpoint-url", server.url, "--output", "json",
+           *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, f"{args}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc

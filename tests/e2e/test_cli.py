@@ -8,24 +8,7 @@ import subprocess
 import sys
 import urllib.request
 
-from helpers import ROLE, RUNTIME, clean_env, make_zip, sha256_b64
-
-
-def aws(server, tmp_path, *args, check=True, extra_env=None):
-    env = clean_env({
-        "AWS_SHARED_CREDENTIALS_FILE": str(server.credentials_file),
-        "AWS_CONFIG_FILE": str(tmp_path / "no-such-aws-config"),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_PAGER": "",
-        "AWS_MAX_ATTEMPTS": "1",
-        **(extra_env or {}),
-    })
-    cmd = [sys.executable, "-m", "awscli", "--endpoint-url", server.url, "--output", "json",
-           *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert proc.returncode == 0, f"{args}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    return proc
+from helpers import ROLE, RUNTIME, aws, make_zip, sha256_b64
 
 
 def aws_json(server, tmp_path, *args):
