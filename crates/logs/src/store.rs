@@ -448,7 +448,12 @@ impl Group {
             let file = OpenOptions::new().create(true).append(true).open(&path)?;
             let md = file.metadata()?;
             creation_time = creation_time.min(file_time(&md).unwrap_or(now));
-            let (active, last_ingestion) = scan_active(&file, &path, next_seq, md.len())?;
+            let (active, mut last_ingestion) = scan_active(&file, &path, next_seq, md.len())?;
+            if last_ingestion.is_none()
+                && let Some(last) = rotated.back()
+            {
+                last_ingestion = last_line_ingestion(&last.path, last.size)?;
+            }
             let state = StreamState {
                 rotated,
                 active,
@@ -498,6 +503,18 @@ fn scan_active(file: &File, path: &Path, seq: u64, len: u64) -> io::Result<(Segm
     }
     seg.size = whole;
     Ok((seg, last_ingestion))
+}
+
+/// The ingestion time of a segment's last readable line.
+fn last_line_ingestion(path: &Path, size: u64) -> io::Result<Option<i64>> {
+    let mut found = None;
+    crate::scan::lines_backward(path, size, |_, line| {
+        found = record::parse(line)
+            .map(|r| r.ingestion)
+            .or_else(|| record::decode_slow(line).map(|d| d.1));
+        found.is_none()
+    })?;
+    Ok(found)
 }
 
 /// `<stem>.jsonl.<seq>.<min>.<max>` → its parts.
