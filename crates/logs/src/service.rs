@@ -321,23 +321,30 @@ impl LogService {
     /// DeleteLogGroup: the group, its streams and their events.
     pub fn delete_log_group(&self, name: &str) -> Result<()> {
         names::check_group_name(name, "logGroupName")?;
-        let group = self
-            .inner
-            .groups_mut()
-            .remove(name)
-            .ok_or_else(LogsError::group_not_found)?;
-        group.deleted.store(true, Ordering::Relaxed);
-        for s in group.streams().values() {
-            s.lock().deleted = true;
-        }
-        // Rename first so a crash half-way leaves no half group; the start-up load removes
-        // a leftover.
+        // The directory moves aside while the index is locked, so a writer re-creating the
+        // group cannot find the old directory in place; a crash after the rename leaves a
+        // grave the start-up load removes.
         let grave = self.inner.root.join(format!(
             ".deleted-{:016x}-{}",
             names::fnv1a(name.as_bytes()),
             clock::now_ms()
         ));
-        fs::rename(&group.dir, &grave)?;
+        {
+            let mut groups = self.inner.groups_mut();
+            let group = groups.remove(name).ok_or_else(LogsError::group_not_found)?;
+            group.deleted.store(true, Ordering::Relaxed);
+            for s in group.streams().values() {
+                s.lock().deleted = true;
+            }
+            if let Err(e) = fs::rename(&group.dir, &grave) {
+                groups.insert(name.to_owned(), group.clone());
+                group.deleted.store(false, Ordering::Relaxed);
+                for s in group.streams().values() {
+                    s.lock().deleted = false;
+                }
+                return Err(e.into());
+            }
+        }
         fs::remove_dir_all(&grave)?;
         Ok(())
     }
