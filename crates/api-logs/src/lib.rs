@@ -170,17 +170,13 @@ fn dispatch(logs: &LogService, op: &str, body: &[u8]) -> Result<serde_json::Valu
         }
         "PutLogEvents" => {
             let i: PutLogEventsIn = input(body)?;
-            let o = logs
-                .put_log_events(&i.into_input()?)
-                .map_err(aws_error)?;
+            let o = logs.put_log_events(&i.into_input()?).map_err(aws_error)?;
             out(PutLogEventsOut::from(o))
         }
         "GetLogEvents" => {
             let i: GetLogEventsIn = input(body)?;
             let g = group(i.log_group_name.clone(), i.log_group_identifier.clone())?;
-            let o = logs
-                .get_log_events(&i.into_input(g)?)
-                .map_err(aws_error)?;
+            let o = logs.get_log_events(&i.into_input(g)?).map_err(aws_error)?;
             out(GetLogEventsOut::from(o))
         }
         "FilterLogEvents" => {

@@ -212,7 +212,10 @@ impl PutLogEventsIn {
             .enumerate()
             .map(|(i, e)| {
                 Ok(InputLogEvent {
-                    timestamp: required(e.timestamp, &format!("logEvents.{}.member.timestamp", i + 1))?,
+                    timestamp: required(
+                        e.timestamp,
+                        &format!("logEvents.{}.member.timestamp", i + 1),
+                    )?,
                     message: required(e.message, &format!("logEvents.{}.member.message", i + 1))?,
                 })
             })

@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use crate::endpoint::{Invocation, RuntimeEndpoint, RuntimeEvent};
 use crate::launch::{self, LaunchContext};
 use crate::limits::{ConcurrencyGate, MemoryBudget, MemoryLease, Throttle};
-use crate::logs::{LogStore, now_ms};
+use crate::logs::now_ms;
 use crate::output::Output;
 
 /// Lambda's limit on the init phase.
@@ -172,7 +172,8 @@ impl Env {
 pub struct InvokerOptions {
     pub launch: LaunchContext,
     pub cgroups: Layout,
-    pub logs: LogStore,
+    /// Where environments' output goes: CloudWatch Logs, wired by the binary.
+    pub logs: Arc<dyn stratus_aws::LogSink>,
     pub keep_alive: Duration,
     /// The sum of MemorySize over live environments may not exceed this.
     pub memory_budget_mb: u64,

@@ -13,7 +13,7 @@ mod endpoint;
 mod invoker;
 pub mod launch;
 pub mod limits;
-pub mod logs;
+mod logs;
 mod output;
 mod provisioner;
 pub mod queue;

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::unix::pipe;
 
-use crate::logs::LogStream;
+use stratus_aws::LogWriter;
 
 /// What `Tail` returns: the last 4 KB of the invocation's log.
 pub const TAIL_BYTES: usize = 4096;
 
 struct State {
     partial: Vec<u8>,
-    stream: LogStream,
+    stream: Box<dyn LogWriter>,
     invocation: Option<Vec<u8>>,
 }
 
@@ -23,7 +23,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(fd: OwnedFd, stream: LogStream) -> std::io::Result<Arc<Output>> {
+    pub fn new(fd: OwnedFd, stream: Box<dyn LogWriter>) -> std::io::Result<Arc<Output>> {
         let rx = pipe::Receiver::from_owned_fd(fd)?;
         Ok(Arc::new(Output {
             rx,
@@ -135,7 +135,7 @@ impl State {
 
     fn line(&mut self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        self.stream.write(&text);
+        self.stream.write(stratus_aws::clock::now_ms(), &text);
         if let Some(log) = &mut self.invocation {
             log.extend_from_slice(line);
             log.push(b'\n');

@@ -74,6 +74,9 @@ pub struct Config {
     /// Test mode, for conformance suites: `POST /_stratus/reset` (and moto's
     /// `/moto-api/reset`) deletes every resource of every service. Never on by default.
     pub test_mode: bool,
+    /// The most a log group keeps on disk, in MB; past it the group's oldest events are
+    /// dropped, so a function printing without end cannot fill the disk. Default 1024.
+    pub log_group_max_mb: u64,
     /// Client connections open at once; more wait until one closes. Default 4096.
     pub max_connections: usize,
     /// Seconds a client has to send a request's headers, and the longest an idle
@@ -119,6 +122,7 @@ impl Default for Config {
             zygote_pool: 2,
             server_threads: None,
             test_mode: false,
+            log_group_max_mb: 1024,
             max_connections: 4096,
             header_timeout: 30,
             body_timeout: 30,

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use stratus_invoke::{Invoker, InvokerOptions, LaunchContext, ServeFn, logs::LogStore};
+use stratus_invoke::{Invoker, InvokerOptions, LaunchContext, ServeFn};
 use stratus_lambda::RuntimeCatalog;
 use stratus_sandbox::{HelperConfig, Layout, Spawner};
 
@@ -24,6 +24,7 @@ pub fn start(
     catalog: RuntimeCatalog,
     session: &(Credentials, String),
     aws: Arc<OnceLock<axum::Router>>,
+    logs: Arc<dyn stratus_aws::LogSink>,
 ) -> anyhow::Result<Invoker> {
     let data = &config.data_dir;
     let layout =
@@ -67,7 +68,7 @@ pub fn start(
     let opts = InvokerOptions {
         launch,
         cgroups: layout,
-        logs: LogStore::new(&data.join("logs")),
+        logs,
         keep_alive: Duration::from_secs(config.keep_alive),
         memory_budget_mb: config.memory_budget_mb(),
     };

@@ -7,6 +7,7 @@ use anyhow::Context;
 use stratus_api_lambda::{ApiState, LambdaApi};
 use stratus_gateway::{Gateway, GatewayOptions, ServeOptions};
 use stratus_lambda::{FunctionService, RuntimeCatalog, Scope, ServiceOptions};
+use stratus_logs::LogService;
 use stratus_store::Store;
 use tokio::net::TcpListener;
 
@@ -48,15 +49,30 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     };
     // Opening the store (garbage collection) and looking for runtimes touch the disk and
     // start `node --version`: keep them off the async workers.
-    let (functions, catalog) = tokio::task::spawn_blocking(
-        move || -> anyhow::Result<(FunctionService, RuntimeCatalog)> {
+    let aws_scope = stratus_aws::Scope {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+    };
+    let logs_options = stratus_logs::LogsOptions {
+        max_group_bytes: config.log_group_max_mb.saturating_mul(1 << 20),
+        ..Default::default()
+    };
+    let (functions, catalog, logs) = tokio::task::spawn_blocking(
+        move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService)> {
             let store = Store::open(&data_dir).context("opening the store")?;
+            let logs =
+                LogService::open(&data_dir, aws_scope, logs_options).context("opening the logs")?;
             let catalog = RuntimeCatalog::discover();
             tracing::info!(runtimes = ?catalog.ids(), "runtimes offered by this host");
-            Ok((FunctionService::new(store, opts, catalog.clone())?, catalog))
+            Ok((
+                FunctionService::new(store, opts, catalog.clone())?,
+                catalog,
+                logs,
+            ))
         },
     )
     .await??;
+    sweep_logs_periodically(logs.clone());
 
     // Functions call back into Stratus with a key pair of their own, made fresh each start.
     let session = credentials::session();
@@ -71,7 +87,13 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     );
     let aws_app: Arc<OnceLock<axum::Router>> = Arc::default();
     let invoker = match crate::sandbox::supported(config) {
-        Ok(()) => match crate::sandbox::start(config, catalog, &session, aws_app.clone()) {
+        Ok(()) => match crate::sandbox::start(
+            config,
+            catalog,
+            &session,
+            aws_app.clone(),
+            Arc::new(logs.clone()),
+        ) {
             Ok(inv) => Some(inv),
             Err(e) => {
                 tracing::warn!(
@@ -121,9 +143,31 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     )
     .register(Arc::new(lambda))
     .register(Arc::new(stratus_api_sts::StsApi))
+    .register(Arc::new(stratus_api_logs::LogsApi::new(logs)))
     .app();
     let _ = aws_app.set(app.clone());
     Ok((app, creds))
+}
+
+/// Enforces log retention: expired events are dropped once a minute.
+fn sweep_logs_periodically(logs: LogService) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let logs = logs.clone();
+            let swept =
+                tokio::task::spawn_blocking(move || logs.sweep(stratus_aws::clock::now_ms())).await;
+            match swept {
+                Ok(Ok(stats)) if stats.bytes_freed > 0 => {
+                    tracing::debug!(?stats, "log retention enforced");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "enforcing log retention"),
+                Err(e) => tracing::warn!(error = %e, "enforcing log retention"),
+            }
+        }
+    });
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
