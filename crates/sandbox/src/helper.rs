@@ -159,7 +159,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         match z
             .binds
             .iter_mut()
-            .try_for_each(|b| crate::spawn::prepare_bind(&rootfs, b))
+            .try_for_each(|b| crate::parent_process::prepare_bind(&rootfs, b))
         {
             Ok(()) => true,
             Err(error) => {
@@ -286,33 +286,34 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
                         pool.remember_limits(spec.limits);
-                        let result = crate::spawn::check(&cfg, &mut spec).and_then(|msg| {
-                            let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
-                            if let Some(blank) = pool.take(zygote) {
-                                from_pool = Some(if blank.placed.zygote.is_some() {
-                                    "zygote"
-                                } else {
-                                    "plain"
-                                });
-                                match crate::spawn::claim(&cfg, blank, &spec, &msg) {
-                                    Ok(spawned) => return Ok(spawned),
-                                    // Blanks cannot be claimed here (say, no right to
-                                    // restore the normal scheduling policy): stop making
-                                    // them, and make this sandbox the plain way.
-                                    Err(e) => pool.give_up(&e),
+                        let result =
+                            crate::parent_process::check(&cfg, &mut spec).and_then(|msg| {
+                                let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
+                                if let Some(blank) = pool.take(zygote) {
+                                    from_pool = Some(if blank.placed.zygote.is_some() {
+                                        "zygote"
+                                    } else {
+                                        "plain"
+                                    });
+                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg) {
+                                        Ok(spawned) => return Ok(spawned),
+                                        // Blanks cannot be claimed here (say, no right to
+                                        // restore the normal scheduling policy): stop making
+                                        // them, and make this sandbox the plain way.
+                                        Err(e) => pool.give_up(&e),
+                                    }
                                 }
-                            }
-                            let slot = pool.slot();
-                            let blank = crate::spawn::prepare(
-                                &cfg,
-                                &seccomp,
-                                &host_netns,
-                                slot,
-                                false,
-                                None,
-                            )?;
-                            crate::spawn::claim(&cfg, blank, &spec, &msg)
-                        });
+                                let slot = pool.slot();
+                                let blank = crate::parent_process::prepare(
+                                    &cfg,
+                                    &seccomp,
+                                    &host_netns,
+                                    slot,
+                                    false,
+                                    None,
+                                )?;
+                                crate::parent_process::claim(&cfg, blank, &spec, &msg)
+                            });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {
                             Ok(spawned) => {
@@ -358,7 +359,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // Any child left is one we lost track of (a blank the preparer was making when it was
     // killed is our child too): kill them all, wait for every child, then remove whatever
     // cgroup is left empty.
-    for pid in crate::spawn::children_of(nix::unistd::getpid()) {
+    for pid in crate::procs::children_of(nix::unistd::getpid()) {
         let _ = kill(pid, Signal::SIGKILL);
     }
     while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
@@ -375,7 +376,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
 /// A sandbox between `clone` and its function's `execve`.
 struct Starting {
     id: String,
-    spawned: crate::spawn::Spawned,
+    spawned: crate::parent_process::Spawned,
     /// Its init already ended (reaped before the status pipe was read).
     exited: Option<(Option<i32>, Option<i32>)>,
     /// When the request for it arrived.
@@ -396,9 +397,9 @@ fn finish_spawn(
     } = s;
     tracing::debug!(%id, us = claimed.elapsed().as_micros() as u64, "sandbox started its program");
     let pid = spawned.pid;
-    let status = crate::spawn::read_status(spawned.status);
+    let status = crate::parent_process::read_status(spawned.status);
     if !status.is_empty() {
-        crate::spawn::abandon(cfg, &id, pid);
+        crate::parent_process::abandon(cfg, &id, pid);
         return send(sock, &Event::Failed { id, error: status }, &[]);
     }
     let sent = send(
@@ -415,7 +416,7 @@ fn finish_spawn(
         // It ran and ended before we looked: report both, in order.
         Some((exit_code, signal)) => {
             let (exit_code, signal) =
-                crate::spawn::read_report(&spawned.report).unwrap_or((exit_code, signal));
+                crate::parent_process::read_report(&spawned.report).unwrap_or((exit_code, signal));
             let reported = report_exit(cfg, id, exit_code, signal, sock);
             sent.and(reported)
         }
@@ -477,7 +478,7 @@ fn reap(
         if let Some((id, report)) = live.remove(&pid) {
             // The init's report says how the function ended; its own status is the fallback.
             let (exit_code, signal) =
-                crate::spawn::read_report(&report).unwrap_or((exit_code, signal));
+                crate::parent_process::read_report(&report).unwrap_or((exit_code, signal));
             report_exit(cfg, id, exit_code, signal, sock)?;
         } else {
             // A blank whose `Ready` is still on its way from the preparer.

@@ -10,12 +10,17 @@
 //! given limits and reports how it ended.
 
 pub mod cgroup;
+mod fds;
 pub mod helper;
+mod init_process;
+mod mounts;
 pub mod net;
+mod netns;
+mod parent_process;
 mod pool;
+mod procs;
 pub mod rootfs;
 pub mod seccomp;
-mod spawn;
 pub mod spec;
 
 pub use cgroup::{Layout, Limits, PeakMeter, Usage};
@@ -29,4 +34,10 @@ pub fn kill(pid: i32) {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
+}
+
+/// An error with what was being done: the text a sandbox's init writes to its status pipe,
+/// and the helper sends on in [`spec::Event::Failed`].
+pub(crate) fn err(context: &str, e: impl std::fmt::Display) -> String {
+    format!("{context}: {e}")
 }

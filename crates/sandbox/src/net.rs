@@ -6,6 +6,10 @@
 //!
 //! Links, addresses and routes are made with rtnetlink messages built here; the host-wide
 //! forwarding and NAT rules with `iptables`, once per helper start.
+//!
+//! Runs in the helper and the preparer (the rules once, at the helper's start; a pair and its
+//! addresses per blank, see [`crate::netns`]). Every call acts on the calling thread's
+//! network namespace.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -264,7 +268,7 @@ pub fn configure(name: &str, addr: [u8; 4]) -> Result<(), String> {
     m.attr(libc::IFA_LOCAL, &addr);
     m.attr(libc::IFA_ADDRESS, &addr);
     request(m.finish())?;
-    crate::spawn::link_up(name)
+    crate::netns::link_up(name)
 }
 
 /// Adds the default route through `gateway` (in the calling thread's namespace).
