@@ -5,11 +5,27 @@
 //! ([`cgroup`]); the seccomp deny list ([`seccomp`]); and the single-threaded helper process
 //! that clones sandboxes on the server's behalf ([`helper`]).
 //!
+//! Files are named for the process that runs them: `spawner` (the server), [`helper`] and
+//! `pool` (the helper; the pool also holds its preparer, a fork of the helper),
+//! `parent_process` (the helper or the preparer making and claiming a sandbox),
+//! `init_process` (the sandbox's init, and the start of its function's process). Module
+//! dependencies run one way, from the top row down and left to right along an arrow:
+//!
+//! ```text
+//! server:  spawner
+//! helper:  helper ─▶ pool ─▶ parent_process ─▶ init_process
+//! leaves:  channel  netns ─▶ net  fds  mounts  procs  seccomp  rootfs  spec ─▶ cgroup
+//! ```
+//!
+//! A module of an upper row uses only leaves and modules to its right; no leaf uses a module
+//! of an upper row.
+//!
 //! Invariant: the only crate with `unsafe` and the only one that mounts, clones or writes
 //! cgroup files. It knows nothing about Lambda, HTTP or the store: it runs a program with
 //! given limits and reports how it ended.
 
 pub mod cgroup;
+mod channel;
 mod fds;
 pub mod helper;
 mod init_process;
@@ -21,10 +37,12 @@ mod pool;
 mod procs;
 pub mod rootfs;
 pub mod seccomp;
+mod spawner;
 pub mod spec;
 
 pub use cgroup::{Layout, Limits, PeakMeter, Usage};
-pub use helper::{Exit, SpawnedSandbox, Spawner};
+pub use channel::HelperError;
+pub use spawner::{Exit, SpawnedSandbox, Spawner};
 pub use spec::{Bind, HelperConfig, SandboxSpec, Zygote};
 
 /// Kills a sandbox: SIGKILL to its init takes its whole PID namespace down. The helper then

@@ -10,12 +10,13 @@
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use crate::err;
+use crate::net::link_up;
 
 /// Brings up `lo` in the sandbox's network namespace and binds `127.0.0.1:port` there.
 /// The socket belongs to that namespace for good, wherever its descriptor travels.
@@ -55,33 +56,4 @@ pub(crate) fn listen_in_netns(
 
 fn loopback_up() -> Result<(), String> {
     link_up("lo")
-}
-
-/// Brings interface `name` up (in the calling thread's network namespace).
-pub(crate) fn link_up(name: &str) -> Result<(), String> {
-    // SAFETY: plain socket(2); the result is checked and owned immediately.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(err("socket", std::io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    if name.len() >= ifr.ifr_name.len() {
-        return Err(format!("interface name {name} too long"));
-    }
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    // SAFETY: SIOCSIFFLAGS reads a valid, initialised ifreq we pass by pointer.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
-    if rc < 0 {
-        return Err(err(
-            &format!("bringing up {name}"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
 }

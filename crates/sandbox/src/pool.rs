@@ -26,7 +26,7 @@ use seccompiler::BpfProgram;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Limits;
-use crate::helper::{recv, send};
+use crate::channel::{recv, send};
 use crate::parent_process::{Blank, Placed};
 use crate::spec::HelperConfig;
 
