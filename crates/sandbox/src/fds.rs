@@ -2,10 +2,12 @@
 //! spec (from the helper to a blank's init at its claim, and from the init on to its zygote),
 //! and closing inherited descriptors.
 //!
-//! Runs in the helper ([`send_message`], at the claim) and in a sandbox's init (everything
-//! else). What runs in the init reads and writes with plain system calls on raw descriptors
-//! it inherited: it must not assume those descriptors are owned by a Rust value (the init's
-//! are the `clone`'s copies, closed by hand). Depends on no other module.
+//! Runs in the helper ([`send_message`], at the claim) and in a sandbox's init (all of it:
+//! the init reads its spec, passes it on to its zygote, and closes what it inherited).
+//! [`read_message`] and [`close_all_but`] take raw descriptor numbers: the init's inherited
+//! descriptors belong to no Rust value (they are the `clone`'s copies of the helper's, which
+//! the init closes by hand), so nothing here may wrap them in a type that closes on drop.
+//! Depends on no other module.
 
 use std::fs::File;
 use std::io::Write;
