@@ -562,6 +562,7 @@ impl Invoker {
         .map_err(|e| InvokeError::Platform(e.to_string()))?;
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
         let init_limits = plan.spec.limits;
+        let steady_cpu_millis = plan.steady_cpu_millis;
         let (exit_tx, exit_rx) = watch::channel(None);
         self.lock_exits().insert(env_id.clone(), exit_tx);
         tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "asking for a sandbox");
@@ -644,9 +645,8 @@ impl Invoker {
                 tracing::debug!(env = %env.id, us = started.elapsed().as_micros() as u64, "runtime ready");
                 // Init is over: from now on the CPU is the memory-proportional share.
                 let steady = stratus_sandbox::Limits {
-                    memory_mb: u64::from(req.config.memory_size),
-                    pids_max: launch::PIDS_MAX,
-                    cpu_millis: None,
+                    cpu_millis: steady_cpu_millis,
+                    ..init_limits
                 };
                 // (At 1,769 MB and more the share is the init's quota already: nothing to
                 // write before the event goes.)

@@ -25,6 +25,8 @@ pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.js");
 pub const ENV_PORT: u16 = 9001;
 /// CPU (thousandths) an environment gets during init.
 pub const INIT_CPU_MILLIS: u64 = 1000;
+/// The memory that buys one full vCPU on Lambda.
+pub const MB_PER_VCPU: u64 = 1769;
 /// Lambda's limit of processes and threads per environment.
 pub const PIDS_MAX: u64 = 1024;
 
@@ -91,9 +93,24 @@ pub enum LaunchError {
 
 /// What the invoker needs to know besides the spec.
 pub struct Launch {
+    /// The sandbox to ask for; its CPU is the init phase's ([`init_cpu_millis`]).
     pub spec: SandboxSpec,
+    /// The CPU once init is over ([`cpu_millis_for_memory`]): the invoker lowers the
+    /// sandbox's quota to it at the runtime's first `/next`.
+    pub steady_cpu_millis: u64,
     pub log_group: String,
     pub log_stream: String,
+}
+
+/// Lambda's CPU share for a memory size, in thousandths of a CPU: 1,769 MB buys one vCPU.
+pub fn cpu_millis_for_memory(memory_mb: u64) -> u64 {
+    memory_mb * 1000 / MB_PER_VCPU
+}
+
+/// The CPU during init: at least one full vCPU, as Lambda boosts its init phase, or the
+/// memory-proportional share where that is more.
+pub fn init_cpu_millis(memory_mb: u64) -> u64 {
+    INIT_CPU_MILLIS.max(cpu_millis_for_memory(memory_mb))
 }
 
 pub fn log_stream_name(version: &str, env_id: &str) -> String {
@@ -270,14 +287,11 @@ pub fn plan(
             limits: Limits {
                 memory_mb: u64::from(config.memory_size),
                 pids_max: PIDS_MAX,
-                cpu_millis: Some(
-                    INIT_CPU_MILLIS.max(Limits::proportional_cpu_millis(u64::from(
-                        config.memory_size,
-                    ))),
-                ),
+                cpu_millis: init_cpu_millis(u64::from(config.memory_size)),
             },
             hostname: "stratus".into(),
         },
+        steady_cpu_millis: cpu_millis_for_memory(u64::from(config.memory_size)),
         log_group,
         log_stream,
     })
@@ -286,6 +300,30 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_follows_memory_like_lambda() {
+        let quota = |cpu_millis| {
+            Limits {
+                memory_mb: 128,
+                pids_max: PIDS_MAX,
+                cpu_millis,
+            }
+            .cfs_quota_us()
+        };
+        assert_eq!(quota(cpu_millis_for_memory(1769)), 100_000);
+        assert_eq!(quota(cpu_millis_for_memory(3538)), 200_000);
+        assert_eq!(quota(cpu_millis_for_memory(128)), 7_200);
+        assert_eq!(quota(cpu_millis_for_memory(1)), 1000);
+    }
+
+    #[test]
+    fn init_gets_a_full_cpu_or_the_memory_share_if_larger() {
+        assert_eq!(init_cpu_millis(128), 1000);
+        assert_eq!(init_cpu_millis(1769), 1000);
+        assert_eq!(init_cpu_millis(3538), 2000);
+        assert_eq!(init_cpu_millis(10_240), 5788);
+    }
 
     #[test]
     fn the_python_runtime_is_installed_as_a_precompiled_module() {

@@ -1,16 +1,15 @@
 //! One cgroup per environment, on cgroup v2 or on the v1 hierarchies (`memory`, `pids`, `cpu`).
 //!
-//! Limits follow Lambda: memory = MemorySize with no swap, CPU in proportion to memory
-//! (1,769 MB = one vCPU) as a CFS quota, and a pids cap. The root of Stratus's cgroups is a
-//! plain directory path, so tests can point it at a temporary directory.
+//! Limits: memory with no swap, CPU as a CFS quota of the share the caller gives (how much
+//! CPU a function gets is its service's policy, not the sandbox's), and a pids cap. The root
+//! of Stratus's cgroups is a plain directory path, so tests can point it at a temporary
+//! directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The memory that buys one full vCPU on Lambda.
-pub const MB_PER_VCPU: u64 = 1769;
 const CFS_PERIOD_US: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,22 +49,15 @@ pub enum Layout {
 pub struct Limits {
     pub memory_mb: u64,
     pub pids_max: u64,
-    /// Thousandths of a CPU; `None` derives it from memory as Lambda does.
-    pub cpu_millis: Option<u64>,
+    /// Thousandths of a CPU, chosen by the caller.
+    pub cpu_millis: u64,
 }
 
 impl Limits {
-    /// Lambda's CPU share for a memory size: 1,769 MB buys one vCPU.
-    pub fn proportional_cpu_millis(memory_mb: u64) -> u64 {
-        memory_mb * 1000 / MB_PER_VCPU
-    }
-
-    /// CPU quota per 100 ms period, in microseconds: memory / 1,769 MB of one CPU, at least 1 ms.
+    /// CPU quota per 100 ms period, in microseconds: `cpu_millis` thousandths of one CPU, at
+    /// least 1 ms (the kernel's minimum).
     pub fn cfs_quota_us(&self) -> u64 {
-        let millis = self
-            .cpu_millis
-            .unwrap_or_else(|| Limits::proportional_cpu_millis(self.memory_mb));
-        (millis * CFS_PERIOD_US / 1000).max(1000)
+        (self.cpu_millis * CFS_PERIOD_US / 1000).max(1000)
     }
 }
 
@@ -280,7 +272,8 @@ impl Layout {
         Ok(())
     }
 
-    /// Changes environment `id`'s CPU quota (the init phase runs with more, as on Lambda).
+    /// Changes environment `id`'s CPU quota to `limits`'s, leaving its other limits as they
+    /// are (a caller may give a sandbox more CPU for a while, then less).
     pub fn set_cpu(&self, id: &str, limits: &Limits) -> Result<(), CgroupError> {
         let quota = limits.cfs_quota_us();
         match self {
@@ -514,16 +507,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_follows_memory_like_lambda() {
-        let l = |mb| Limits {
-            memory_mb: mb,
+    fn the_cpu_quota_is_the_given_share_of_each_period() {
+        let l = |cpu_millis| Limits {
+            memory_mb: 128,
             pids_max: 1024,
-            cpu_millis: None,
+            cpu_millis,
         };
-        assert_eq!(l(1769).cfs_quota_us(), 100_000);
-        assert_eq!(l(3538).cfs_quota_us(), 200_000);
-        assert_eq!(l(128).cfs_quota_us(), 7_200);
-        assert_eq!(l(1).cfs_quota_us(), 1000);
+        assert_eq!(l(1000).cfs_quota_us(), 100_000);
+        assert_eq!(l(2000).cfs_quota_us(), 200_000);
+        assert_eq!(l(72).cfs_quota_us(), 7_200);
+        // Never below the kernel's minimum of 1 ms.
+        assert_eq!(l(0).cfs_quota_us(), 1000);
     }
 
     #[test]
@@ -609,7 +603,7 @@ mod tests {
         let limits = Limits {
             memory_mb: 256,
             pids_max: 64,
-            cpu_millis: None,
+            cpu_millis: 144,
         };
         layout.create("env1", &limits).unwrap();
         let read = |f: &str| fs::read_to_string(d.path().join("env1").join(f)).unwrap();
@@ -637,7 +631,7 @@ mod tests {
         let limits = Limits {
             memory_mb: 128,
             pids_max: 10,
-            cpu_millis: Some(500),
+            cpu_millis: 500,
         };
         layout.create("e", &limits).unwrap();
         let read = |p: &str| fs::read_to_string(d.path().join(p)).unwrap();

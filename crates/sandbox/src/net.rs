@@ -6,10 +6,16 @@
 //!
 //! Links, addresses and routes are made with rtnetlink messages built here; the host-wide
 //! forwarding and NAT rules with `iptables`, once per helper start.
+//!
+//! Runs in the helper and the preparer (the rules once, at the helper's start; a pair and its
+//! addresses per blank, see `netns`). Every call acts on the calling thread's
+//! network namespace. Depends on no other module.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
+
+use crate::err;
 
 /// The pool sandboxes' /30 networks come from.
 pub const SUBNET: &str = "10.233.0.0/16";
@@ -264,7 +270,7 @@ pub fn configure(name: &str, addr: [u8; 4]) -> Result<(), String> {
     m.attr(libc::IFA_LOCAL, &addr);
     m.attr(libc::IFA_ADDRESS, &addr);
     request(m.finish())?;
-    crate::spawn::link_up(name)
+    link_up(name)
 }
 
 /// Adds the default route through `gateway` (in the calling thread's namespace).
@@ -283,6 +289,35 @@ pub fn default_route(gateway: [u8; 4], dev: &str) -> Result<(), String> {
     m.attr(libc::RTA_GATEWAY, &gateway);
     m.attr(libc::RTA_OIF, &(index as u32).to_ne_bytes());
     request(m.finish())
+}
+
+/// Brings interface `name` up (in the calling thread's network namespace).
+pub(crate) fn link_up(name: &str) -> Result<(), String> {
+    // SAFETY: plain socket(2); the result is checked and owned immediately.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err("socket", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= ifr.ifr_name.len() {
+        return Err(format!("interface name {name} too long"));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads a valid, initialised ifreq we pass by pointer.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
+    if rc < 0 {
+        return Err(err(
+            &format!("bringing up {name}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Blank sandboxes made ahead of demand, by a second process: the preparer.
 //!
-//! A blank (see [`crate::spawn`]) costs about 2 ms of CPU: `clone` into six namespaces, the
+//! A blank (see [`crate::parent_process`]) costs about 2 ms of CPU: `clone` into six namespaces, the
 //! veth pair, the listener. Made by the helper itself, it would hold up every request that
 //! arrives meanwhile, and compete for the CPU with the cold start that just took a blank.
 //! So at start the helper forks the preparer, a single-threaded copy of itself under
@@ -26,8 +26,8 @@ use seccompiler::BpfProgram;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Limits;
-use crate::helper::{recv, send};
-use crate::spawn::{Blank, Placed};
+use crate::channel::{recv, send};
+use crate::parent_process::{Blank, Placed};
 use crate::spec::HelperConfig;
 
 /// Zygote blanks of one kind found dead in a row before the pool stops making that kind.
@@ -214,7 +214,7 @@ impl Pool {
     }
 
     fn discard(&mut self, blank: Blank) {
-        crate::spawn::discard(blank.pid);
+        crate::parent_process::discard(blank.pid);
         if let Some(name) = &blank.placed.cgroup {
             let _ = self.cgroups.remove(name);
         }
@@ -310,7 +310,7 @@ impl Pool {
                 match Blank::from_fds(Pid::from_raw(pid), fds, placed) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
-                        crate::spawn::discard(Pid::from_raw(pid));
+                        crate::parent_process::discard(Pid::from_raw(pid));
                         if let Some(name) = cgroup {
                             let _ = self.cgroups.remove(&name);
                         }
@@ -417,7 +417,7 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
         _,
     ))) = recv::<Ask>(sock.as_fd(), &mut buf)
     {
-        let made = crate::spawn::prepare(cfg, seccomp, host_netns, slot, true, zygote)
+        let made = crate::parent_process::prepare(cfg, seccomp, host_netns, slot, true, zygote)
             .and_then(|blank| place(cfg, blank, limits, self_normal));
         let sent = match made {
             Ok(blank) => send(
@@ -460,7 +460,7 @@ fn place(
             Some(l) => cfg.cgroups.set_limits(&name, l),
             None => Ok(()),
         })
-        .and_then(|()| crate::spawn::attach_sandbox(&cfg.cgroups, &name, blank.pid));
+        .and_then(|()| crate::parent_process::attach_sandbox(&cfg.cgroups, &name, blank.pid));
     if let Err(e) = placed {
         // Not our child: the helper reaps it, and its cgroup once it is gone.
         let _ = kill(blank.pid, Signal::SIGKILL);

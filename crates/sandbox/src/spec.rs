@@ -153,7 +153,7 @@ mod tests {
             limits: Limits {
                 memory_mb: 128,
                 pids_max: 1,
-                cpu_millis: None,
+                cpu_millis: 1000,
             },
             hostname: "h".into(),
         }

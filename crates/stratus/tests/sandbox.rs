@@ -75,7 +75,7 @@ fn spec(id: &str, script: &str, task: &Path) -> SandboxSpec {
         limits: Limits {
             memory_mb: 128,
             pids_max: 32,
-            cpu_millis: Some(1000),
+            cpu_millis: 1000,
         },
         hostname: "stratus".into(),
     }

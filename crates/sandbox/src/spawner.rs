@@ -1,0 +1,208 @@
+//! The server's side of the helper: [`Spawner`] starts `stratus sandbox-helper`, sends it
+//! spawn requests and hands back what it answers, and forwards every sandbox's end.
+//!
+//! Runs in the server, a multi-threaded tokio process: nothing here clones, mounts or
+//! touches a sandbox's processes beyond killing an init nobody waits for; all of that is the
+//! helper's ([`crate::helper`]). A thread of its own reads the helper's events; an async
+//! thread never blocks on the helper's socket.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use crate::channel::{HelperError, MAX_MESSAGE, recv, send, try_send};
+use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
+
+/// What the server gets for a spawned sandbox.
+#[derive(Debug)]
+pub struct SpawnedSandbox {
+    pub pid: i32,
+    /// Listening socket inside the sandbox's network namespace (non-blocking).
+    pub listener: std::net::TcpListener,
+    /// Read end of the function's stdout and stderr.
+    pub output: OwnedFd,
+}
+
+type Pending = HashMap<String, tokio::sync::oneshot::Sender<Result<SpawnedSandbox, String>>>;
+
+/// The server's handle on its helper. Cloneable; spawns are answered in order.
+#[derive(Clone)]
+pub struct Spawner {
+    sock: Arc<OwnedFd>,
+    pending: Arc<Mutex<Pending>>,
+    /// Keeps the child handle so it is reaped when it ends.
+    child: Arc<Mutex<Child>>,
+}
+
+/// A sandbox's end, as reported to the server.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub id: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub usage: crate::cgroup::Usage,
+}
+
+impl Spawner {
+    /// Starts `exe sandbox-helper` and sends it `cfg`. Exits are delivered on `exits`.
+    pub fn start(
+        exe: &Path,
+        cfg: &HelperConfig,
+        exits: tokio::sync::mpsc::UnboundedSender<Exit>,
+    ) -> Result<Spawner, HelperError> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let theirs_raw = theirs.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        // Every sandbox's init is a copy of the helper, and its /proc/1/cmdline is readable
+        // inside: a plain name rather than the binary's path on the host.
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "stratus");
+        cmd.arg("sandbox-helper")
+            .arg("--fd")
+            .arg("3")
+            .arg("--log")
+            .arg(&cfg.log);
+        // SAFETY: between fork and exec the closure only calls dup2, which is
+        // async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                if libc::dup2(theirs_raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(theirs);
+        let sock = Arc::new(ours);
+        send(sock.as_fd(), &Request::Init(cfg.clone()), &[])?;
+        let pending: Arc<Mutex<Pending>> = Arc::default();
+        let reader_sock = sock.clone();
+        let reader_pending = pending.clone();
+        std::thread::Builder::new()
+            .name("sandbox-events".into())
+            .spawn(move || read_events(&reader_sock, &reader_pending, &exits))?;
+        Ok(Spawner {
+            sock,
+            pending,
+            child: Arc::new(Mutex::new(child)),
+        })
+    }
+
+    /// The helper's process id.
+    pub fn helper_pid(&self) -> u32 {
+        self.child.lock().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Closes the connection: the helper kills every sandbox, removes their cgroups and
+    /// exits (as when the server process ends).
+    pub fn shutdown(&self) {
+        let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    }
+
+    /// Creates a sandbox. Fails with the helper's reason if it could not.
+    pub async fn spawn(&self, spec: SandboxSpec) -> Result<SpawnedSandbox, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .insert(spec.id.clone(), tx);
+        let request = Request::Spawn(Box::new(spec.clone()));
+        let sent = match try_send(self.sock.as_fd(), &request) {
+            Ok(true) => Ok(()),
+            // The helper is behind (a burst of cold starts): wait for room off the async
+            // threads, which may be the server's only one.
+            Ok(false) => {
+                let sock = self.sock.clone();
+                tokio::task::spawn_blocking(move || send(sock.as_fd(), &request, &[]))
+                    .await
+                    .unwrap_or(Err(HelperError::Gone))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&spec.id);
+            }
+            return Err(e.to_string());
+        }
+        rx.await.map_err(|_| HelperError::Gone.to_string())?
+    }
+}
+
+fn read_events(
+    sock: &OwnedFd,
+    pending: &Mutex<Pending>,
+    exits: &tokio::sync::mpsc::UnboundedSender<Exit>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (event, mut fds) = match recv::<Event>(sock.as_fd(), &mut buf) {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        match event {
+            Event::Spawned { id, pid } => {
+                let reply = if fds.len() == 2 {
+                    let output = fds.pop();
+                    let listener = fds.pop();
+                    match (listener, output) {
+                        (Some(l), Some(output)) => Ok(SpawnedSandbox {
+                            pid,
+                            // SAFETY: the helper sent a listening TCP socket here.
+                            listener: unsafe {
+                                std::net::TcpListener::from_raw_fd(l.into_raw_fd())
+                            },
+                            output,
+                        }),
+                        _ => Err("descriptors missing".to_string()),
+                    }
+                } else {
+                    Err(format!("expected 2 descriptors, got {}", fds.len()))
+                };
+                let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                let undelivered = match waiting {
+                    Some(tx) => tx.send(reply).err(),
+                    None => Some(reply),
+                };
+                // Nobody waits for it any more (the invocation was cancelled, say, by its
+                // client leaving): end it now rather than when its runtime gives up.
+                if let Some(Ok(_)) = undelivered {
+                    let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            Event::Failed { id, error } => {
+                if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            Event::Exited {
+                id,
+                exit_code,
+                signal,
+                usage,
+            } => {
+                let _ = exits.send(Exit {
+                    id,
+                    exit_code,
+                    signal,
+                    usage,
+                });
+            }
+        }
+    }
+    // The helper is gone: fail whatever is still waiting.
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
+    }
+}
