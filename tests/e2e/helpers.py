@@ -290,17 +290,6 @@ def health(server) -> dict:
     return json.loads(http_request("GET", server.url + "/_stratus/health").body)
 
 
-def log_file(data_dir: Path, group: str, stream: str) -> Path:
-    """Where the server keeps a log stream: `<data>/logs/<group>/<stream>.jsonl`, with `/`
-    (and `%`) percent-escaped in both names."""
-    esc = lambda s: s.replace("%", "%25").replace("/", "%2F")  # noqa: E731
-    return Path(data_dir) / "logs" / esc(group) / f"{esc(stream)}.jsonl"
-
-
-def read_log_file(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def aws(server, tmp_path, *args, check=True, extra_env=None):
     """The real AWS CLI (v1, from PyPI) with the server's credentials file and `--endpoint-url`."""
     env = clean_env({

@@ -23,8 +23,8 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from helpers import (DEFAULT_ACCOUNT, FAST_WAIT, ROLE, create_function, health, invoke, log_file,
-                     make_zip, read_log_file, update_configuration, wait_until)
+from helpers import (DEFAULT_ACCOUNT, FAST_WAIT, ROLE, create_function, health, invoke,
+                     make_zip, update_configuration, wait_until)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REGION = "us-east-1"
@@ -457,12 +457,15 @@ def test_log_file_on_disk(exec_server, exec_lam, rt):
     assert inv.function_error is None, inv.raw
     stream = inv.payload["stream"]
     assert warm.payload["stream"] == stream
-    path = log_file(exec_server.data_dir, f"/aws/lambda/{name}", stream)
-    assert path.is_file(), (f"no log file at {path}; the logs dir holds "
-                            f"{sorted(str(p) for p in (exec_server.data_dir / 'logs').rglob('*'))}")
-    records = read_log_file(path)
+    # Served by CloudWatch Logs, as on AWS: group /aws/lambda/<name>, the environment's stream.
+    logs = exec_server.client("logs")
+    groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [f"/aws/lambda/{name}"]
+    streams = logs.describe_log_streams(logGroupName=f"/aws/lambda/{name}")["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [stream]
+    records = logs.get_log_events(logGroupName=f"/aws/lambda/{name}", logStreamName=stream,
+                                  startFromHead=True)["events"]
     for r in records:
-        assert set(r) == {"timestamp", "message"}, r
         assert isinstance(r["timestamp"], int) and t0 - 2000 <= r["timestamp"] <= t1 + 2000, r
         assert isinstance(r["message"], str)
     messages = [r["message"].rstrip("\n") for r in records]
