@@ -256,8 +256,10 @@ impl AsyncQueue {
         }
         let weak = Arc::downgrade(&q.inner);
         q.inner.invoker.on_capacity(move |freed| {
-            if let Some(inner) = weak.upgrade() {
-                inner.schedule().freed(freed);
+            // Runs after every invocation: the dispatcher is woken only when a lane was.
+            if let Some(inner) = weak.upgrade()
+                && inner.schedule().freed(freed)
+            {
                 inner.notify.notify_one();
             }
         });

@@ -268,28 +268,31 @@ impl Schedule {
         }
     }
 
-    /// Capacity freed: wakes the lanes waiting for it.
-    pub fn freed(&mut self, freed: Freed<'_>) {
+    /// Capacity freed: wakes the lanes waiting for it. Returns whether one woke (there is
+    /// something to dispatch).
+    pub fn freed(&mut self, freed: Freed<'_>) -> bool {
         self.any_releases += 1;
+        let mut woke = false;
         match freed {
             Freed::Function(name) => {
                 if let Some(lane) = self.lanes.get_mut(name) {
                     lane.releases += 1;
                     if let Some((Limit::Function, generation)) = lane.waiting {
-                        self.wake(name, generation);
+                        woke |= self.wake(name, generation);
                     }
                 }
             }
             Freed::Pool => {
                 self.pool_releases += 1;
                 for (name, generation) in std::mem::take(&mut self.pool_waiters) {
-                    self.wake(&name, generation);
+                    woke |= self.wake(&name, generation);
                 }
             }
         }
         for (name, generation) in std::mem::take(&mut self.memory_waiters) {
-            self.wake(&name, generation);
+            woke |= self.wake(&name, generation);
         }
+        woke
     }
 
     fn schedule(&mut self, id: EventId, due_ms: u64, now: u64) {
@@ -322,20 +325,24 @@ impl Schedule {
             self.work += 1;
             match timer {
                 Timer::Due(id) => self.schedule(id, now, now),
-                Timer::Wake(name, generation) => self.wake(&name, generation),
+                Timer::Wake(name, generation) => {
+                    self.wake(&name, generation);
+                }
             }
         }
     }
 
-    /// Ends the lane's wait if it is still the wait `generation` names.
-    fn wake(&mut self, name: &str, generation: u64) {
+    /// Ends the lane's wait if it is still the wait `generation` names; says whether it did.
+    fn wake(&mut self, name: &str, generation: u64) -> bool {
         self.work += 1;
         if let Some(lane) = self.lanes.get_mut(name)
             && lane.waiting.is_some_and(|(_, g)| g == generation)
         {
             lane.waiting = None;
             self.mark_runnable(name);
+            return true;
         }
+        false
     }
 
     fn end_probe(&mut self, t: &Ticket) {
@@ -444,7 +451,7 @@ mod tests {
             let t = s.next(10).unwrap();
             s.throttled(&t, limit, 60_000, 10);
             assert_eq!(s.next(10), None, "{limit:?}: waits");
-            s.freed(freed);
+            assert_eq!(s.freed(freed), wakes, "{limit:?} {freed:?}");
             let again = s.next(20);
             if wakes {
                 let again = again.unwrap();
