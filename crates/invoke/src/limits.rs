@@ -12,7 +12,7 @@
 //! waits for capacity (the asynchronous queue) resumes at once instead of polling.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Why an invocation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,28 +72,29 @@ pub enum Freed<'a> {
 
 type Listener = Arc<dyn Fn(Freed<'_>) + Send + Sync>;
 
-/// Who is told when capacity frees. Listeners run on the releasing thread, with no lock of
-/// the gate or the budget held; they must be quick and must not block.
+/// Who is told when capacity frees. Listeners run on the releasing thread (after every
+/// invocation), with no lock of the gate or the budget held; they must be quick, must not
+/// block and must not subscribe.
 #[derive(Clone, Default)]
 pub struct Releases {
-    listeners: Arc<Mutex<Vec<Listener>>>,
+    listeners: Arc<RwLock<Vec<Listener>>>,
 }
 
 impl Releases {
     pub fn subscribe(&self, f: impl Fn(Freed<'_>) + Send + Sync + 'static) {
         self.listeners
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::new(f));
     }
 
     pub fn announce(&self, freed: Freed<'_>) {
-        let listeners = self
+        for f in self
             .listeners
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for f in listeners {
+            .iter()
+        {
             f(freed);
         }
     }
