@@ -18,7 +18,9 @@ use tokio::task::AbortHandle;
 
 use crate::endpoint::{Invocation, RuntimeEndpoint, RuntimeEvent};
 use crate::launch::{self, LaunchContext};
-use crate::limits::{ConcurrencyGate, MemoryBudget, MemoryLease, Throttle};
+use crate::limits::{
+    ConcurrencyGate, Freed, MemoryBudget, MemoryLease, Permit, Releases, Throttle,
+};
 use crate::logs::now_ms;
 use crate::output::Output;
 
@@ -76,6 +78,12 @@ impl Code {
             .map_err(|e| InvokeError::Platform(e.to_string()))?
             .map_err(|e| InvokeError::Platform(format!("unpacking the function's code: {e}")))
     }
+}
+
+/// A slot of the function's concurrency, taken by [`Invoker::admit`]; the invocation given it
+/// to [`Invoker::invoke_admitted`] holds it until it ends.
+pub struct Admission {
+    _permit: Permit,
 }
 
 /// One invocation to run.
@@ -182,6 +190,7 @@ pub struct InvokerOptions {
 struct Inner {
     gate: ConcurrencyGate,
     memory: MemoryBudget,
+    releases: Releases,
     spawner: Spawner,
     catalog: RuntimeCatalog,
     opts: InvokerOptions,
@@ -277,10 +286,12 @@ impl Invoker {
         opts: InvokerOptions,
         serve: ServeFn,
     ) -> Invoker {
+        let releases = Releases::default();
         let inv = Invoker {
             inner: Arc::new(Inner {
-                gate: ConcurrencyGate::default(),
-                memory: MemoryBudget::new(opts.memory_budget_mb),
+                gate: ConcurrencyGate::new(releases.clone()),
+                memory: MemoryBudget::announcing(opts.memory_budget_mb, releases.clone()),
+                releases,
                 spawner,
                 catalog,
                 opts,
@@ -513,18 +524,49 @@ impl Invoker {
         (self.inner.memory.used_mb(), self.inner.memory.budget_mb())
     }
 
-    /// Runs one invocation synchronously and returns its result.
-    #[tracing::instrument(skip_all, fields(function = %req.config.name, version = %req.config.version))]
-    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, InvokeError> {
-        let _permit = self
+    /// Takes a concurrency slot for an invocation of `function`, or says which limit is in
+    /// use. [`Invoker::invoke`] does this itself; a caller that must know whether it was
+    /// admitted before the invocation ends (the asynchronous queue) calls it first.
+    pub fn admit(
+        &self,
+        function: &str,
+        reserved_concurrency: Option<u32>,
+        unreserved_limit: u32,
+    ) -> Result<Admission, Throttle> {
+        let permit = self
             .inner
             .gate
-            .acquire(
+            .acquire(function, reserved_concurrency, unreserved_limit)?;
+        Ok(Admission { _permit: permit })
+    }
+
+    /// Calls `f` whenever capacity frees: an invocation ends (its concurrency slot), an
+    /// environment goes (its memory). It runs on the releasing thread and must not block.
+    pub fn on_capacity(&self, f: impl Fn(Freed<'_>) + Send + Sync + 'static) {
+        self.inner.releases.subscribe(f);
+    }
+
+    /// Runs one invocation synchronously and returns its result.
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, InvokeError> {
+        let admission = self
+            .admit(
                 &req.config.name,
                 req.reserved_concurrency,
                 req.unreserved_limit,
             )
             .map_err(InvokeError::Throttled)?;
+        self.invoke_admitted(admission, req).await
+    }
+
+    /// Runs one invocation already admitted; it can still be throttled by the memory budget
+    /// when it needs a new environment.
+    #[tracing::instrument(skip_all, fields(function = %req.config.name, version = %req.config.version))]
+    pub async fn invoke_admitted(
+        &self,
+        admission: Admission,
+        req: InvokeRequest,
+    ) -> Result<InvokeResult, InvokeError> {
+        let _admission = admission;
         let request_id = uuid::Uuid::new_v4().to_string();
         let key = EnvKey::of(&req.config);
         if let Some(env) = self.take_idle(&key) {

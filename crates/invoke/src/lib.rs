@@ -23,9 +23,9 @@ pub use endpoint::{
 };
 pub use invoker::EnvKey;
 pub use invoker::{
-    Code, InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn,
+    Admission, Code, InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn,
 };
 pub use launch::LaunchContext;
-pub use limits::Throttle;
+pub use limits::{Freed, Throttle};
 pub use provisioner::Provisioner;
 pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueOptions};

@@ -7,10 +7,12 @@
 //! throttled with a reason naming which limit it hit.
 //!
 //! The decision is a pure function of the counts ([`decide`]), tested table-style; the gate
-//! around it only keeps the counts.
+//! around it only keeps the counts. Whatever frees capacity (a finished invocation, an
+//! environment's memory given back) is announced to the [`Releases`] listeners, so work that
+//! waits for capacity (the asynchronous queue) resumes at once instead of polling.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Why an invocation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,45 @@ pub fn decide(o: Observation) -> Result<(), Throttle> {
     }
 }
 
+/// Capacity that has just become free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freed<'a> {
+    /// An invocation of this function, which has reserved concurrency, ended.
+    Function(&'a str),
+    /// A slot of the unreserved pool, or memory of the node's budget.
+    Pool,
+}
+
+type Listener = Arc<dyn Fn(Freed<'_>) + Send + Sync>;
+
+/// Who is told when capacity frees. Listeners run on the releasing thread (after every
+/// invocation), with no lock of the gate or the budget held; they must be quick, must not
+/// block and must not subscribe.
+#[derive(Clone, Default)]
+pub struct Releases {
+    listeners: Arc<RwLock<Vec<Listener>>>,
+}
+
+impl Releases {
+    pub fn subscribe(&self, f: impl Fn(Freed<'_>) + Send + Sync + 'static) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(f));
+    }
+
+    pub fn announce(&self, freed: Freed<'_>) {
+        for f in self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            f(freed);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     per_function: HashMap<String, u32>,
@@ -69,16 +110,26 @@ struct Counts {
 #[derive(Clone, Default)]
 pub struct ConcurrencyGate {
     counts: Arc<Mutex<Counts>>,
+    releases: Releases,
 }
 
 /// Held while an invocation runs; dropping it frees the slot.
 pub struct Permit {
     counts: Arc<Mutex<Counts>>,
+    releases: Releases,
     function: String,
     reserved: bool,
 }
 
 impl ConcurrencyGate {
+    /// A gate that announces every freed slot to `releases`.
+    pub fn new(releases: Releases) -> ConcurrencyGate {
+        ConcurrencyGate {
+            counts: Arc::default(),
+            releases,
+        }
+    }
+
     pub fn acquire(
         &self,
         function: &str,
@@ -99,6 +150,7 @@ impl ConcurrencyGate {
         }
         Ok(Permit {
             counts: self.counts.clone(),
+            releases: self.releases.clone(),
             function: function.to_owned(),
             reserved: reserved.is_some(),
         })
@@ -113,16 +165,23 @@ impl ConcurrencyGate {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = c.per_function.get_mut(&self.function) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.per_function.remove(&self.function);
+        {
+            let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = c.per_function.get_mut(&self.function) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_function.remove(&self.function);
+                }
+            }
+            if !self.reserved {
+                c.unreserved = c.unreserved.saturating_sub(1);
             }
         }
-        if !self.reserved {
-            c.unreserved = c.unreserved.saturating_sub(1);
-        }
+        self.releases.announce(if self.reserved {
+            Freed::Function(&self.function)
+        } else {
+            Freed::Pool
+        });
     }
 }
 
@@ -186,6 +245,32 @@ mod tests {
         // Reserved functions do not draw from the unreserved pool.
         assert_eq!(gate.in_flight(), 4);
     }
+
+    #[test]
+    fn every_freed_slot_and_lease_is_announced() {
+        let releases = Releases::default();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        releases.subscribe(move |f| {
+            h.lock().unwrap().push(match f {
+                Freed::Function(name) => format!("function {name}"),
+                Freed::Pool => "pool".to_owned(),
+            })
+        });
+        let gate = ConcurrencyGate::new(releases.clone());
+        let budget = MemoryBudget::announcing(256, releases);
+        drop(gate.acquire("f", Some(1), 10).unwrap());
+        drop(gate.acquire("g", None, 10).unwrap());
+        drop(budget.reserve(128).unwrap());
+        // A refused admission frees nothing.
+        let held = gate.acquire("f", Some(1), 10).unwrap();
+        assert!(gate.acquire("f", Some(1), 10).is_err());
+        drop(held);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            ["function f", "pool", "pool", "function f"]
+        );
+    }
 }
 
 /// The node's memory budget: the sum of MemorySize over live environments stays under it,
@@ -194,19 +279,27 @@ mod tests {
 pub struct MemoryBudget {
     budget_mb: u64,
     used_mb: Arc<Mutex<u64>>,
+    releases: Releases,
 }
 
 /// Memory claimed by one environment; dropping it gives the memory back.
 pub struct MemoryLease {
     used_mb: Arc<Mutex<u64>>,
+    releases: Releases,
     mb: u64,
 }
 
 impl MemoryBudget {
     pub fn new(budget_mb: u64) -> MemoryBudget {
+        MemoryBudget::announcing(budget_mb, Releases::default())
+    }
+
+    /// A budget that announces every lease given back to `releases`.
+    pub fn announcing(budget_mb: u64, releases: Releases) -> MemoryBudget {
         MemoryBudget {
             budget_mb,
             used_mb: Arc::default(),
+            releases,
         }
     }
 
@@ -219,6 +312,7 @@ impl MemoryBudget {
         *used += mb;
         Ok(MemoryLease {
             used_mb: self.used_mb.clone(),
+            releases: self.releases.clone(),
             mb,
         })
     }
@@ -234,8 +328,11 @@ impl MemoryBudget {
 
 impl Drop for MemoryLease {
     fn drop(&mut self) {
-        let mut used = self.used_mb.lock().unwrap_or_else(|p| p.into_inner());
-        *used = used.saturating_sub(self.mb);
+        {
+            let mut used = self.used_mb.lock().unwrap_or_else(|p| p.into_inner());
+            *used = used.saturating_sub(self.mb);
+        }
+        self.releases.announce(Freed::Pool);
     }
 }
 

@@ -11,6 +11,10 @@ use crate::service::{FUNCTIONS, FunctionService, digest_of, encode};
 /// Lambda keeps at least this much of the account's concurrency unreserved.
 pub const MIN_UNRESERVED: u32 = 100;
 
+/// Told the name of a function whose reserved concurrency changed (and with it, the
+/// unreserved pool).
+pub(crate) type ConcurrencyListener = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 impl FunctionService {
     /// The sum of all functions' reserved concurrency (cached).
     pub(crate) fn reserved_total(&self) -> u32 {
@@ -64,6 +68,7 @@ impl FunctionService {
         rec.reserved_concurrency = Some(value);
         self.commit_record(&rec, version)?;
         self.refresh_reserved_total()?;
+        self.concurrency_changed(&rec.latest.name);
         Ok(value)
     }
 
@@ -78,7 +83,32 @@ impl FunctionService {
         let (mut rec, version) = self.unqualified(name)?;
         rec.reserved_concurrency = None;
         self.commit_record(&rec, version)?;
-        self.refresh_reserved_total()
+        self.refresh_reserved_total()?;
+        self.concurrency_changed(&rec.latest.name);
+        Ok(())
+    }
+
+    /// Calls `f` with the function's name whenever a function's reserved concurrency is set
+    /// or removed (the asynchronous queue wakes the events waiting for capacity). `f` runs
+    /// on the writer's thread, after the commit, and must not call back into this service.
+    pub fn on_concurrency_change(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        self.inner
+            .concurrency_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(std::sync::Arc::new(f));
+    }
+
+    fn concurrency_changed(&self, name: &str) {
+        let listeners = self
+            .inner
+            .concurrency_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for f in listeners {
+            f(name);
+        }
     }
 
     /// The account's unreserved pool: the limit minus every reservation.

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     /// change it (under the write lock) so the invoke path never scans the store.
     pub(crate) reserved_total: std::sync::atomic::AtomicU32,
     prepare: Mutex<mpsc::Sender<String>>,
+    /// Called with a function's name after its reserved concurrency changed.
+    pub(crate) concurrency_listeners: Mutex<Vec<crate::concurrency::ConcurrencyListener>>,
 }
 
 /// The function service. Cheap to clone; every method is synchronous (store I/O and zip
@@ -108,6 +110,7 @@ impl FunctionService {
                 write_lock: Mutex::new(()),
                 reserved_total: std::sync::atomic::AtomicU32::new(0),
                 prepare: Mutex::new(tx),
+                concurrency_listeners: Mutex::default(),
             }),
         };
         // The worker holds a weak handle: when the last service handle goes, the sender goes
