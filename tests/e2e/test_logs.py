@@ -13,9 +13,10 @@ import time
 import botocore.exceptions
 import pytest
 
-from helpers import RUNTIME, clean_env, create_function, invoke, wait_until
+from helpers import clean_env, create_function, invoke, wait_until
 
 GROUP = "/stratus/e2e"
+PY = "python3.11"
 
 
 def now_ms() -> int:
@@ -176,7 +177,7 @@ def test_aws_logs_tail_follows_a_functions_output_live(exec_server, exec_lam, tm
     create_function(exec_lam, "tailed", {"index.py": (
         "def handler(event, context):\n"
         "    print(event['say'])\n"
-        "    return 'ok'\n")}, runtime=RUNTIME, handler="index.handler")
+        "    return 'ok'\n")}, runtime=PY, handler="index.handler")
     invoke(exec_lam, "tailed", {"say": "before-follow"})
     tail = subprocess.Popen(
         [cli_v2(), "--endpoint-url", exec_server.url, "logs", "tail", "/aws/lambda/tailed",
@@ -210,11 +211,11 @@ def test_a_flood_of_output_is_capped_and_bystanders_keep_answering(exec_server_f
         "        sys.stdout.write(line)\n"
         "    sys.stdout.flush()\n"
         "    print('flood-done')\n"
-        "    return 'flooded'\n")}, runtime=RUNTIME, handler="index.handler", Timeout=120,
+        "    return 'flooded'\n")}, runtime=PY, handler="index.handler", Timeout=120,
         MemorySize=256)
     create_function(lam, "bystander", {"index.py": (
         "def handler(event, context):\n"
-        "    return event['n'] * 2\n")}, runtime=RUNTIME, handler="index.handler")
+        "    return event['n'] * 2\n")}, runtime=PY, handler="index.handler")
     done = {}
     flood = threading.Thread(target=lambda: done.update(inv=invoke(lam, "flood", {"mb": 64})))
     flood.start()
