@@ -366,7 +366,8 @@ impl FunctionService {
                     r.name
                 )));
             }
-            self.inner.store.blobs.put(&pkg.bytes)?;
+            // Pinned until the commit that references it is done.
+            let _blob = self.inner.store.blobs.put(&pkg.bytes)?;
             self.inner.store.meta.commit(&ops).map_err(|e| match e {
                 stratus_store::StoreError::Conflict { .. } => {
                     LambdaError::Conflict(format!("Function already exist: {}", r.name))
@@ -625,9 +626,10 @@ impl FunctionService {
         );
         {
             let _w = self.write_guard()?;
-            if let Some(bytes) = new_blob {
-                self.inner.store.blobs.put(bytes)?;
-            }
+            // Pinned until the commit that references it is done.
+            let _blob = new_blob
+                .map(|bytes| self.inner.store.blobs.put(bytes))
+                .transpose()?;
             self.inner.store.meta.commit(&ops).map_err(|e| match e {
                 stratus_store::StoreError::Conflict { .. } => LambdaError::Conflict(format!(
                     "The operation cannot be performed at this time. An update is in progress for resource: {}",

@@ -1,8 +1,16 @@
 //! Content-addressed files: `blobs/<first two hex digits>/<sha256 hex>`.
+//!
+//! A blob is written (and synced) before the commit that references it. Between the two it
+//! is *pinned*: [`BlobStore::put`] and [`BlobWriter::finish`] return a [`Pinned`] that the
+//! writer holds until its commit is done, and garbage collection keeps every blob pinned at
+//! any moment of a collection. So any number of services may write blobs while another
+//! collects.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest as _, Sha256};
 
@@ -36,6 +44,149 @@ impl std::fmt::Display for Digest {
 
 pub struct BlobStore {
     root: PathBuf,
+    pins: Arc<Mutex<Pins>>,
+    /// One collection at a time.
+    collecting: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Pins {
+    counts: HashMap<Digest, usize>,
+    /// While a collection runs: every digest pinned since it began.
+    touched: Option<HashSet<Digest>>,
+}
+
+impl Pins {
+    fn pin(&mut self, digest: Digest) {
+        *self.counts.entry(digest).or_insert(0) += 1;
+        if let Some(t) = &mut self.touched {
+            t.insert(digest);
+        }
+    }
+}
+
+fn lock(pins: &Mutex<Pins>) -> MutexGuard<'_, Pins> {
+    // A panic while holding this lock leaves counts that are at worst too high, which only
+    // keeps blobs longer: recovering the guard is safe.
+    pins.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A blob written and not yet committed: garbage collection keeps it while this lives.
+/// Hold it until the commit that references the blob has returned.
+#[must_use = "a blob is only safe from garbage collection while its pin is held"]
+pub struct Pinned {
+    digest: Digest,
+    pins: Arc<Mutex<Pins>>,
+}
+
+impl Pinned {
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+impl std::ops::Deref for Pinned {
+    type Target = Digest;
+    fn deref(&self) -> &Digest {
+        &self.digest
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let mut pins = lock(&self.pins);
+        if let Some(n) = pins.counts.get_mut(&self.digest) {
+            *n -= 1;
+            if *n == 0 {
+                pins.counts.remove(&self.digest);
+            }
+        }
+    }
+}
+
+/// A garbage collection in progress (see [`crate::Store::collect_garbage`]).
+pub struct Collection<'a> {
+    store: &'a BlobStore,
+    _one_at_a_time: MutexGuard<'a, ()>,
+}
+
+impl Collection<'_> {
+    /// Removes `digest` unless it is pinned now or was pinned since the collection began;
+    /// true if it was removed.
+    pub fn remove_if_unpinned(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let pins = lock(&self.store.pins);
+        let touched = pins.touched.as_ref().is_some_and(|t| t.contains(digest));
+        if touched || pins.counts.contains_key(digest) {
+            return Ok(false);
+        }
+        // Removed under the lock: a writer finding the file still there pins it first.
+        self.store.remove(digest)?;
+        Ok(true)
+    }
+}
+
+impl Drop for Collection<'_> {
+    fn drop(&mut self) {
+        lock(&self.store.pins).touched = None;
+    }
+}
+
+/// A blob being written as it arrives (an object, an image layer): hashed and written to a
+/// temporary file, named by its digest only at [`BlobWriter::finish`].
+pub struct BlobWriter<'a> {
+    store: &'a BlobStore,
+    file: fs::File,
+    tmp: PathBuf,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Syncs the blob and gives it its name. Durable (file and directory synced) when this
+    /// returns, and pinned until the returned [`Pinned`] is dropped.
+    pub fn finish(mut self) -> Result<Pinned, StoreError> {
+        let tmp = std::mem::take(&mut self.tmp);
+        let result = (|| {
+            self.file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+            let digest = Digest(std::mem::take(&mut self.hasher).finalize().into());
+            self.store.install(&tmp, digest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        // Abandoned (or failed): the partial file was never visible.
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl BlobStore {
@@ -49,7 +200,65 @@ impl BlobStore {
         }
         Ok(BlobStore {
             root: root.to_owned(),
+            pins: Arc::default(),
+            collecting: Mutex::new(()),
         })
+    }
+
+    /// Starts a garbage collection: from now until it is dropped, every digest pinned is
+    /// remembered, and so kept.
+    pub fn begin_collection(&self) -> Result<Collection<'_>, StoreError> {
+        let guard = self.collecting.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut pins = lock(&self.pins);
+        pins.touched = Some(pins.counts.keys().copied().collect());
+        drop(pins);
+        Ok(Collection {
+            store: self,
+            _one_at_a_time: guard,
+        })
+    }
+
+    /// A writer for a blob whose bytes arrive over time; nothing is held in memory.
+    pub fn writer(&self) -> Result<BlobWriter<'_>, StoreError> {
+        let tmp =
+            self.root
+                .join("tmp")
+                .join(format!("stream-{}-{}", std::process::id(), uuid_like()));
+        let file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        Ok(BlobWriter {
+            store: self,
+            file,
+            tmp,
+            hasher: Sha256::new(),
+            len: 0,
+        })
+    }
+
+    /// Pins `digest`, then gives the synced temporary file `tmp` that name (or drops it if
+    /// a blob of that name exists). Pinning first means a collection never sees the new
+    /// file unpinned.
+    fn install(&self, tmp: &Path, digest: Digest) -> Result<Pinned, StoreError> {
+        let dest = self.path(&digest);
+        let dir = dest.parent().unwrap_or(&self.root).to_owned();
+        let pinned = self.pin(digest);
+        if dest.is_file() {
+            let _ = fs::remove_file(tmp);
+            return Ok(pinned);
+        }
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        fs::rename(tmp, &dest).map_err(|e| StoreError::io(&dest, e))?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(&dir, e))?;
+        Ok(pinned)
+    }
+
+    fn pin(&self, digest: Digest) -> Pinned {
+        lock(&self.pins).pin(digest);
+        Pinned {
+            digest,
+            pins: self.pins.clone(),
+        }
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -61,32 +270,20 @@ impl BlobStore {
         self.path(digest).is_file()
     }
 
-    /// Stores `bytes` and returns their digest. The blob is durable (file and directory
-    /// synced) when this returns; storing the same bytes twice is a no-op.
-    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+    /// Stores `bytes` and returns their digest, pinned until the caller's commit is done.
+    /// The blob is durable (file and directory synced) when this returns; storing the same
+    /// bytes twice writes nothing the second time.
+    pub fn put(&self, bytes: &[u8]) -> Result<Pinned, StoreError> {
         let digest = Digest::of(bytes);
-        let dest = self.path(&digest);
-        if dest.is_file() {
-            return Ok(digest);
+        let pinned = self.pin(digest);
+        if self.path(&digest).is_file() {
+            return Ok(pinned);
         }
-        let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{}.{}", digest.to_hex(), std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &dest)?;
-            fs::File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            StoreError::io(&dest, e)
-        })?;
-        Ok(digest)
+        let mut w = self.writer()?;
+        w.write_all(bytes).map_err(|e| StoreError::io(&w.tmp, e))?;
+        let written = w.finish()?;
+        drop(pinned);
+        Ok(written)
     }
 
     pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
@@ -129,6 +326,13 @@ impl BlobStore {
     }
 }
 
+/// A name no other temporary file of this process has.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -138,8 +342,8 @@ mod tests {
     fn put_is_content_addressed_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let a = store.put(b"hello").unwrap();
-        let b = store.put(b"hello").unwrap();
+        let a = store.put(b"hello").unwrap().digest();
+        let b = store.put(b"hello").unwrap().digest();
         assert_eq!(a, b);
         assert_eq!(store.get(&a).unwrap(), b"hello");
         assert_eq!(store.list().unwrap(), vec![a]);
@@ -155,5 +359,53 @@ mod tests {
         fs::write(dir.path().join("tmp").join("half-written"), b"x").unwrap();
         BlobStore::open(dir.path()).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_streamed_blob_is_named_by_its_digest_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut w = store.writer().unwrap();
+        for chunk in [&b"hel"[..], b"lo ", b"world"] {
+            w.write_all(chunk).unwrap();
+        }
+        assert_eq!(w.len(), 11);
+        let pinned = w.finish().unwrap();
+        assert_eq!(*pinned, Digest::of(b"hello world"));
+        assert_eq!(store.get(&pinned).unwrap(), b"hello world");
+        // The same bytes again: one file.
+        let again = store.put(b"hello world").unwrap();
+        assert_eq!(*again, *pinned);
+        assert_eq!(store.list().unwrap().len(), 1);
+
+        let mut abandoned = store.writer().unwrap();
+        abandoned.write_all(b"never finished").unwrap();
+        drop(abandoned);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_collection_keeps_what_is_pinned_now_or_was_pinned_while_it_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let held = store.put(b"held").unwrap();
+        let released = *store.put(b"released before").unwrap();
+        let c = store.begin_collection().unwrap();
+        // Pinned and released while the collection runs: its commit may have come after
+        // the collection read the references, so it stays.
+        let during = *store.put(b"during").unwrap();
+        assert!(!c.remove_if_unpinned(&held).unwrap());
+        assert!(!c.remove_if_unpinned(&during).unwrap());
+        assert!(c.remove_if_unpinned(&released).unwrap());
+        drop(c);
+        // The next collection may take it.
+        let c = store.begin_collection().unwrap();
+        assert!(c.remove_if_unpinned(&during).unwrap());
+        assert!(!c.remove_if_unpinned(&held).unwrap());
+        drop(c);
+        drop(held);
+        let c = store.begin_collection().unwrap();
+        assert!(c.remove_if_unpinned(&Digest::of(b"held")).unwrap());
+        assert!(store.list().unwrap().is_empty());
     }
 }

@@ -126,6 +126,16 @@ impl<S: MetaStore> MetaStore for CachedMeta<S> {
         refuse_io()?;
         self.inner.referenced_blobs()
     }
+
+    fn adopt_unnamespaced(&self, namespace: &str) -> Result<usize, StoreError> {
+        refuse_io()?;
+        let moved = self.inner.adopt_unnamespaced(namespace)?;
+        // Every key may have moved: start over.
+        let mut entries = self.entries.lock().map_err(|_| StoreError::Poisoned)?;
+        entries.generation += 1;
+        entries.docs.clear();
+        Ok(moved)
+    }
 }
 
 #[cfg(test)]

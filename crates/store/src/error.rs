@@ -17,6 +17,9 @@ pub enum StoreError {
     MissingBlob(String),
     #[error("the store is poisoned by an earlier panic")]
     Poisoned,
+    /// An operation only the root store can do, asked of a namespace.
+    #[error("only the root store can do this")]
+    Nested,
     /// Inside [`crate::cache_only`]: the answer needs the database.
     #[error("not in the cache")]
     NotCached,

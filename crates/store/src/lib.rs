@@ -18,11 +18,13 @@
 mod blob;
 mod cache;
 mod error;
+mod namespace;
 mod sqlite;
 
 pub use blob::{BlobStore, Digest};
 pub use cache::{CachedMeta, cache_only};
 pub use error::StoreError;
+pub use namespace::Namespaced;
 pub use sqlite::SqliteStore;
 
 use std::path::Path;
@@ -131,6 +133,11 @@ pub trait MetaStore: Send + Sync {
 
     /// Every blob referenced by at least one document.
     fn referenced_blobs(&self) -> Result<Vec<Digest>, StoreError>;
+
+    /// Moves tables written before namespaces existed (names without a `/`) into
+    /// `namespace`; returns how many documents moved. Idempotent: once moved, nothing is
+    /// left to move. Only the root store can do this.
+    fn adopt_unnamespaced(&self, namespace: &str) -> Result<usize, StoreError>;
 }
 
 /// The data directory's durable state: documents and blobs, opened together.
@@ -158,15 +165,28 @@ impl Store {
         Ok(store)
     }
 
-    /// Deletes every blob no document references. Callers must make sure no writer is between
-    /// "blob stored" and "commit" while this runs (the services hold their write lock).
+    /// The part of the store that belongs to one service: its tables live under
+    /// `namespace/`, blobs are shared (content-addressed, so two services storing the same
+    /// bytes share one file).
+    pub fn namespace(&self, namespace: &str) -> Store {
+        Store {
+            meta: Arc::new(Namespaced::new(self.meta.clone(), namespace)),
+            blobs: self.blobs.clone(),
+        }
+    }
+
+    /// Deletes every blob no document references. Safe while any number of writers store
+    /// blobs: a blob pinned at any moment of the collection (written, not yet committed,
+    /// see [`BlobStore::put`]) is kept, and one unpinned before it started was committed
+    /// before the references are read.
     pub fn collect_garbage(&self) -> Result<usize, StoreError> {
+        let collection = self.blobs.begin_collection()?;
+        let on_disk = self.blobs.list()?;
         let live: std::collections::HashSet<Digest> =
             self.meta.referenced_blobs()?.into_iter().collect();
         let mut removed = 0;
-        for digest in self.blobs.list()? {
-            if !live.contains(&digest) {
-                self.blobs.remove(&digest)?;
+        for digest in on_disk {
+            if !live.contains(&digest) && collection.remove_if_unpinned(&digest)? {
                 removed += 1;
             }
         }

@@ -191,6 +191,22 @@ impl MetaStore for SqliteStore {
         Ok(())
     }
 
+    fn adopt_unnamespaced(&self, namespace: &str) -> Result<usize, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let prefix = format!("{namespace}/");
+        let moved = tx.execute(
+            "UPDATE docs SET tbl = ?1 || tbl WHERE instr(tbl, '/') = 0",
+            params![prefix],
+        )?;
+        tx.execute(
+            "UPDATE blob_refs SET tbl = ?1 || tbl WHERE instr(tbl, '/') = 0",
+            params![prefix],
+        )?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
     fn referenced_blobs(&self) -> Result<Vec<Digest>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached("SELECT DISTINCT digest FROM blob_refs")?;
@@ -281,8 +297,10 @@ mod tests {
     fn blob_references_follow_documents_and_gc_removes_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let kept = store.blobs.put(b"kept").unwrap();
-        let orphan = store.blobs.put(b"orphan").unwrap();
+        let pinned = store.blobs.put(b"kept").unwrap();
+        let kept = pinned.digest();
+        // Stored, then its writer gave up before committing: the pin is gone.
+        let orphan = store.blobs.put(b"orphan").unwrap().digest();
         store
             .meta
             .commit(&[Op::put_with_blobs(
@@ -293,6 +311,7 @@ mod tests {
                 Expect::Absent,
             )])
             .unwrap();
+        drop(pinned);
         assert_eq!(store.collect_garbage().unwrap(), 1);
         assert!(store.blobs.contains(&kept));
         assert!(!store.blobs.contains(&orphan));
@@ -305,6 +324,52 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert!(store.blobs.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn namespaces_keep_services_apart_and_adopt_old_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A table written before namespaces existed.
+        store
+            .meta
+            .commit(&[Op::put("functions", "f", b"old".to_vec(), Expect::Absent)])
+            .unwrap();
+        let lambda = store.namespace("lambda");
+        let logs = store.namespace("logs");
+        assert_eq!(lambda.meta.get("functions", "f").unwrap(), None);
+        assert_eq!(store.meta.adopt_unnamespaced("lambda").unwrap(), 1);
+        assert_eq!(
+            store.meta.adopt_unnamespaced("lambda").unwrap(),
+            0,
+            "idempotent"
+        );
+        assert_eq!(
+            lambda.meta.get("functions", "f").unwrap().unwrap().value,
+            b"old"
+        );
+        // Same table and key in another namespace: another document.
+        logs.meta
+            .commit(&[Op::put("functions", "f", b"logs'".to_vec(), Expect::Absent)])
+            .unwrap();
+        assert_eq!(
+            lambda.meta.get("functions", "f").unwrap().unwrap().value,
+            b"old"
+        );
+        assert_eq!(lambda.meta.count("functions", "").unwrap(), 1);
+        // A conflict names the service's own table.
+        let err = lambda
+            .meta
+            .commit(&[Op::put("functions", "f", b"x".to_vec(), Expect::Absent)])
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict { table, .. } if table == "functions"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            lambda.meta.adopt_unnamespaced("x"),
+            Err(StoreError::Nested)
+        ));
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     let (functions, catalog, logs) = tokio::task::spawn_blocking(
         move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService)> {
             let store = Store::open(&data_dir).context("opening the store")?;
+            // Lambda's tables predate namespaces: they are Lambda's.
+            let adopted = store.meta.adopt_unnamespaced("lambda")?;
+            if adopted > 0 {
+                tracing::info!(
+                    documents = adopted,
+                    "moved Lambda's tables into its namespace"
+                );
+            }
+            let store = store.namespace("lambda");
             let logs =
                 LogService::open(&data_dir, aws_scope, logs_options).context("opening the logs")?;
             let catalog = RuntimeCatalog::discover();
