@@ -13,6 +13,76 @@
 //! Blanks come in kinds: plain ones, and for each [`crate::spec::Zygote`] blanks that run it.
 //! The pool keeps `pool` plain blanks, and `zygote_pool` blanks of each zygote once a request
 //! it serves has come (a host that never runs, say, Python keeps no Python interpreters).
+//!
+//! # Blanks, claims and zygotes in detail
+//!
+//! (Moved here from ARCHITECTURE.md, which keeps only the map.)
+//!
+//! A sandbox is made in two steps, by the helper (`parent_process.rs`) and by the sandbox's
+//! init (`init_process.rs`). `prepare` needs nothing from the function:
+//! `clone` into the six namespaces, the uid/gid maps, the veth pair and the listener in the new
+//! network namespace; the child then mounts the template root, the system directories, devices,
+//! `/dev/shm` and `/proc`, pivots into that root (read-only) with the host's root kept at
+//! `/tmp`, and waits on a pipe.
+//! `claim` gives such a blank its function: the helper creates the cgroup with the function's
+//! limits, moves the blank's init into it and writes the spec down the pipe; the init sets the
+//! hostname, binds the code and layers from the host's root (bind sources are made canonical
+//! first, since absolute symlinks would resolve against the new root), detaches the host's
+//! root for good, mounts `/tmp` at the function's size in its place, and starts the
+//! function's process: a `clone(CLONE_VM|CLONE_VFORK)` that drops to 993:990, resets the
+//! signals the helper ignores, installs seccomp and execs. Sharing the init's memory until
+//! its `execve` matters: a process forked ahead (as before) had its own copy of the init's
+//! address space, whose teardown made that `execve` take about 190 µs instead of 90. Nothing the function runs ever sees the host's root: only
+//! Stratus's own code (a zygote, below) runs before the detach. The claim moves the init and
+//! any child it has into the cgroup.
+//!
+//! **Zygotes.** Because the blank is already in its final root, a program started before the
+//! claim sees the paths it will have. A `Zygote` (`spec.rs`: argv, env, binds, and the
+//! variables its program reads only at start-up) is a program a blank starts in its function's
+//! process before any claim; `launch::zygotes` makes one per host Python interpreter: the
+//! interpreter running Stratus's runtime in Lambda's default environment, which loads itself
+//! and waits on descriptor 3. At the claim it reads the spec there, takes on the function's
+//! environment (keeping what the interpreter itself added, PEP 538's `LC_CTYPE`) and working
+//! directory, and loads the handler: a Python cold start skips the interpreter's start-up. The
+//! helper gives a zygote blank only to a spec the zygote `serves` (same argv, its binds, the
+//! same values for `PYTHON*`, locale, `LD_*`, `TZ`, `HOME`, allocator variables); others take
+//! a plain blank. The pool keeps `zygote_pool` (default 2) blanks per zygote, but only once a
+//! spec it serves has come. A zygote blank whose zygote has ended is discarded when taken (its
+//! output logged); after three in a row the pool stops making that zygote. One that ends or
+//! stops reading at the claim itself is killed and replaced inside the init by a plain start
+//! (the spec write fails with `EPIPE`). What a zygote looks at before the claim
+//! must exist then: the template has an empty `/var/task/lib` (hidden by the code's bind),
+//! because the dynamic linker gives up for good on a directory of `LD_LIBRARY_PATH` it once
+//! found missing. Known differences: `/proc/self/environ` of a zygote-started function shows
+//! the environment the interpreter was started with; on cgroup v2 the memory a zygote touched
+//! before its claim stays charged where it was made (v1 renames the blank's cgroup, charges
+//! included).
+//!
+//! `sandbox_pool` blanks (default 4) are kept ready by the *preparer* (`pool.rs`): a process the
+//! helper forks at start, single-threaded like it, under `SCHED_IDLE` so it only uses CPU nobody else
+//! wants. It clones blanks with `CLONE_PARENT`, so they are the helper's children (reaped like
+//! any sandbox), and sends their descriptors back over a socket pair. The helper never waits
+//! for it: a request takes a ready blank or the helper makes one itself; it asks for more,
+//! one blank at a time, whenever no sandbox is between its claim and its program's start
+//! (making a blank takes the kernel locks that building a root needs, the mount-namespace
+//! semaphore and the cgroup and RTNL mutexes, and a preparer preempted while holding one
+//! would hold up the claim; the runtime's own start-up, a millisecond or more of CPU and no
+//! such lock, is when the preparer works, so a series of cold starts finds a blank each time:
+//! waiting instead for 2 ms without requests let such a series drain the pool, and one cold
+//! start in four made its sandbox on the spot). A plain blank's processes leave `SCHED_IDLE`
+//! themselves once their spec has come (the preparer raises `RLIMIT_NICE` to 20, which allows
+//! exactly that and lets a function ask for nice 0 at most); a zygote blank's claim changes
+//! its processes' policy (a test asserts the function runs under SCHED_OTHER). Where cgroups
+//! can be renamed (v1), the preparer also puts each blank in a `pool-<pid>` cgroup, with the
+//! limits of the last claim (usually the next one's too), and the claim writes only the limits
+//! that differ, sends the spec, then renames the cgroup to the environment's id: moving a
+//! process between cgroups waits for an RCU grace period, a rename does not (claim 0.45-0.8 ms
+//! -> 0.2-0.25 ms), and the limit writes that match need not happen (0.2 -> 0.1 ms). Blanks hold
+//! no code and count against no limit; one killed unclaimed is replaced; one that fails on its
+//! own, a claim of a blank that fails (then the request makes its sandbox the plain way), or a
+//! preparer that dies stops the pool for good (requests still make their sandboxes, and say
+//! why they fail). When the helper leaves it kills every child it still has, tracked or not. Every sandbox init closes the descriptors it inherited and dies with the
+//! helper (`PR_SET_PDEATHSIG`).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
