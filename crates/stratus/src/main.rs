@@ -65,7 +65,12 @@ struct ServerArgs {
     keep_alive: Option<u64>,
     /// Test mode for conformance suites: enables `POST /_stratus/reset`, which deletes
     /// every resource. Never use it on a server that holds anything you want to keep.
-    #[arg(long, env = "STRATUS_TEST_MODE")]
+    #[arg(
+        long,
+        env = "STRATUS_TEST_MODE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     test_mode: bool,
 }
 
