@@ -7,6 +7,9 @@ import json
 import socket
 import time
 
+import botocore.exceptions
+import pytest
+
 from helpers import ROLE, aws, http_request, make_zip, send, sign_request, wait_until
 
 LIST_PATH = "/2015-03-31/functions/"
@@ -49,11 +52,19 @@ def test_a_request_signed_for_another_region_is_refused(server):
 
 
 def test_a_service_stratus_does_not_offer_gets_a_4xx_naming_it(server):
-    resp = signed(server, "GET", "/some-bucket/key", service="s3")
-    assert resp.status == 400, resp.body
-    assert resp.error_type == "UnknownServiceException"
-    message = resp.json()["message"]
-    assert '"s3"' in message and "lambda" in message
+    # Through the service's own client: the refusal comes in an envelope it can read.
+    s3 = server.client("s3")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.list_buckets()
+    err = e.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err["Error"]["Code"] == "UnknownServiceException"
+    assert '"s3"' in err["Error"]["Message"] and "lambda" in err["Error"]["Message"]
+    sqs = server.client("sqs")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.list_queues()
+    assert e.value.response["Error"]["Code"] == "UnknownServiceException"
+    assert "AmazonSQS" in e.value.response["Error"]["Message"]
 
 
 def test_lambda_errors_spell_their_members_as_the_model_does(server):

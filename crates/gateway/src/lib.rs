@@ -205,6 +205,34 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     resp
 }
 
+/// The protocol a request for a service Stratus does not know most likely speaks, so that
+/// its client can read the refusal: a target means json, a form means query, and a REST
+/// request is XML for the services whose protocol is rest-xml.
+fn likely_protocol(parts: &Parts) -> Protocol {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    if !header("x-amz-target").is_empty() {
+        return Protocol::Json11;
+    }
+    if header("content-type").starts_with("application/x-www-form-urlencoded") {
+        return Protocol::Query;
+    }
+    let header_pairs: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    match stratus_sigv4::claimed(&signed(parts, &header_pairs, b"")) {
+        Ok(v) if matches!(v.service.as_str(), "s3" | "route53" | "cloudfront") => Protocol::RestXml,
+        _ => Protocol::RestJson,
+    }
+}
+
 fn signed<'a>(
     parts: &'a Parts,
     headers: &'a [(&'a str, &'a [u8])],
@@ -245,7 +273,7 @@ async fn authenticate(
                 "UnknownServiceException",
                 format!("Stratus does not offer {what}; it offers: {}.", gw.names()),
             );
-            return (Protocol::RestJson, "", Err(e));
+            return (likely_protocol(&parts), "", Err(e));
         }
         Route::Unauthenticated => {
             let e = claimed.err().map_or_else(

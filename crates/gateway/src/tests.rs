@@ -237,11 +237,25 @@ async fn a_service_stratus_does_not_offer_is_named_in_a_4xx() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(headers["x-amzn-ErrorType"], "UnknownServiceException");
-    let msg = v["message"].as_str().unwrap();
+    // In S3's own envelope (rest-xml), so its clients can read it.
+    let msg = v.as_str().unwrap();
     assert!(
-        msg.contains("\"s3\"") && msg.contains("lambda, logs, sts"),
+        msg.contains("<Code>UnknownServiceException</Code>"),
         "{msg}"
     );
+    assert!(
+        msg.contains("&quot;s3&quot;") && msg.contains("lambda, logs, sts"),
+        "{msg}"
+    );
+
+    // A query-protocol service (IAM): the query envelope.
+    let (status, v, _) = Req::new("POST", "/", b"Action=ListUsers")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .signed("iam", "us-east-1", KEY)
+        .send(&app)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v.as_str().unwrap().contains("<ErrorResponse>"), "{v}");
 
     let (status, v, _) = Req::new("POST", "/", b"{}")
         .header("x-amz-target", "AmazonSQS.ListQueues")
