@@ -1,7 +1,9 @@
 //! Capturing an environment's stdout and stderr (one pipe), line by line, into its log
 //! stream and, while an invocation runs, into that invocation's log (for `LogType: Tail`).
 
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::unix::pipe;
@@ -19,14 +21,20 @@ struct State {
 
 pub struct Output {
     rx: pipe::Receiver,
+    /// The same pipe, read directly: tokio's `try_read` answers "would block" without
+    /// looking while its reactor has not yet seen the pipe become readable, so a line written
+    /// just before the function answered (or exited) could miss its invocation's log.
+    direct: File,
     state: Mutex<State>,
 }
 
 impl Output {
     pub fn new(fd: OwnedFd, stream: Box<dyn LogWriter>) -> std::io::Result<Arc<Output>> {
         let rx = pipe::Receiver::from_owned_fd(fd)?;
+        let direct = File::from(rx.as_fd().try_clone_to_owned()?);
         Ok(Arc::new(Output {
             rx,
+            direct,
             state: Mutex::new(State {
                 partial: Vec::new(),
                 stream,
@@ -41,7 +49,7 @@ impl Output {
         let Ok(mut st) = self.state.lock() else {
             return true;
         };
-        let ended = st.drain(&self.rx);
+        let ended = st.drain(&self.rx, &self.direct);
         st.stream.flush();
         ended
     }
@@ -98,11 +106,19 @@ impl Output {
 }
 
 impl State {
-    /// Reads everything `rx` holds now into lines; true at end of file.
-    fn drain(&mut self, rx: &pipe::Receiver) -> bool {
+    /// Reads everything the pipe holds now into lines; true at end of file. Through tokio
+    /// first (which clears its readiness once the pipe is empty, so the reading task sleeps),
+    /// then directly, for what tokio has not noticed yet.
+    fn drain(&mut self, rx: &pipe::Receiver, mut direct: &File) -> bool {
         let mut buf = [0u8; 16 * 1024];
+        let mut through_tokio = true;
         loop {
-            match rx.try_read(&mut buf) {
+            let read = if through_tokio {
+                rx.try_read(&mut buf)
+            } else {
+                direct.read(&mut buf)
+            };
+            match read {
                 Ok(0) => {
                     let rest = std::mem::take(&mut self.partial);
                     if !rest.is_empty() {
@@ -110,7 +126,13 @@ impl State {
                     }
                     return true;
                 }
-                Ok(n) => self.feed(&buf[..n]),
+                Ok(n) => {
+                    self.feed(&buf[..n]);
+                    through_tokio = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && through_tokio => {
+                    through_tokio = false;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return true,
