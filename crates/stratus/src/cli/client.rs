@@ -239,7 +239,11 @@ pub fn resolve_endpoint(
     let url = args
         .endpoint_url
         .clone()
-        .or_else(|| env.get("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()).cloned())
+        .or_else(|| {
+            env.get("AWS_ENDPOINT_URL")
+                .filter(|v| !v.is_empty())
+                .cloned()
+        })
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
     Endpoint::parse(url.trim_end_matches('/'))
 }
@@ -432,8 +436,7 @@ impl Client {
             headers.push(("x-amz-security-token", token.clone()));
         }
         let signed = {
-            let raw: Vec<(&str, &[u8])> =
-                headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            let raw: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
             let unsigned = SignedRequest {
                 method: req.method,
                 raw_path: &req.path,
@@ -492,11 +495,7 @@ impl Client {
             }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| transport(&e))?
-            .to_bytes();
+        let body = body.collect().await.map_err(|e| transport(&e))?.to_bytes();
         driver.abort();
         Ok(Response {
             status: parts.status.as_u16(),
@@ -737,7 +736,10 @@ mod tests {
             &ClientArgs::default(),
             &[("HOME", "/home/u")],
             &[
-                ("/home/u/.aws/credentials", "[other]\naws_access_key_id = A\n"),
+                (
+                    "/home/u/.aws/credentials",
+                    "[other]\naws_access_key_id = A\n",
+                ),
                 fs[1],
             ],
         )
@@ -771,9 +773,18 @@ mod tests {
     #[test]
     fn data_dir_comes_from_flag_then_variable_then_the_servers_default() {
         let fs = [
-            ("/flag/credentials", "[default]\naws_access_key_id = F\naws_secret_access_key = f\n"),
-            ("/var/credentials", "[default]\naws_access_key_id = V\naws_secret_access_key = v\n"),
-            ("/xdg/stratus/credentials", "[default]\naws_access_key_id = X\naws_secret_access_key = x\n"),
+            (
+                "/flag/credentials",
+                "[default]\naws_access_key_id = F\naws_secret_access_key = f\n",
+            ),
+            (
+                "/var/credentials",
+                "[default]\naws_access_key_id = V\naws_secret_access_key = v\n",
+            ),
+            (
+                "/xdg/stratus/credentials",
+                "[default]\naws_access_key_id = X\naws_secret_access_key = x\n",
+            ),
         ];
         let flag = ClientArgs {
             data_dir: Some("/flag".into()),
@@ -830,7 +841,10 @@ mod tests {
     #[test]
     fn endpoints_parse_as_http_host_and_port() {
         let e = Endpoint::parse("http://[::1]:4566").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.authority.as_str()), ("::1", 4566, "[::1]:4566"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority.as_str()),
+            ("::1", 4566, "[::1]:4566")
+        );
         let e = Endpoint::parse("http://stratus.local").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("stratus.local", 80));
         for bad in [
@@ -861,12 +875,18 @@ mod tests {
     fn aws_errors_are_read_from_headers_or_bodies() {
         let rest = response(
             404,
-            &[("x-amzn-ErrorType", "ResourceNotFoundException:http://internal")],
+            &[(
+                "x-amzn-ErrorType",
+                "ResourceNotFoundException:http://internal",
+            )],
             r#"{"Type":"User","Message":"Function not found: arn"}"#,
         );
         assert_eq!(
             error_code_and_message(&rest),
-            ("ResourceNotFoundException".into(), "Function not found: arn".into())
+            (
+                "ResourceNotFoundException".into(),
+                "Function not found: arn".into()
+            )
         );
         let json = response(
             400,

@@ -283,20 +283,27 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<InvokeArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("invoke").chain(args.iter().copied()))
-            .map(|c| c.invoke)
+        Cli::try_parse_from(std::iter::once("invoke").chain(args.iter().copied())).map(|c| c.invoke)
     }
 
     #[test]
     fn payload_comes_from_the_argument_stdin_or_a_file() {
-        assert_eq!(parse(&["f"]).unwrap().payload_source(), PayloadSource::Default);
+        assert_eq!(
+            parse(&["f"]).unwrap().payload_source(),
+            PayloadSource::Default
+        );
         assert_eq!(
             parse(&["f", r#"{"a":1}"#]).unwrap().payload_source(),
             PayloadSource::Inline(r#"{"a":1}"#.into())
         );
-        assert_eq!(parse(&["f", "-"]).unwrap().payload_source(), PayloadSource::Stdin);
         assert_eq!(
-            parse(&["f", "--payload-file", "-"]).unwrap().payload_source(),
+            parse(&["f", "-"]).unwrap().payload_source(),
+            PayloadSource::Stdin
+        );
+        assert_eq!(
+            parse(&["f", "--payload-file", "-"])
+                .unwrap()
+                .payload_source(),
             PayloadSource::Stdin
         );
         assert_eq!(
@@ -311,8 +318,12 @@ mod tests {
 
     #[test]
     fn the_request_names_the_function_qualifier_and_invocation_type() {
-        let args = parse(&["arn:aws:lambda:us-east-1:000000000000:function:f", "--qualifier", "live"])
-            .unwrap();
+        let args = parse(&[
+            "arn:aws:lambda:us-east-1:000000000000:function:f",
+            "--qualifier",
+            "live",
+        ])
+        .unwrap();
         let req = request(&args, b"{}".to_vec());
         assert_eq!(
             req.path,
@@ -322,7 +333,10 @@ mod tests {
         assert!(req.headers.contains(&("x-amz-log-type", "Tail".into())));
         let args = parse(&["f", "--async"]).unwrap();
         let req = request(&args, b"{}".to_vec());
-        assert!(req.headers.contains(&("x-amz-invocation-type", "Event".into())));
+        assert!(
+            req.headers
+                .contains(&("x-amz-invocation-type", "Event".into()))
+        );
         assert!(!req.headers.iter().any(|(k, _)| *k == "x-amz-log-type"));
         assert_eq!(req.query, "");
     }
@@ -344,7 +358,10 @@ mod tests {
     fn the_report_line_and_function_errors_are_found() {
         let log = "START RequestId: 1 Version: $LATEST\nhello\nEND RequestId: 1\n\
                    REPORT RequestId: 1\tDuration: 1.00 ms\n";
-        assert_eq!(report_line(log), Some("REPORT RequestId: 1\tDuration: 1.00 ms"));
+        assert_eq!(
+            report_line(log),
+            Some("REPORT RequestId: 1\tDuration: 1.00 ms")
+        );
         assert_eq!(report_line("no report"), None);
         let body = br#"{"errorMessage": "division by zero", "errorType": "ZeroDivisionError",
             "stackTrace": ["  File \"/var/task/index.py\", line 2, in handler\n    return 1 / 0\n"]}"#;

@@ -50,7 +50,9 @@ impl Since {
     /// Milliseconds since the epoch, given `now` in the same unit.
     pub fn start_ms(self, now_ms: i64) -> i64 {
         match self {
-            Since::Ago(d) => now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Since::Ago(d) => {
+                now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            }
             Since::At(ms) => ms,
         }
     }
@@ -298,15 +300,30 @@ mod tests {
             ("2d", Since::Ago(Duration::from_secs(2 * 86_400))),
             ("1w", Since::Ago(Duration::from_secs(604_800))),
             ("2025-01-31T12:00:00Z", Since::At(1_738_324_800_000)),
-            ("2025-01-31T13:00:00.250+01:00", Since::At(1_738_324_800_250)),
+            (
+                "2025-01-31T13:00:00.250+01:00",
+                Since::At(1_738_324_800_250),
+            ),
         ];
         for (text, want) in table {
             assert_eq!(parse_since(text), Ok(want), "{text}");
         }
-        for bad in ["", "10", "m", "10y", "-5m", "1.5h", "2025-01-31", "99999999999999999999w"] {
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10y",
+            "-5m",
+            "1.5h",
+            "2025-01-31",
+            "99999999999999999999w",
+        ] {
             assert!(parse_since(bad).is_err(), "{bad}");
         }
-        assert_eq!(Since::Ago(Duration::from_secs(60)).start_ms(100_000), 40_000);
+        assert_eq!(
+            Since::Ago(Duration::from_secs(60)).start_ms(100_000),
+            40_000
+        );
         assert_eq!(Since::At(5).start_ms(100_000), 5);
     }
 
