@@ -5,6 +5,8 @@ and the credentials."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import socket
 import subprocess
@@ -209,3 +211,39 @@ def test_credentials_come_from_the_servers_data_dir_without_aws_variables(server
     proc = stratus("invoke", "absent", "--endpoint-url", server.url,
                    env={**home, "STRATUS_DATA_DIR": str(tmp_path / "empty")})
     assert proc.returncode == 2 and "no credentials" in proc.stderr, proc.stderr
+
+
+def test_a_slow_invocation_says_it_is_waiting_on_a_terminal_only(exec_server, tmp_path):
+    lam = exec_server.client("lambda")
+    create_function(lam, "slow", {"index.py": (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(event['seconds'])\n"
+        "    return 'done'\n")}, runtime=PY, handler="index.handler", Timeout=30)
+    env = env_for(exec_server, tmp_path)
+    # stderr on a pseudo-terminal, as when a person runs it.
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([str(STRATUS_BIN), "invoke", "slow", '{"seconds": 3}'],
+                              env=clean_env(env), stdout=subprocess.PIPE, stderr=follower,
+                              text=True, timeout=60)
+        os.close(follower)
+        follower = None
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == "done"
+    assert "waiting for slow…" in seen.decode(), seen
+    # Piped stderr (scripts, CI) gets no progress line.
+    proc = stratus("invoke", "slow", '{"seconds": 3}', env=env)
+    assert proc.returncode == 0 and "waiting" not in proc.stderr, proc.stderr
