@@ -88,10 +88,16 @@ pub struct Config {
 }
 
 pub fn default_data_dir() -> PathBuf {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+    default_data_dir_from(|k| std::env::var_os(k))
+}
+
+/// [`default_data_dir`] over any environment (`var` looks a variable up), so callers that
+/// resolve settings from an environment map, like the CLI, find the same directory.
+pub fn default_data_dir_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(xdg) = var("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("stratus");
     }
-    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+    if let Some(home) = var("HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(home).join(".local/share/stratus");
     }
     PathBuf::from("stratus-data")

@@ -110,25 +110,44 @@ pub fn read(path: &Path) -> std::io::Result<Option<Credentials>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut in_default = false;
-    let (mut id, mut secret) = (None, None);
+    Ok(profile(&text, "default").and_then(|p| keys(&p)))
+}
+
+/// The `key = value` pairs of section `[name]` in a shared-credentials file's text (INI, as
+/// the AWS CLI writes it), or `None` when the text has no such section. Keys are lower-cased;
+/// `#` and `;` start comment lines.
+pub fn profile(text: &str, name: &str) -> Option<HashMap<String, String>> {
+    let mut found = None;
+    let mut in_section = false;
     for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_default = line == "[default]";
-        } else if in_default && let Some((k, v)) = line.split_once('=') {
-            match k.trim() {
-                "aws_access_key_id" => id = Some(v.trim().to_owned()),
-                "aws_secret_access_key" => secret = Some(v.trim().to_owned()),
-                _ => {}
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = header.trim() == name;
+            if in_section {
+                found.get_or_insert_with(HashMap::new);
             }
+        } else if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && let Some(map) = found.as_mut()
+        {
+            map.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
-    Ok(id
-        .zip(secret)
-        .map(|(access_key_id, secret_access_key)| Credentials {
-            access_key_id,
-            secret_access_key,
-        }))
+    found
+}
+
+/// The key pair in a profile's values, when it has both halves.
+pub fn keys(profile: &HashMap<String, String>) -> Option<Credentials> {
+    let id = profile.get("aws_access_key_id").filter(|v| !v.is_empty())?;
+    let secret = profile
+        .get("aws_secret_access_key")
+        .filter(|v| !v.is_empty())?;
+    Some(Credentials {
+        access_key_id: id.clone(),
+        secret_access_key: secret.clone(),
+    })
 }
 
 /// Writes the pair as profile `default`, atomically, readable by the owner only.
@@ -208,6 +227,26 @@ mod tests {
             fixed
         );
         assert_eq!(read(&credentials_path(dir.path())).unwrap(), Some(fixed));
+    }
+
+    #[test]
+    fn profiles_are_read_by_name_with_comments_and_spacing() {
+        let text = "# comment\n[default]\naws_access_key_id=AKIADEF\naws_secret_access_key = s1\n\
+                    \n[ dev ]\n; other comment\nAWS_ACCESS_KEY_ID = AKIADEV\n\
+                    aws_secret_access_key= s2\naws_session_token = tok\n[empty]\n";
+        let def = profile(text, "default").unwrap();
+        assert_eq!(keys(&def).unwrap().access_key_id, "AKIADEF");
+        let dev = profile(text, "dev").unwrap();
+        assert_eq!(
+            keys(&dev).unwrap(),
+            Credentials {
+                access_key_id: "AKIADEV".into(),
+                secret_access_key: "s2".into()
+            }
+        );
+        assert_eq!(dev["aws_session_token"], "tok");
+        assert_eq!(keys(&profile(text, "empty").unwrap()), None);
+        assert_eq!(profile(text, "missing"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! which wires the store, the services and the HTTP API together. `main.rs` only parses
 //! arguments and calls into here, and the tests build servers the same way.
 
+pub mod cli;
 pub mod config;
 pub mod credentials;
 mod sandbox;

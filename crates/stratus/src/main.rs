@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run the server: the AWS-compatible API and every service, in one process.
     Server(Box<ServerArgs>),
+    /// Invoke a function: its result on stdout, its REPORT line on stderr.
+    Invoke(Box<stratus::cli::invoke::InvokeArgs>),
+    /// Print a function's logs (CloudWatch Logs group /aws/lambda/<function>).
+    Logs(Box<stratus::cli::logs::LogsArgs>),
     /// Internal: the single-threaded process that creates sandboxes for the server.
     #[command(hide = true)]
     SandboxHelper {
@@ -119,6 +123,8 @@ fn main() -> anyhow::Result<()> {
             init_log(&log)?;
             Ok(stratus_sandbox::helper::main(fd)?)
         }
+        Command::Invoke(args) => std::process::exit(stratus::cli::invoke::main(*args)),
+        Command::Logs(args) => std::process::exit(stratus::cli::logs::main(*args)),
         Command::Server(args) => {
             let config = (*args).into_config()?;
             init_log(&config.log)?;
