@@ -37,8 +37,9 @@ const HOUR_MS: i64 = 3_600_000;
 
 type Pos = (u64, u64);
 
+/// 56 digits, as AWS's are (clients that still send them back only pass them through).
 pub(crate) fn sequence_token(seq: u64, off: u64) -> String {
-    format!("{seq:020}{off:020}")
+    format!("{seq:028}{off:028}")
 }
 
 fn position_token(dir: char, (seq, off): Pos) -> String {

@@ -12,13 +12,21 @@ use crate::{LogsError, Result};
 /// under the 255-byte limit for `.jsonl` and a rotated segment's suffix.
 pub(crate) const MAX_PLAIN_FILE_NAME: usize = 180;
 
+/// 1 to 512, in AWS's words for each side.
+fn check_length(name: &str, len: usize, member: &str) -> Result<()> {
+    let constraint = match len {
+        0 => "Member must have length greater than or equal to 1",
+        n if n > 512 => "Member must have length less than or equal to 512",
+        _ => return Ok(()),
+    };
+    Err(LogsError::invalid(format!(
+        "1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: {constraint}"
+    )))
+}
+
 /// Checks a log group name: 1 to 512 characters of `[.\-_/#A-Za-z0-9]`.
 pub(crate) fn check_group_name(name: &str, member: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 512 {
-        return Err(LogsError::invalid(format!(
-            "1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: Member must have length between 1 and 512"
-        )));
-    }
+    check_length(name, name.len(), member)?;
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#'))
@@ -32,12 +40,7 @@ pub(crate) fn check_group_name(name: &str, member: &str) -> Result<()> {
 
 /// Checks a log stream name: 1 to 512 characters, none of them `:` or `*`.
 pub(crate) fn check_stream_name(name: &str, member: &str) -> Result<()> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > 512 {
-        return Err(LogsError::invalid(format!(
-            "1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: Member must have length between 1 and 512"
-        )));
-    }
+    check_length(name, name.chars().count(), member)?;
     if name.contains([':', '*']) {
         return Err(LogsError::invalid(format!(
             "1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*"

@@ -382,7 +382,11 @@ fn put_log_events_rules() {
         ),
         (Some(1), Some(2), Some(4))
     );
-    assert_eq!(out.next_sequence_token.len(), 40);
+    assert_eq!(
+        out.next_sequence_token.len(),
+        56,
+        "AWS's tokens are 56 digits"
+    );
     let got = get(&svc, "g", "s", |i| i.start_from_head = Some(true));
     assert_eq!(
         messages(got.events.iter().map(|e| &e.message)),
