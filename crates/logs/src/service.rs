@@ -262,6 +262,16 @@ impl LogService {
                 names::check_group_name(n, "logGroupName")?;
                 Ok(n.to_owned())
             }
+            // The model's pattern for the member: an ARN ending `:*` does not match it.
+            (None, Some(id))
+                if !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_#+=/:,.@-".contains(&b)) =>
+            {
+                Err(LogsError::invalid(
+                    "1 validation error detected: Value at 'logGroupIdentifier' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w#+=/:,.@-]*",
+                ))
+            }
             (None, Some(id)) if id.starts_with("arn:") => self.group_name_from_arn(id),
             (None, Some(id)) => {
                 names::check_group_name(id, "logGroupIdentifier")?;

@@ -183,6 +183,12 @@ fn groups_and_streams() {
     assert_eq!(svc.resolve_group(Some("/app/b"), None).unwrap(), "/app/b");
     assert!(svc.resolve_group(Some("/app/b"), Some(arn)).is_err());
     assert!(svc.resolve_group(None, None).is_err());
+    // As an identifier, the ARN ending `:*` is refused: `*` is not in the member's pattern.
+    let starred = format!("{}:*", arn.trim_end_matches(":*"));
+    assert_eq!(
+        svc.resolve_group(None, Some(&starred)).unwrap_err().code(),
+        "InvalidParameterException"
+    );
 
     // Retention: only AWS's values.
     svc.put_retention_policy("/app/a", 7).unwrap();
