@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stratus_lambda::{FunctionConfig, FunctionService, RuntimeCatalog};
-use stratus_sandbox::{Exit, Layout, Spawner};
+use stratus_sandbox::{Exit, Layout, SpawnError, SpawnFailure, Spawner};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
@@ -32,14 +32,32 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub type ServeFn =
     Arc<dyn Fn(std::net::TcpListener, RuntimeEndpoint) -> AbortHandle + Send + Sync + 'static>;
 
+/// Why an invocation has no result. Apart from [`InvokeError::Throttled`], the platform
+/// failed, not the function: a function's own failures (its entry point missing, init
+/// errors, crashes, timeouts) are results with a function error.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    /// The platform, not the function, failed (sandbox creation, I/O).
-    #[error("{0}")]
-    Platform(String),
     /// A concurrency limit or the memory budget is in use; the caller should retry later.
     #[error("Rate Exceeded.")]
     Throttled(Throttle),
+    /// The function's code could not be unpacked.
+    #[error("unpacking the function's code: {0}")]
+    Code(#[source] stratus_lambda::LambdaError),
+    /// The configuration could not be planned into a sandbox.
+    #[error("planning the environment: {0}")]
+    Launch(#[from] launch::LaunchError),
+    /// The sandbox helper made no sandbox.
+    #[error("creating the environment: {0}")]
+    Spawn(#[from] SpawnError),
+    /// The environment's log stream could not be opened.
+    #[error("opening the log stream: {0}")]
+    Logs(#[source] std::io::Error),
+    /// The environment's output could not be captured.
+    #[error("capturing output: {0}")]
+    Output(#[source] std::io::Error),
+    /// A task on the blocking pool panicked or was cancelled.
+    #[error("a blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// The function's code on the host. Only creating an environment needs it, so a warm
@@ -74,9 +92,8 @@ impl Code {
         }
         let (svc, config) = (svc.clone(), config.clone());
         tokio::task::spawn_blocking(move || svc.ensure_code(&config))
-            .await
-            .map_err(|e| InvokeError::Platform(e.to_string()))?
-            .map_err(|e| InvokeError::Platform(format!("unpacking the function's code: {e}")))
+            .await?
+            .map_err(InvokeError::Code)
     }
 }
 
@@ -600,8 +617,7 @@ impl Invoker {
             &self.inner.catalog,
             &self.inner.opts.launch,
             initialization_type,
-        )
-        .map_err(|e| InvokeError::Platform(e.to_string()))?;
+        )?;
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
         let init_limits = plan.spec.limits;
         let steady_cpu_millis = plan.steady_cpu_millis;
@@ -613,11 +629,10 @@ impl Invoker {
                 tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "sandbox received");
                 s
             }
-            Err(msg) => {
+            Err(e) => {
                 self.lock_exits().remove(&env_id);
-                if msg.starts_with("execve") || msg.starts_with("chdir to workdir") {
+                if let SpawnError::Failed(SpawnFailure::Program { detail, .. }) = &e {
                     // The function's entry point is missing or not executable: its fault.
-                    let detail = msg.split_once(": ").map_or(msg.as_str(), |(_, d)| d);
                     let payload = error_json(
                         "Runtime.InvalidEntrypoint",
                         &format!(
@@ -629,9 +644,7 @@ impl Invoker {
                         self.failed_init(req, request_id, payload, started, None),
                     ));
                 }
-                return Err(InvokeError::Platform(format!(
-                    "creating the environment: {msg}"
-                )));
+                return Err(e.into());
             }
         };
         let stream = self
@@ -639,9 +652,8 @@ impl Invoker {
             .opts
             .logs
             .open(&plan.log_group, &plan.log_stream)
-            .map_err(|e| InvokeError::Platform(format!("opening the log stream: {e}")))?;
-        let output = Output::new(spawned.output, stream)
-            .map_err(|e| InvokeError::Platform(format!("capturing output: {e}")))?;
+            .map_err(InvokeError::Logs)?;
+        let output = Output::new(spawned.output, stream).map_err(InvokeError::Output)?;
         // The cold invocation's log includes what init printed.
         output.begin_invocation();
         tokio::spawn(output.clone().run());

@@ -529,7 +529,7 @@ impl AsyncQueue {
         let attempt = match &result {
             // Admitted, so the memory budget refused the new environment.
             Err(InvokeError::Throttled(_)) => Attempt::Refused(Limit::Memory),
-            Err(InvokeError::Platform(e)) => {
+            Err(e) => {
                 tracing::warn!(request_id = %ev.request_id, error = %e, "asynchronous event: platform error");
                 Attempt::PlatformError
             }
