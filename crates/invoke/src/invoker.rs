@@ -119,6 +119,34 @@ pub struct InvokeRequest {
     pub unreserved_limit: u32,
 }
 
+impl InvokeRequest {
+    /// The request that runs `view`, the version resolved for a call of `qualifier` (an
+    /// alias resolves to the version it routes to): every path that invokes a function
+    /// builds its request here.
+    pub fn new(
+        service: &FunctionService,
+        view: stratus_lambda::FunctionView,
+        qualifier: Option<&str>,
+        payload: Bytes,
+        client_context: Option<String>,
+        code: Code,
+    ) -> InvokeRequest {
+        let invoked_arn = match qualifier {
+            Some(q) => service.scope().qualified_arn(&view.config.name, q),
+            None => view.arn,
+        };
+        InvokeRequest {
+            config: view.config,
+            code,
+            invoked_arn,
+            payload,
+            client_context,
+            reserved_concurrency: view.reserved_concurrency,
+            unreserved_limit: service.unreserved_limit(),
+        }
+    }
+}
+
 /// How an invocation ended.
 #[derive(Debug, Clone)]
 pub struct InvokeResult {

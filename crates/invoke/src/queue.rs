@@ -502,30 +502,16 @@ impl AsyncQueue {
         // Admitted: the function's next event may try for a slot of its own.
         self.inner.schedule().admitted(ticket);
         self.inner.notify.notify_one();
-        let invoked_arn = match &ev.qualifier {
-            Some(q) => self
-                .inner
-                .functions
-                .scope()
-                .qualified_arn(&view.config.name, q),
-            None => view.arn.clone(),
-        };
-        let result = self
-            .inner
-            .invoker
-            .invoke_admitted(
-                admission,
-                InvokeRequest {
-                    config: view.config.clone(),
-                    code: Code::At(code_path),
-                    invoked_arn,
-                    payload: Bytes::from(payload.clone()),
-                    client_context: None,
-                    reserved_concurrency: view.reserved_concurrency,
-                    unreserved_limit: self.inner.functions.unreserved_limit(),
-                },
-            )
-            .await;
+        let function_arn = view.arn.clone();
+        let req = InvokeRequest::new(
+            &self.inner.functions,
+            view,
+            ev.qualifier.as_deref(),
+            Bytes::from(payload.clone()),
+            None,
+            Code::At(code_path),
+        );
+        let result = self.inner.invoker.invoke_admitted(admission, req).await;
         let attempt = match &result {
             // Admitted, so the memory budget refused the new environment.
             Err(InvokeError::Throttled(_)) => Attempt::Refused(Limit::Memory),
@@ -558,11 +544,19 @@ impl AsyncQueue {
                 Outcome::Retry(due)
             }
             (Next::Succeed, Some(res)) => {
-                self.succeed(k, &ev, &cfg, &view.arn, res, &payload)?;
+                self.succeed(k, &ev, &cfg, &function_arn, res, &payload)?;
                 Outcome::Done
             }
             (Next::Exhausted, res) => {
-                self.fail(k, &ev, &cfg, &view.arn, "RetriesExhausted", res, &payload)?;
+                self.fail(
+                    k,
+                    &ev,
+                    &cfg,
+                    &function_arn,
+                    "RetriesExhausted",
+                    res,
+                    &payload,
+                )?;
                 Outcome::Done
             }
             (Next::Succeed, None) => {
