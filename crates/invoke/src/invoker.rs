@@ -26,6 +26,8 @@ use crate::output::Output;
 
 /// Lambda's limit on the init phase.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the output of an environment that exited is read for, to its end.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// Serves an environment's listener (Runtime API and AWS endpoint); returns a handle that
 /// stops serving when aborted. Provided by the API crate.
@@ -759,6 +761,7 @@ impl Invoker {
                     .ok()
                     .and_then(|e| e.clone());
                 let payload = crash_error(request_id, ended.as_ref());
+                env.output.drain_to_end(OUTPUT_AFTER_EXIT).await;
                 Ok(Created::Failed(self.failed_init(
                     req,
                     request_id,
@@ -909,6 +912,7 @@ impl Invoker {
                         .ok()
                         .and_then(|e| e.clone()),
                 };
+                env.output.drain_to_end(OUTPUT_AFTER_EXIT).await;
                 (crash_error(&request_id, exit.as_ref()), Some("Unhandled"))
             }
         };

@@ -46,6 +46,17 @@ impl Output {
         ended
     }
 
+    /// Reads what the function wrote up to the pipe's end, for at most `within`: for an
+    /// environment whose processes are gone. [`Output::pump`] alone can miss its last lines
+    /// there: the pipe is read only once the reactor has seen it readable, and the exit may
+    /// be known before that.
+    pub async fn drain_to_end(&self, within: std::time::Duration) {
+        let _ = tokio::time::timeout(within, async {
+            while self.rx.readable().await.is_ok() && !self.pump() {}
+        })
+        .await;
+    }
+
     /// Reads until end of file, as the pipe becomes readable.
     pub async fn run(self: Arc<Self>) {
         loop {
