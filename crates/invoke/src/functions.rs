@@ -19,9 +19,10 @@ use stratus_aws::{
 };
 use stratus_lambda::{FunctionService, FunctionState, FunctionView, LambdaError};
 
-use crate::invoker::{Code, InvokeError, InvokeRequest, InvokeResult, Invoker};
+use crate::invoker::Invoker;
 use crate::limits::Throttle;
 use crate::queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueError};
+use crate::request::{Code, InvokeError, InvokeRequest, InvokeResult};
 
 /// Lambda's cap on a synchronous request payload.
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;

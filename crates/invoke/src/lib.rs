@@ -14,6 +14,7 @@
 //! namespace; this crate sees only typed calls.
 
 mod endpoint;
+mod environment;
 mod functions;
 mod invoker;
 pub mod launch;
@@ -22,16 +23,17 @@ mod logs;
 mod output;
 mod provisioner;
 pub mod queue;
+mod report;
+mod request;
 
 pub use endpoint::{
     Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
 };
+pub use environment::EnvKey;
 pub use functions::{CallError, Functions, Invoked, MAX_SYNC_PAYLOAD};
-pub use invoker::EnvKey;
-pub use invoker::{
-    Admission, Code, InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn,
-};
+pub use invoker::{Admission, Invoker, InvokerOptions, ServeFn};
 pub use launch::LaunchContext;
 pub use limits::{Freed, Throttle};
 pub use provisioner::Provisioner;
 pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueError, QueueOptions};
+pub use request::{Code, InvokeError, InvokeRequest, InvokeResult};

@@ -38,9 +38,10 @@ use stratus_lambda::{EventInvokeConfig, FunctionRef, FunctionService, LambdaErro
 use stratus_store::{Expect, Op, Store};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::invoker::{Code, InvokeError, InvokeRequest, InvokeResult, Invoker};
+use crate::invoker::Invoker;
 use crate::limits::{Freed, Throttle};
 use crate::logs::now_ms;
+use crate::request::{Code, InvokeError, InvokeRequest, InvokeResult};
 use schedule::{Arrival, Limit, Schedule, Ticket};
 
 const EVENTS: &str = "lambda.async-events";
