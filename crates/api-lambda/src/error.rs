@@ -7,6 +7,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use stratus_invoke::CallError;
 use stratus_lambda::LambdaError;
 use stratus_protocol::{AwsError, Protocol};
 
@@ -102,6 +103,29 @@ impl From<LambdaError> for ApiError {
             LambdaError::Store(_) | LambdaError::Internal(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> ApiError {
+        match e {
+            CallError::Lambda(e) => e.into(),
+            CallError::NotActive(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "ResourceConflictException",
+                e.to_string(),
+            ),
+            CallError::Throttled(t) => ApiError::throttled(t.reason()),
+            CallError::TooLarge { .. } => ApiError::too_large(e.to_string()),
+            CallError::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceException",
+                e.to_string(),
+            ),
+            CallError::Invoke(_) | CallError::Queue(_) | CallError::Join(_) => {
+                ApiError::internal(e)
+            }
+        }
     }
 }
 

@@ -223,7 +223,11 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             blocking(svc, move |s| s.delete_concurrency(&name)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Endpoint::Invoke { name, qualifier } => invoke::invoke(state, &req, name, qualifier).await,
+        Endpoint::Invoke { name, qualifier } => {
+            let mut req = req;
+            let caller = std::mem::take(&mut req.caller);
+            invoke::invoke(state, &req, caller, name, qualifier).await
+        }
         ep @ (Endpoint::PublishVersion { .. }
         | Endpoint::ListVersionsByFunction { .. }
         | Endpoint::CreateAlias { .. }

@@ -3,15 +3,11 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use stratus_invoke::InvokeRequest;
-use stratus_lambda::FunctionState;
+use stratus_aws::{FunctionCall, InvocationType};
+use stratus_invoke::{CallError, Invoked, MAX_SYNC_PAYLOAD};
 
 use crate::error::ApiError;
-use crate::functions::blocking;
 use crate::{ApiState, Authed};
-
-/// Lambda's cap on a synchronous request payload.
-pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Lambda's cap on the decoded client context.
 const MAX_CLIENT_CONTEXT: usize = 3583;
 
@@ -46,6 +42,7 @@ fn decode_client_context(raw: Option<&str>) -> Result<Option<String>, ApiError> 
 pub(crate) async fn invoke(
     state: &ApiState,
     req: &Authed,
+    caller: String,
     name: String,
     qualifier: Option<String>,
 ) -> Result<Response, ApiError> {
@@ -74,9 +71,12 @@ pub(crate) async fn invoke(
         ));
     }
     if req.body.len() > MAX_SYNC_PAYLOAD {
-        return Err(ApiError::too_large(format!(
-            "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
-        )));
+        // Before the payload is parsed, as Lambda does; the entry point checks it too.
+        return Err(CallError::TooLarge {
+            limit: MAX_SYNC_PAYLOAD,
+            operation: "InvokeFunction",
+        }
+        .into());
     }
     let payload = if req.body.is_empty() {
         bytes::Bytes::from_static(b"{}")
@@ -86,68 +86,30 @@ pub(crate) async fn invoke(
     };
     let client_context = decode_client_context(header(&req.headers, "x-amz-client-context"))?;
 
-    // An alias resolves here, weighted routing included: `view.config.version` is what runs.
-    // Answered from the store's cache when it can be (the usual case for a function that is
-    // invoked again), else on a blocking thread.
-    let cached = state
-        .functions
-        .from_memory(|s| s.resolve_for_invoke(&name, qualifier.as_deref()));
-    let view = match cached {
-        Some(result) => result?,
-        None => {
-            let q = qualifier.clone();
-            blocking(&state.functions, move |s| {
-                s.resolve_for_invoke(&name, q.as_deref())
-            })
-            .await?
+    let invocation_type = match invocation_type {
+        "Event" => InvocationType::Event,
+        "DryRun" => InvocationType::DryRun,
+        _ => InvocationType::RequestResponse,
+    };
+    let call = FunctionCall {
+        function: name,
+        qualifier,
+        payload,
+        invocation_type,
+        client_context,
+        caller: Some(caller),
+    };
+    let result = match state.invoke.invoke(call).await? {
+        Invoked::Response(result) => result,
+        Invoked::Checked => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Invoked::Accepted { request_id } => {
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert("x-amzn-RequestId", v);
+            }
+            return Ok(resp);
         }
     };
-    match view.config.state {
-        FunctionState::Active => {}
-        other => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ResourceConflictException",
-                format!(
-                    "The operation cannot be performed at this time. The function is currently in the following state: {}",
-                    other.as_str()
-                ),
-            ));
-        }
-    }
-    match invocation_type {
-        "DryRun" => return Ok(StatusCode::NO_CONTENT.into_response()),
-        "Event" => {
-            return enqueue(state, &view.config.name, qualifier, payload).await;
-        }
-        _ => {}
-    }
-    let Some(invoker) = state.invoker.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceException",
-            "This Stratus server cannot create execution environments on this host (see the server log).",
-        ));
-    };
-    let invoked_arn = match &qualifier {
-        Some(q) => state.functions.scope().qualified_arn(&view.config.name, q),
-        None => view.arn.clone(),
-    };
-    let result = invoker
-        .invoke(InvokeRequest {
-            config: view.config,
-            code: stratus_invoke::Code::Of(state.functions.clone()),
-            invoked_arn,
-            payload,
-            client_context,
-            reserved_concurrency: view.reserved_concurrency,
-            unreserved_limit: state.functions.unreserved_limit(),
-        })
-        .await
-        .map_err(|e| match e {
-            stratus_invoke::InvokeError::Throttled(t) => ApiError::throttled(t.reason()),
-            other => ApiError::internal(other),
-        })?;
 
     let mut resp = (
         StatusCode::OK,
@@ -174,39 +136,6 @@ pub(crate) async fn invoke(
     }
     if let Ok(v) = HeaderValue::from_str(&result.request_id) {
         h.insert("x-amzn-RequestId", v);
-    }
-    Ok(resp)
-}
-
-/// `InvocationType: Event`: the event is durable in the queue before the 202.
-async fn enqueue(
-    state: &ApiState,
-    name: &str,
-    qualifier: Option<String>,
-    payload: bytes::Bytes,
-) -> Result<Response, ApiError> {
-    if payload.len() > stratus_invoke::MAX_ASYNC_PAYLOAD {
-        return Err(ApiError::too_large(format!(
-            "Request must be smaller than {} bytes for the InvokeAsync operation",
-            stratus_invoke::MAX_ASYNC_PAYLOAD
-        )));
-    }
-    let Some(queue) = state.events.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceException",
-            "This Stratus server cannot create execution environments on this host (see the server log).",
-        ));
-    };
-    let name = name.to_owned();
-    let request_id =
-        tokio::task::spawn_blocking(move || queue.enqueue(&name, qualifier.as_deref(), &payload))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-    let mut resp = StatusCode::ACCEPTED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-RequestId", v);
     }
     Ok(resp)
 }

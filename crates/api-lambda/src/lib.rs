@@ -2,8 +2,8 @@
 //!
 //! [`LambdaApi`] is the [`Service`] the front door hands Lambda's requests to: it parses a
 //! request line into a typed [`router::Endpoint`] (one variant per operation), decodes
-//! the JSON body into wire shapes (`wire.rs`), calls the function service or the invoker,
-//! and encodes the AWS output shape; errors become Lambda's envelope in [`error`].
+//! the JSON body into wire shapes (`wire.rs`), calls the function service or Invoke's entry
+//! point ([`stratus_invoke::Functions`]), and encodes the AWS output shape; errors become Lambda's envelope in [`error`].
 //! [`runtime_api`] serves each execution environment's Runtime API on the listener the
 //! sandbox helper made inside its network namespace.
 //!
@@ -41,10 +41,9 @@ pub(crate) const LARGE_BODY: usize = 256 * 1024;
 /// What Lambda's handlers need. Built once by the server and shared by every request.
 pub struct ApiState {
     pub functions: FunctionService,
-    /// Runs functions. `None` when this host cannot create sandboxes (Invoke then says so).
-    pub invoker: Option<stratus_invoke::Invoker>,
-    /// The durable queue of asynchronous invocations (present with the invoker).
-    pub events: Option<stratus_invoke::AsyncQueue>,
+    /// Invoke's entry point: resolves, checks, queues or runs functions (over the same
+    /// function service).
+    pub invoke: stratus_invoke::Functions,
     /// Keeps provisioned environments initialised (present with the invoker).
     pub provisioner: Option<stratus_invoke::Provisioner>,
     /// The key pair the server signs its own presigned URLs with (GetFunction's code location).
@@ -72,6 +71,8 @@ pub(crate) struct Authed {
     pub headers: axum::http::HeaderMap,
     pub body: bytes::Bytes,
     pub host: String,
+    /// The principal's ARN.
+    pub caller: String,
 }
 
 impl Service for LambdaApi {
@@ -104,20 +105,21 @@ impl Service for LambdaApi {
                 body: req.body.bytes(),
                 headers: req.parts.headers,
                 host,
+                caller: req.caller.arn,
             };
             functions::dispatch(state, authed).await
         })
     }
 
     fn health(&self) -> serde_json::Value {
-        let s = &self.state;
+        let (invoker, events) = (self.state.invoke.invoker(), self.state.invoke.queue());
         serde_json::json!({
             "state": "ready",
-            "execution": if s.invoker.is_some() { "ready" } else { "unavailable" },
-            "environments": s.invoker.as_ref().map_or(0, |i| i.live_count()),
-            "invocations_in_flight": s.invoker.as_ref().map_or(0, |i| i.in_flight()),
-            "async_events_queued": s.events.as_ref().map_or(0, |q| q.depth()),
-            "memory_claimed_mb": s.invoker.as_ref().map_or(0, |i| i.memory().0),
+            "execution": if invoker.is_some() { "ready" } else { "unavailable" },
+            "environments": invoker.map_or(0, |i| i.live_count()),
+            "invocations_in_flight": invoker.map_or(0, |i| i.in_flight()),
+            "async_events_queued": events.map_or(0, |q| q.depth()),
+            "memory_claimed_mb": invoker.map_or(0, |i| i.memory().0),
         })
     }
 

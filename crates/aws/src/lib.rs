@@ -3,8 +3,9 @@
 //! [`Scope`] (the account and region a server answers for), [`Arn`] parsing and building,
 //! [`Page`] for paginated listings, one clock ([`clock`]) with the time formats AWS APIs
 //! use, request and resource ids ([`ids`]), and the traits through which one service
-//! reaches another ([`LogSink`] today) without depending on it: the binary wires each trait
-//! to the service that provides it.
+//! reaches another without depending on it ([`LogSink`] to write log events,
+//! [`FunctionInvoker`] to run a function): the binary wires each trait to the service that
+//! provides it.
 //!
 //! Invariant: no HTTP, no wire format, no storage, and no service's own types. A service
 //! crate depends on this one and on the store, never on another service's crate.
@@ -12,10 +13,15 @@
 pub mod arn;
 pub mod clock;
 pub mod ids;
+mod invoke;
 mod logs;
 mod page;
 
 pub use arn::{Arn, ArnError};
+pub use invoke::{
+    BoxFuture, FunctionCall, FunctionInvoker, FunctionResponse, FunctionResult, InvocationType,
+    InvokeFailure,
+};
 pub use logs::{LogSink, LogWriter};
 pub use page::Page;
 

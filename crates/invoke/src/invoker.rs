@@ -6,23 +6,25 @@
 //! concurrently (the helper serialises only the `clone` itself).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stratus_lambda::{FunctionConfig, FunctionService, RuntimeCatalog};
-use stratus_sandbox::{Exit, Layout, Spawner};
+use stratus_lambda::{FunctionConfig, RuntimeCatalog};
+use stratus_sandbox::{Exit, Layout, SpawnError, SpawnFailure, Spawner};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::endpoint::{Invocation, RuntimeEndpoint, RuntimeEvent};
+use crate::environment::{Env, EnvKey};
 use crate::launch::{self, LaunchContext};
 use crate::limits::{
     ConcurrencyGate, Freed, MemoryBudget, MemoryLease, Permit, Releases, Throttle,
 };
 use crate::logs::now_ms;
 use crate::output::Output;
+use crate::report::{self, crash_error, error_json};
+use crate::request::{Code, InvokeError, InvokeRequest, InvokeResult};
 
 /// Lambda's limit on the init phase.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,149 +34,20 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub type ServeFn =
     Arc<dyn Fn(std::net::TcpListener, RuntimeEndpoint) -> AbortHandle + Send + Sync + 'static>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    /// The platform, not the function, failed (sandbox creation, I/O).
-    #[error("{0}")]
-    Platform(String),
-    /// A concurrency limit or the memory budget is in use; the caller should retry later.
-    #[error("Rate Exceeded.")]
-    Throttled(Throttle),
-}
-
-/// The function's code on the host. Only creating an environment needs it, so a warm
-/// invoke never looks at the file system for it.
-#[derive(Clone)]
-pub enum Code {
-    /// Unpacked at this path.
-    At(PathBuf),
-    /// Where this service keeps the config's unpacked code, unpacked again if it is gone.
-    Of(FunctionService),
-}
-
-impl std::fmt::Debug for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Code::At(path) => f.debug_tuple("At").field(path).finish(),
-            Code::Of(_) => f.write_str("Of(FunctionService)"),
-        }
-    }
-}
-
-impl Code {
-    /// The unpacked code of `config` (a `stat` when it is there; unpacking, on the blocking
-    /// pool, when it is not).
-    async fn path(&self, config: &FunctionConfig) -> Result<PathBuf, InvokeError> {
-        let svc = match self {
-            Code::At(path) => return Ok(path.clone()),
-            Code::Of(svc) => svc,
-        };
-        if let Some(path) = svc.unpacked_code(config) {
-            return Ok(path);
-        }
-        let (svc, config) = (svc.clone(), config.clone());
-        tokio::task::spawn_blocking(move || svc.ensure_code(&config))
-            .await
-            .map_err(|e| InvokeError::Platform(e.to_string()))?
-            .map_err(|e| InvokeError::Platform(format!("unpacking the function's code: {e}")))
-    }
-}
-
 /// A slot of the function's concurrency, taken by [`Invoker::admit`]; the invocation given it
 /// to [`Invoker::invoke_admitted`] holds it until it ends.
 pub struct Admission {
     _permit: Permit,
 }
 
-/// One invocation to run.
-#[derive(Debug, Clone)]
-pub struct InvokeRequest {
-    pub config: FunctionConfig,
-    pub code: Code,
-    /// The ARN the caller used (qualified or not), as the runtime reports it.
-    pub invoked_arn: String,
-    pub payload: Bytes,
-    /// Client context JSON (already base64-decoded).
-    pub client_context: Option<String>,
-    /// The function's reserved concurrency, if any.
-    pub reserved_concurrency: Option<u32>,
-    /// The account's unreserved pool (limit minus all reservations).
-    pub unreserved_limit: u32,
-}
-
-/// How an invocation ended.
-#[derive(Debug, Clone)]
-pub struct InvokeResult {
-    pub request_id: String,
-    pub payload: Bytes,
-    /// `Some("Unhandled")` when the payload is an error.
-    pub function_error: Option<String>,
-    pub executed_version: String,
-    /// The last 4 KB of the invocation's log.
-    pub log_tail: Vec<u8>,
-    pub duration: Duration,
-    pub init_duration: Option<Duration>,
-    pub max_memory_used_mb: u64,
-}
-
-/// What makes two environments interchangeable: the same function version with the same
-/// configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EnvKey {
-    name: String,
-    version: String,
-    revision: String,
-}
-
-impl EnvKey {
-    pub fn of(c: &FunctionConfig) -> EnvKey {
-        EnvKey {
-            name: c.name.clone(),
-            version: c.version.clone(),
-            revision: c.revision_id.clone(),
-        }
-    }
-}
-
-struct Env {
-    id: String,
-    key: EnvKey,
-    pid: i32,
-    queue: mpsc::Sender<Invocation>,
-    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<RuntimeEvent>>,
-    exit: watch::Receiver<Option<Exit>>,
-    output: Arc<Output>,
-    server: AbortHandle,
-    last_used: Mutex<Instant>,
-    /// Its share of the node's memory budget, given back when it goes.
-    lease: Mutex<Option<MemoryLease>>,
-    /// Kept initialised for provisioned concurrency: never reaped or evicted while set.
-    provisioned: std::sync::atomic::AtomicBool,
-    /// Its cgroup's peak-memory counter, for REPORT's Max Memory Used.
-    peak: Option<stratus_sandbox::PeakMeter>,
-}
-
-impl Env {
-    fn exited(&self) -> Option<Exit> {
-        self.exit.borrow().clone()
-    }
-
-    fn release_memory(&self) {
-        if let Ok(mut l) = self.lease.lock() {
-            l.take();
-        }
-    }
-
-    fn is_provisioned(&self) -> bool {
-        self.provisioned.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn idle_for(&self) -> Duration {
-        self.last_used
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or(Duration::MAX)
-    }
+fn trace_id() -> String {
+    let epoch = now_ms() / 1000;
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
+        &rand[..24],
+        &rand[16..32]
+    )
 }
 
 pub struct InvokerOptions {
@@ -219,63 +92,6 @@ enum Outcome {
     TooLarge(usize),
     Timeout,
     Crashed(Option<Exit>),
-}
-
-fn error_json(error_type: &str, message: &str) -> Bytes {
-    Bytes::from(serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string())
-}
-
-fn describe_exit(exit: Option<&Exit>) -> String {
-    match exit {
-        Some(Exit {
-            signal: Some(sig), ..
-        }) => format!("signal: {}", signal_name(*sig)),
-        Some(Exit {
-            exit_code: Some(code),
-            ..
-        }) => format!("exit status {code}"),
-        _ => "exit status unknown".into(),
-    }
-}
-
-fn signal_name(sig: i32) -> String {
-    match sig {
-        9 => "killed".into(),
-        11 => "segmentation fault".into(),
-        6 => "aborted".into(),
-        15 => "terminated".into(),
-        n => format!("signal {n}"),
-    }
-}
-
-fn crash_error(request_id: &str, exit: Option<&Exit>) -> Bytes {
-    let oom = exit.is_some_and(|e| e.usage.oom_kills > 0);
-    let error_type = if oom {
-        "Runtime.OutOfMemory"
-    } else {
-        "Runtime.ExitError"
-    };
-    error_json(
-        error_type,
-        &format!(
-            "RequestId: {request_id} Error: Runtime exited with error: {}",
-            describe_exit(exit)
-        ),
-    )
-}
-
-fn trace_id() -> String {
-    let epoch = now_ms() / 1000;
-    let rand = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
-        &rand[..24],
-        &rand[16..32]
-    )
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 impl Invoker {
@@ -600,8 +416,7 @@ impl Invoker {
             &self.inner.catalog,
             &self.inner.opts.launch,
             initialization_type,
-        )
-        .map_err(|e| InvokeError::Platform(e.to_string()))?;
+        )?;
         let lease = self.reserve_memory(u64::from(req.config.memory_size))?;
         let init_limits = plan.spec.limits;
         let steady_cpu_millis = plan.steady_cpu_millis;
@@ -613,11 +428,10 @@ impl Invoker {
                 tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "sandbox received");
                 s
             }
-            Err(msg) => {
+            Err(e) => {
                 self.lock_exits().remove(&env_id);
-                if msg.starts_with("execve") || msg.starts_with("chdir to workdir") {
+                if let SpawnError::Failed(SpawnFailure::Program { detail, .. }) = &e {
                     // The function's entry point is missing or not executable: its fault.
-                    let detail = msg.split_once(": ").map_or(msg.as_str(), |(_, d)| d);
                     let payload = error_json(
                         "Runtime.InvalidEntrypoint",
                         &format!(
@@ -629,9 +443,7 @@ impl Invoker {
                         self.failed_init(req, request_id, payload, started, None),
                     ));
                 }
-                return Err(InvokeError::Platform(format!(
-                    "creating the environment: {msg}"
-                )));
+                return Err(e.into());
             }
         };
         let stream = self
@@ -639,9 +451,8 @@ impl Invoker {
             .opts
             .logs
             .open(&plan.log_group, &plan.log_stream)
-            .map_err(|e| InvokeError::Platform(format!("opening the log stream: {e}")))?;
-        let output = Output::new(spawned.output, stream)
-            .map_err(|e| InvokeError::Platform(format!("capturing output: {e}")))?;
+            .map_err(InvokeError::Logs)?;
+        let output = Output::new(spawned.output, stream).map_err(InvokeError::Output)?;
         // The cold invocation's log includes what init printed.
         output.begin_invocation();
         tokio::spawn(output.clone().run());
@@ -744,20 +555,11 @@ impl Invoker {
         if let Some(env) = env {
             env.output.pump();
             let c = &req.config;
-            env.output.platform_line(&format!(
-                "START RequestId: {request_id} Version: {}",
-                c.version
-            ));
             env.output
-                .platform_line(&format!("END RequestId: {request_id}"));
-            env.output.platform_line(&format!(
-                "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\tInit Duration: {:.2} ms\tStatus: error",
-                ms(init),
-                ms(init).ceil() as u64,
-                c.memory_size,
-                0,
-                ms(init)
-            ));
+                .platform_line(&report::start(request_id, &c.version));
+            env.output.platform_line(&report::end(request_id));
+            env.output
+                .platform_line(&report::init_failed(request_id, init, c.memory_size));
             tail = env.output.end_invocation();
         }
         InvokeResult {
@@ -782,10 +584,8 @@ impl Invoker {
         let c = &req.config;
         // What init (or a previous invocation's stragglers) printed comes before START.
         env.output.pump();
-        env.output.platform_line_deferred(&format!(
-            "START RequestId: {request_id} Version: {}",
-            c.version
-        ));
+        env.output
+            .platform_line_deferred(&report::start(&request_id, &c.version));
         if let Some(m) = &env.peak {
             m.reset();
         }
@@ -841,11 +641,8 @@ impl Invoker {
                 keep = false;
                 self.destroy(&env);
                 let secs = timeout.as_secs_f64();
-                let ts = time::OffsetDateTime::now_utc();
-                env.output.platform_line(&format!(
-                    "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z {request_id} Task timed out after {secs:.2} seconds",
-                    ts.year(), u8::from(ts.month()), ts.day(), ts.hour(), ts.minute(), ts.second()
-                ));
+                env.output
+                    .platform_line(&report::timed_out(&request_id, secs));
                 (
                     error_json(
                         "Sandbox.Timedout",
@@ -880,17 +677,9 @@ impl Invoker {
             (None, None) => self.inner.opts.cgroups.usage(&env.id).memory_peak_bytes,
         };
         let max_used_mb = peak.div_ceil(1024 * 1024);
-        let billed = ms(duration).ceil() as u64 + init.map_or(0, |i| ms(i).ceil() as u64);
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_used_mb} MB",
-            ms(duration),
-            c.memory_size,
-        );
-        if let Some(i) = init {
-            report.push_str(&format!("\tInit Duration: {:.2} ms", ms(i)));
-        }
+        let report = report::report(&request_id, duration, init, c.memory_size, max_used_mb);
         env.output
-            .platform_lines(&[&format!("END RequestId: {request_id}"), &report]);
+            .platform_lines(&[&report::end(&request_id), &report]);
         let log_tail = env.output.end_invocation();
         if keep && env.exited().is_none() {
             if let Ok(mut t) = env.last_used.lock() {

@@ -1,4 +1,8 @@
-//! Execution environments for Lambda functions.
+//! Invoke, and the execution environments Lambda functions run in.
+//!
+//! [`Functions`] is the one entry point through which a function is invoked, by Lambda's
+//! API or, through [`stratus_aws::FunctionInvoker`], by any other service: resolution,
+//! state checks, the asynchronous queue, admission.
 //!
 //! Owns the life of an environment: planning its sandbox from a function's configuration
 //! ([`launch`]), creating it through the sandbox helper, the Runtime API's state machine
@@ -10,6 +14,8 @@
 //! namespace; this crate sees only typed calls.
 
 mod endpoint;
+mod environment;
+mod functions;
 mod invoker;
 pub mod launch;
 pub mod limits;
@@ -17,15 +23,17 @@ mod logs;
 mod output;
 mod provisioner;
 pub mod queue;
+mod report;
+mod request;
 
 pub use endpoint::{
     Invocation, MAX_RESPONSE_BYTES, RuntimeApiError, RuntimeEndpoint, RuntimeEvent,
 };
-pub use invoker::EnvKey;
-pub use invoker::{
-    Admission, Code, InvokeError, InvokeRequest, InvokeResult, Invoker, InvokerOptions, ServeFn,
-};
+pub use environment::EnvKey;
+pub use functions::{CallError, Functions, Invoked, MAX_SYNC_PAYLOAD};
+pub use invoker::{Admission, Invoker, InvokerOptions, ServeFn};
 pub use launch::LaunchContext;
 pub use limits::{Freed, Throttle};
 pub use provisioner::Provisioner;
-pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueOptions};
+pub use queue::{AsyncQueue, MAX_ASYNC_PAYLOAD, QueueError, QueueOptions};
+pub use request::{Code, InvokeError, InvokeRequest, InvokeResult};

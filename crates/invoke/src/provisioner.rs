@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use stratus_lambda::FunctionService;
 
-use crate::invoker::{EnvKey, Invoker};
+use crate::environment::EnvKey;
+use crate::invoker::Invoker;
 
 const PERIOD: Duration = Duration::from_millis(500);
 

@@ -38,9 +38,10 @@ use stratus_lambda::{EventInvokeConfig, FunctionRef, FunctionService, LambdaErro
 use stratus_store::{Expect, Op, Store};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::invoker::{Code, InvokeError, InvokeRequest, InvokeResult, Invoker};
+use crate::invoker::Invoker;
 use crate::limits::{Freed, Throttle};
 use crate::logs::now_ms;
+use crate::request::{Code, InvokeError, InvokeRequest, InvokeResult};
 use schedule::{Arrival, Limit, Schedule, Ticket};
 
 const EVENTS: &str = "lambda.async-events";
@@ -502,34 +503,20 @@ impl AsyncQueue {
         // Admitted: the function's next event may try for a slot of its own.
         self.inner.schedule().admitted(ticket);
         self.inner.notify.notify_one();
-        let invoked_arn = match &ev.qualifier {
-            Some(q) => self
-                .inner
-                .functions
-                .scope()
-                .qualified_arn(&view.config.name, q),
-            None => view.arn.clone(),
-        };
-        let result = self
-            .inner
-            .invoker
-            .invoke_admitted(
-                admission,
-                InvokeRequest {
-                    config: view.config.clone(),
-                    code: Code::At(code_path),
-                    invoked_arn,
-                    payload: Bytes::from(payload.clone()),
-                    client_context: None,
-                    reserved_concurrency: view.reserved_concurrency,
-                    unreserved_limit: self.inner.functions.unreserved_limit(),
-                },
-            )
-            .await;
+        let function_arn = view.arn.clone();
+        let req = InvokeRequest::new(
+            &self.inner.functions,
+            view,
+            ev.qualifier.as_deref(),
+            Bytes::from(payload.clone()),
+            None,
+            Code::At(code_path),
+        );
+        let result = self.inner.invoker.invoke_admitted(admission, req).await;
         let attempt = match &result {
             // Admitted, so the memory budget refused the new environment.
             Err(InvokeError::Throttled(_)) => Attempt::Refused(Limit::Memory),
-            Err(InvokeError::Platform(e)) => {
+            Err(e) => {
                 tracing::warn!(request_id = %ev.request_id, error = %e, "asynchronous event: platform error");
                 Attempt::PlatformError
             }
@@ -558,11 +545,19 @@ impl AsyncQueue {
                 Outcome::Retry(due)
             }
             (Next::Succeed, Some(res)) => {
-                self.succeed(k, &ev, &cfg, &view.arn, res, &payload)?;
+                self.succeed(k, &ev, &cfg, &function_arn, res, &payload)?;
                 Outcome::Done
             }
             (Next::Exhausted, res) => {
-                self.fail(k, &ev, &cfg, &view.arn, "RetriesExhausted", res, &payload)?;
+                self.fail(
+                    k,
+                    &ev,
+                    &cfg,
+                    &function_arn,
+                    "RetriesExhausted",
+                    res,
+                    &payload,
+                )?;
                 Outcome::Done
             }
             (Next::Succeed, None) => {

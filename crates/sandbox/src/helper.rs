@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 pub use crate::channel::HelperError;
 use crate::channel::{MAX_MESSAGE, recv, send};
 use crate::pool::Pool;
-use crate::spec::{Event, HelperConfig, Request};
+use crate::spec::{Event, HelperConfig, Request, SpawnFailure};
 
 /// Entry point of `stratus sandbox-helper`: serves the server on descriptor `fd` until it
 /// closes. Must be called before any other thread exists.
@@ -181,8 +181,9 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
                         pool.remember_limits(spec.limits);
-                        let result =
-                            crate::parent_process::check(&cfg, &mut spec).and_then(|msg| {
+                        let result = crate::parent_process::check(&cfg, &mut spec)
+                            .map_err(SpawnFailure::Platform)
+                            .and_then(|msg| {
                                 let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                                 if let Some(blank) = pool.take(zygote) {
                                     from_pool = Some(if blank.placed.zygote.is_some() {
@@ -195,7 +196,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                         // Blanks cannot be claimed here (say, no right to
                                         // restore the normal scheduling policy): stop making
                                         // them, and make this sandbox the plain way.
-                                        Err(e) => pool.give_up(&e),
+                                        Err(e) => pool.give_up(&e.to_string()),
                                     }
                                 }
                                 let slot = pool.slot();
@@ -206,7 +207,8 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     slot,
                                     false,
                                     None,
-                                )?;
+                                )
+                                .map_err(SpawnFailure::Platform)?;
                                 crate::parent_process::claim(&cfg, blank, &spec, &msg)
                             });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
@@ -292,10 +294,9 @@ fn finish_spawn(
     } = s;
     tracing::debug!(%id, us = claimed.elapsed().as_micros() as u64, "sandbox started its program");
     let pid = spawned.pid;
-    let status = crate::parent_process::read_status(spawned.status);
-    if !status.is_empty() {
+    if let Some(error) = crate::parent_process::read_status(spawned.status) {
         crate::parent_process::abandon(cfg, &id, pid);
-        return send(sock, &Event::Failed { id, error: status }, &[]);
+        return send(sock, &Event::Failed { id, error }, &[]);
     }
     let sent = send(
         sock,

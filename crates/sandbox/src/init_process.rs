@@ -40,7 +40,7 @@ use crate::fds::{close_all_but, read_exact, read_message, send_message};
 use crate::mounts::{bind_read_only, remount_read_only};
 use crate::procs::sched_other;
 use crate::rootfs;
-use crate::spec::{SandboxSpec, Zygote};
+use crate::spec::{SandboxSpec, SpawnFailure, Zygote};
 
 /// Where a blank keeps the host's root until its claim: the mount point of the sandbox's
 /// own `/tmp`, mounted over it once the host's root is gone.
@@ -107,7 +107,7 @@ impl ChildPlan<'_> {
             return 1;
         }
         if let Err(e) = self.build_common_root() {
-            self.report(&e);
+            self.report(e.into());
             return 126;
         }
         // A zygote's process is made now and initialises before the claim. A plain
@@ -119,7 +119,7 @@ impl ChildPlan<'_> {
             Some(z) => match self.start_zygote(z) {
                 Ok(started) => Some(started),
                 Err(e) => {
-                    self.report(&e);
+                    self.report(e.into());
                     return 126;
                 }
             },
@@ -131,7 +131,7 @@ impl ChildPlan<'_> {
             // Discarded before it was claimed (a zygote's process dies with us).
             Ok(None) => return 1,
             Err(e) => {
-                self.report(&e);
+                self.report(e.into());
                 return 126;
             }
         };
@@ -140,18 +140,18 @@ impl ChildPlan<'_> {
             libc::close(self.control);
         }
         if let Err(e) = normal_policy_for_self() {
-            self.report(&e);
+            self.report(e.into());
             return 126;
         }
         let spec: SandboxSpec = match serde_json::from_slice(&msg) {
             Ok(s) => s,
             Err(e) => {
-                self.report(&err("spec", e));
+                self.report(err("spec", e).into());
                 return 126;
             }
         };
         if let Err(e) = self.finish_root(&spec) {
-            self.report(&e);
+            self.report(e.into());
             return 126;
         }
         // Go: the zygote takes the spec on, or the function's program starts.
@@ -170,7 +170,7 @@ impl ChildPlan<'_> {
             None => match self.start_program(&spec, &mut stack) {
                 Ok(pid) => pid,
                 Err(e) => {
-                    self.report(&e);
+                    self.report(e.into());
                     return 126;
                 }
             },
@@ -192,7 +192,12 @@ impl ChildPlan<'_> {
         code
     }
 
-    fn report(&self, msg: &str) {
+    /// Writes why the sandbox failed to the status pipe, as JSON (read by
+    /// `parent_process::read_status`).
+    fn report(&self, failure: SpawnFailure) {
+        // (Serialising two strings cannot fail; the fallback keeps the pipe non-empty.)
+        let msg = serde_json::to_vec(&failure)
+            .unwrap_or_else(|_| br#"{"Platform":"unreported failure"}"#.to_vec());
         // SAFETY: writing a buffer we own to an inherited descriptor.
         unsafe {
             libc::write(self.status, msg.as_ptr().cast(), msg.len());
@@ -235,18 +240,24 @@ impl ChildPlan<'_> {
         let name = spec.argv.first().map_or("", String::as_str);
         let become_program = || -> isize {
             let e = match self.confine() {
-                Err(e) => e,
+                Err(e) => SpawnFailure::Platform(e),
                 Ok(()) => match nix::unistd::chdir(program.workdir.as_c_str()) {
-                    Err(e) => err("chdir to workdir", e),
+                    Err(e) => SpawnFailure::Program {
+                        step: "chdir to workdir".into(),
+                        detail: e.to_string(),
+                    },
                     Ok(()) => {
                         match nix::unistd::execve(&program.argv[0], &program.argv, &program.envp) {
                             Ok(never) => match never {},
-                            Err(e) => err(&format!("execve {name}"), e),
+                            Err(e) => SpawnFailure::Program {
+                                step: format!("execve {name}"),
+                                detail: e.to_string(),
+                            },
                         }
                     }
                 },
             };
-            self.report(&e);
+            self.report(e);
             127
         };
         // SAFETY: CLONE_VM|CLONE_VFORK: the child runs on `stack`, which nothing else uses,

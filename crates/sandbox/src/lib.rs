@@ -42,8 +42,8 @@ pub mod spec;
 
 pub use cgroup::{Layout, Limits, PeakMeter, Usage};
 pub use channel::HelperError;
-pub use spawner::{Exit, SpawnedSandbox, Spawner};
-pub use spec::{Bind, HelperConfig, SandboxSpec, Zygote};
+pub use spawner::{Exit, SpawnError, SpawnedSandbox, Spawner};
+pub use spec::{Bind, HelperConfig, SandboxSpec, SpawnFailure, Zygote};
 
 /// Kills a sandbox: SIGKILL to its init takes its whole PID namespace down. The helper then
 /// reports the exit and removes the cgroup.
@@ -54,8 +54,9 @@ pub fn kill(pid: i32) {
     );
 }
 
-/// An error with what was being done: the text a sandbox's init writes to its status pipe,
-/// and the helper sends on in [`spec::Event::Failed`].
+/// An error with what was being done: the text of a [`SpawnFailure::Platform`], which a
+/// sandbox's init writes to its status pipe and the helper sends on in
+/// [`spec::Event::Failed`].
 pub(crate) fn err(context: &str, e: impl std::fmt::Display) -> String {
     format!("{context}: {e}")
 }

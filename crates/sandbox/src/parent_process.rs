@@ -44,7 +44,7 @@ use crate::init_process::ChildPlan;
 use crate::netns::listen_in_netns;
 use crate::procs::{children_of, sched_other};
 use crate::rootfs;
-use crate::spec::{HelperConfig, SandboxSpec};
+use crate::spec::{HelperConfig, SandboxSpec, SpawnFailure};
 
 /// A sandbox that started: its init's host pid, the listener inside its network namespace,
 /// and the read end of its output.
@@ -73,7 +73,7 @@ pub struct Blank {
 
 impl Blank {
     /// The reason a blank ended before it was claimed, if it said one.
-    pub fn failure(self) -> String {
+    pub fn failure(self) -> Option<SpawnFailure> {
         read_status(self.status)
     }
 
@@ -334,7 +334,7 @@ pub fn claim(
     blank: Blank,
     spec: &SandboxSpec,
     msg: &[u8],
-) -> Result<Spawned, String> {
+) -> Result<Spawned, SpawnFailure> {
     let Blank {
         pid,
         listener,
@@ -350,7 +350,7 @@ pub fn claim(
                 zygote: _,
             },
     } = blank;
-    let fail = |e: String| {
+    let fail_with = |e: SpawnFailure| {
         discard(pid);
         let _ = cfg.cgroups.remove(&spec.id);
         if let Some(name) = &cgroup {
@@ -358,6 +358,7 @@ pub fn claim(
         }
         Err(e)
     };
+    let fail = |e: String| fail_with(SpawnFailure::Platform(e));
     if !normal_policy && let Err(e) = set_normal_policy(pid) {
         return fail(e);
     }
@@ -383,12 +384,10 @@ pub fn claim(
     }
     if let Err(e) = send_message(&mut control, msg) {
         // The child ended early; its status pipe may say why.
-        let why = read_status(status);
-        return fail(if why.is_empty() {
-            err("sending spec", e)
-        } else {
-            why
-        });
+        return match read_status(status) {
+            Some(why) => fail_with(why),
+            None => fail(err("sending spec", e)),
+        };
     }
     if let Some(name) = kept
         && let Err(e) = cfg.cgroups.rename(name, &spec.id)
@@ -417,12 +416,15 @@ fn set_normal_policy(init: Pid) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads a sandbox's status pipe to its end: empty when the function's `execve` succeeded
-/// (the pipe is close-on-exec), else the reason it did not.
-pub fn read_status(status: File) -> String {
+/// Reads a sandbox's status pipe to its end: nothing when the function's `execve` succeeded
+/// (the pipe is close-on-exec), else the reason it did not (see `InitProcess::report`).
+pub fn read_status(status: File) -> Option<SpawnFailure> {
     let mut text = String::new();
     let _ = { status }.read_to_string(&mut text);
-    text
+    if text.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(&text).unwrap_or(SpawnFailure::Platform(text)))
 }
 
 /// Kills a sandbox's init (and with it its namespaces) and reaps it.

@@ -415,9 +415,8 @@ impl Pool {
                 if let Some(name) = &blank.placed.cgroup {
                     let _ = self.cgroups.remove(name);
                 }
-                let why = blank.failure();
-                if !why.is_empty() {
-                    self.give_up(&why);
+                if let Some(why) = blank.failure() {
+                    self.give_up(&why.to_string());
                 }
             }
             return true;

@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use crate::channel::{HelperError, MAX_MESSAGE, recv, send, try_send};
-use crate::spec::{Event, HelperConfig, Request, SandboxSpec};
+use crate::spec::{Event, HelperConfig, Request, SandboxSpec, SpawnFailure};
 
 /// What the server gets for a spawned sandbox.
 #[derive(Debug)]
@@ -28,7 +28,21 @@ pub struct SpawnedSandbox {
     pub output: OwnedFd,
 }
 
-type Pending = HashMap<String, tokio::sync::oneshot::Sender<Result<SpawnedSandbox, String>>>;
+type Pending = HashMap<String, tokio::sync::oneshot::Sender<Result<SpawnedSandbox, SpawnError>>>;
+
+/// Why [`Spawner::spawn`] gave no sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The helper tried and says why (the function's program, or the platform).
+    #[error(transparent)]
+    Failed(#[from] SpawnFailure),
+    /// The helper could not be asked, or stopped before it answered.
+    #[error(transparent)]
+    Helper(#[from] HelperError),
+    /// The helper answered without the descriptors a sandbox comes with.
+    #[error("the sandbox helper sent {0} descriptors instead of 2")]
+    Descriptors(usize),
+}
 
 /// The server's handle on its helper. Cloneable; spawns are answered in order.
 #[derive(Clone)]
@@ -111,11 +125,11 @@ impl Spawner {
     }
 
     /// Creates a sandbox. Fails with the helper's reason if it could not.
-    pub async fn spawn(&self, spec: SandboxSpec) -> Result<SpawnedSandbox, String> {
+    pub async fn spawn(&self, spec: SandboxSpec) -> Result<SpawnedSandbox, SpawnError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pending
             .lock()
-            .map_err(|_| "poisoned".to_string())?
+            .unwrap_or_else(|p| p.into_inner())
             .insert(spec.id.clone(), tx);
         let request = Request::Spawn(Box::new(spec.clone()));
         let sent = match try_send(self.sock.as_fd(), &request) {
@@ -134,9 +148,9 @@ impl Spawner {
             if let Ok(mut p) = self.pending.lock() {
                 p.remove(&spec.id);
             }
-            return Err(e.to_string());
+            return Err(e.into());
         }
-        rx.await.map_err(|_| HelperError::Gone.to_string())?
+        rx.await.map_err(|_| HelperError::Gone)?
     }
 }
 
@@ -165,10 +179,10 @@ fn read_events(
                             },
                             output,
                         }),
-                        _ => Err("descriptors missing".to_string()),
+                        _ => Err(SpawnError::Descriptors(0)),
                     }
                 } else {
-                    Err(format!("expected 2 descriptors, got {}", fds.len()))
+                    Err(SpawnError::Descriptors(fds.len()))
                 };
                 let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
                 let undelivered = match waiting {
@@ -183,7 +197,7 @@ fn read_events(
             }
             Event::Failed { id, error } => {
                 if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
-                    let _ = tx.send(Err(error));
+                    let _ = tx.send(Err(error.into()));
                 }
             }
             Event::Exited {

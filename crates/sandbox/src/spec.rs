@@ -113,6 +113,31 @@ pub struct HelperConfig {
     pub log: String,
 }
 
+/// Why a sandbox could not be created. Crosses two process seams as a value: from the
+/// sandbox's init to the helper down the status pipe (JSON), and on to the server in
+/// [`Event::Failed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SpawnFailure {
+    /// The function's own program could not be started: its working directory or its
+    /// executable is missing or cannot run. The function's fault, not the platform's.
+    #[error("{step}: {detail}")]
+    Program {
+        /// What was being done (`chdir to workdir`, `execve /var/task/bootstrap`).
+        step: String,
+        /// The system's reason (`ENOENT: No such file or directory`).
+        detail: String,
+    },
+    /// The sandbox itself could not be made (namespaces, mounts, cgroups, the helper).
+    #[error("{0}")]
+    Platform(String),
+}
+
+impl From<String> for SpawnFailure {
+    fn from(error: String) -> SpawnFailure {
+        SpawnFailure::Platform(error)
+    }
+}
+
 /// The helper's messages to the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
@@ -120,7 +145,7 @@ pub enum Event {
     /// sandbox's network namespace, and the read end of the function's stdout+stderr.
     Spawned { id: String, pid: i32 },
     /// The sandbox could not be created; nothing of it remains.
-    Failed { id: String, error: String },
+    Failed { id: String, error: SpawnFailure },
     /// The sandbox's init exited (its function process ended, was killed, or ran out of
     /// memory); its cgroup has been read and removed.
     Exited {

@@ -131,10 +131,13 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     let provisioner = invoker
         .clone()
         .map(|inv| stratus_invoke::Provisioner::start(functions.clone(), inv));
+    let invoke = stratus_invoke::Functions::new(functions.clone(), invoker, events);
+    // What other services run functions through (triggers: HTTP APIs, S3 and SQS events,
+    // EventBridge); none is built yet, each will take this at its construction.
+    let _function_invoker: Arc<dyn stratus_aws::FunctionInvoker> = Arc::new(invoke.clone());
     let lambda = LambdaApi::new(ApiState {
         functions,
-        invoker,
-        events,
+        invoke,
         provisioner,
         presign_credentials: (creds.access_key_id.clone(), creds.secret_access_key.clone()),
         region: config.region.clone(),

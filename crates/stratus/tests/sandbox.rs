@@ -5,7 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stratus_sandbox::{Bind, HelperConfig, Layout, Limits, SandboxSpec, Spawner, Zygote};
+use stratus_sandbox::{
+    Bind, HelperConfig, Layout, Limits, SandboxSpec, SpawnError, SpawnFailure, Spawner, Zygote,
+};
 
 fn helper(
     root: &Path,
@@ -378,13 +380,20 @@ async fn concurrent_spawns_report_failures_early_exits_and_successes() {
         spawner.spawn(quick),
         spawner.spawn(slow)
     );
+    // The function's missing program is its own fault, and said so as a value.
     let err = a.unwrap_err();
-    assert!(err.starts_with("execve"), "{err}");
+    assert!(
+        matches!(&err, SpawnError::Failed(SpawnFailure::Program { step, .. }) if step.starts_with("execve")),
+        "{err}"
+    );
     // A spec too big for the control pipe is refused before any sandbox is made.
     let mut huge = spec("huge", "true", &task);
     huge.env.push(format!("BIG={}", "x".repeat(70 * 1024)));
     let err = spawner.spawn(huge).await.unwrap_err();
-    assert!(err.contains("is over"), "{err}");
+    assert!(
+        matches!(&err, SpawnError::Failed(SpawnFailure::Platform(e)) if e.contains("is over")),
+        "{err}"
+    );
     let quick = b.unwrap();
     let slow = c.unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
