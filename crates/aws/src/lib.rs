@@ -3,7 +3,7 @@
 //! [`Scope`] (the account and region a server answers for), [`Arn`] parsing and building,
 //! [`Page`] for paginated listings, one clock ([`clock`]) with the time formats AWS APIs
 //! use, request and resource ids ([`ids`]), and the traits through which one service
-//! reaches another ([`LogSink`] today) without depending on it: the binary wires each trait
+//! reaches another ([`LogSink`], [`Meter`]) without depending on it: the binary wires each trait
 //! to the service that provides it.
 //!
 //! Invariant: no HTTP, no wire format, no storage, and no service's own types. A service
@@ -14,10 +14,12 @@ pub mod clock;
 pub mod ids;
 mod logs;
 mod page;
+pub mod usage;
 
 pub use arn::{Arn, ArnError};
 pub use logs::{LogSink, LogWriter};
 pub use page::Page;
+pub use usage::{InvocationRecord, Meter, Outcome};
 
 /// The account and region a server answers for. Every ARN it makes carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]

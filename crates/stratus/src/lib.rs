@@ -6,5 +6,6 @@ pub mod config;
 pub mod credentials;
 mod sandbox;
 pub mod server;
+pub mod surfaces;
 
 pub use config::Config;
