@@ -102,7 +102,8 @@ pub(crate) fn rows(
     function: Option<&str>,
 ) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT function, duration_us, billed_ms, memory_mb, init_us IS NOT NULL, outcome
+        "SELECT function, duration_us, billed_ms, memory_mb, init_us IS NOT NULL, outcome,
+             max_memory_used_mb
          FROM invocations WHERE start_ms >= ?1 AND (?2 IS NULL OR function = ?2)",
     )?;
     let rows = stmt.query_map(params![clamp(since_ms), function], |r| {
@@ -112,6 +113,7 @@ pub(crate) fn rows(
             duration_us: r.get::<_, i64>(1)?.max(0) as u64,
             billed_ms: r.get::<_, i64>(2)?.max(0) as u64,
             memory_mb: r.get(3)?,
+            max_memory_used_mb: r.get::<_, i64>(6)?.max(0) as u64,
             cold: r.get(4)?,
             // A name this build does not know counts as an error, never as a success.
             outcome: Outcome::parse(&outcome).unwrap_or(Outcome::FunctionError),

@@ -55,6 +55,7 @@ pub struct Row {
     pub duration_us: u64,
     pub billed_ms: u64,
     pub memory_mb: u32,
+    pub max_memory_used_mb: u64,
     pub cold: bool,
     pub outcome: Outcome,
 }
@@ -79,6 +80,8 @@ pub struct FunctionUsage {
     pub duration_p50_ms: Option<f64>,
     pub duration_p99_ms: Option<f64>,
     pub duration_max_ms: Option<f64>,
+    /// The most memory one invocation used (its environment's peak), in MB.
+    pub max_memory_used_mb: u64,
     /// What AWS would charge, at [`Prices`], before any free tier.
     pub estimated_cost_usd: f64,
 }
@@ -95,6 +98,7 @@ pub fn summarize(rows: impl IntoIterator<Item = Row>, prices: &Prices) -> Vec<Fu
         cold: u64,
         billed_ms: u64,
         gb_seconds: f64,
+        max_memory: u64,
         durations: Vec<u64>,
     }
     let mut by_fn: BTreeMap<String, Acc> = BTreeMap::new();
@@ -111,6 +115,7 @@ pub fn summarize(rows: impl IntoIterator<Item = Row>, prices: &Prices) -> Vec<Fu
         a.cold += u64::from(r.cold);
         a.billed_ms += r.billed_ms;
         a.gb_seconds += gb_seconds(r.billed_ms, r.memory_mb);
+        a.max_memory = a.max_memory.max(r.max_memory_used_mb);
         a.durations.push(r.duration_us);
     }
     by_fn
@@ -131,6 +136,7 @@ pub fn summarize(rows: impl IntoIterator<Item = Row>, prices: &Prices) -> Vec<Fu
                 duration_p50_ms: ms(percentile(&a.durations, 50.0)),
                 duration_p99_ms: ms(percentile(&a.durations, 99.0)),
                 duration_max_ms: ms(a.durations.last().copied()),
+                max_memory_used_mb: a.max_memory,
                 estimated_cost_usd: prices.estimate(a.invocations, a.gb_seconds),
             }
         })
@@ -147,6 +153,7 @@ mod tests {
             duration_us: duration_ms * 1000,
             billed_ms: duration_ms,
             memory_mb: 512,
+            max_memory_used_mb: duration_ms / 10,
             cold,
             outcome,
         }
@@ -211,6 +218,7 @@ mod tests {
         assert_eq!(a.duration_p50_ms, Some(200.0));
         assert_eq!(a.duration_p99_ms, Some(900.0));
         assert_eq!(a.duration_max_ms, Some(900.0));
+        assert_eq!(a.max_memory_used_mb, 90);
         assert!((a.gb_seconds - 1.55 * 0.5).abs() < 1e-12);
         let want = 5.0 / 1e6 * 0.20 + a.gb_seconds * 0.000_016_666_7;
         assert!((a.estimated_cost_usd - want).abs() < 1e-15);

@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the server: the AWS-compatible API and every service, in one process.
     Server(Box<ServerArgs>),
+    /// Usage per function (invocations, errors, throttles, cold starts, GB-seconds,
+    /// p50/p99 duration, estimated AWS price) from a running server.
+    Usage(stratus::usage_cmd::UsageArgs),
     /// Internal: the single-threaded process that creates sandboxes for the server.
     #[command(hide = true)]
     SandboxHelper {
@@ -114,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             init_log(&log)?;
             Ok(stratus_sandbox::helper::main(fd)?)
         }
+        Command::Usage(args) => stratus::usage_cmd::run(args),
         Command::Server(args) => {
             let config = (*args).into_config()?;
             init_log(&config.log)?;
