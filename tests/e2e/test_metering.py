@@ -217,3 +217,20 @@ def test_records_survive_kill_9(exec_server):
     exec_server.start()
     f = by_function(usage_json(exec_server))["durable"]
     assert (f["invocations"], f["cold_starts"]) == (n, 1), f
+
+
+def test_asynchronous_invocations_are_metered_when_they_run(exec_server):
+    lam = exec_server.client("lambda")
+    sleeper(lam, "queued", 128)
+    n = 3
+    for _ in range(n):
+        r = lam.invoke(FunctionName="queued", InvocationType="Event",
+                       Payload=json.dumps({"sleep": 0, "mb": 1}))
+        assert r["StatusCode"] == 202
+
+    def ran():
+        f = by_function(usage_json(exec_server)).get("queued")
+        return f if f and f["invocations"] == n else None
+    f = wait_until(ran, timeout=30, interval=0.2, what=f"{n} asynchronous invocations metered")
+    assert (f["errors"], f["throttles"]) == (0, 0), f
+    assert f["cold_starts"] >= 1, f
