@@ -147,12 +147,12 @@ def test_memory_budget_evicts_idle_environments_then_throttles(exec_server_facto
     wait_until(lambda: health(server)["services"]["lambda"]["environments"] == 2, timeout=10,
                what="the evicted environment to exit")
     assert invoke(lam, "m2")["env"] == m2_env, "the more recently used environment survives"
-    assert health(server)["memory_claimed_mb"] == 1024
+    assert health(server)["services"]["lambda"]["memory_claimed_mb"] == 1024
     # With both environments busy, a third function cannot get memory and is throttled.
     busy = [threading.Thread(target=invoke, args=(lam, name, 3.0)) for name in ("m2", "m3")]
     for t in busy:
         t.start()
-    wait_until(lambda: health(server)["invocations_in_flight"] == 2, timeout=10,
+    wait_until(lambda: health(server)["services"]["lambda"]["invocations_in_flight"] == 2, timeout=10,
                what="both environments to be busy")
     with pytest.raises(lam.exceptions.TooManyRequestsException) as e:
         invoke(lam, "m1")

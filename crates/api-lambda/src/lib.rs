@@ -100,6 +100,7 @@ impl Service for LambdaApi {
                 Err(e) => return e.into_response(),
             };
             let host = req.host().to_owned();
+            let operation = stratus_protocol::Operation(endpoint.name());
             let authed = Authed {
                 endpoint,
                 body: req.body.bytes(),
@@ -107,7 +108,9 @@ impl Service for LambdaApi {
                 host,
                 caller: req.caller.arn,
             };
-            functions::dispatch(state, authed).await
+            let mut resp = functions::dispatch(state, authed).await;
+            resp.extensions_mut().insert(operation);
+            resp
         })
     }
 

@@ -107,6 +107,50 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// The AWS operation's name, as metrics label requests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::CreateFunction => "CreateFunction",
+            Endpoint::ListFunctions { .. } => "ListFunctions",
+            Endpoint::GetFunction { .. } => "GetFunction",
+            Endpoint::GetFunctionConfiguration { .. } => "GetFunctionConfiguration",
+            Endpoint::DeleteFunction { .. } => "DeleteFunction",
+            Endpoint::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Endpoint::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Endpoint::Invoke { .. } => "Invoke",
+            Endpoint::TagResource { .. } => "TagResource",
+            Endpoint::UntagResource { .. } => "UntagResource",
+            Endpoint::ListTags { .. } => "ListTags",
+            Endpoint::GetAccountSettings => "GetAccountSettings",
+            Endpoint::PutFunctionConcurrency { .. } => "PutFunctionConcurrency",
+            Endpoint::EventInvokeConfig { method, .. } => match method.as_str() {
+                "PUT" => "PutFunctionEventInvokeConfig",
+                "POST" => "UpdateFunctionEventInvokeConfig",
+                "DELETE" => "DeleteFunctionEventInvokeConfig",
+                _ => "GetFunctionEventInvokeConfig",
+            },
+            Endpoint::ListFunctionEventInvokeConfigs { .. } => "ListFunctionEventInvokeConfigs",
+            Endpoint::ProvisionedConcurrency { method, list, .. } => match method.as_str() {
+                "PUT" => "PutProvisionedConcurrencyConfig",
+                "DELETE" => "DeleteProvisionedConcurrencyConfig",
+                _ if *list => "ListProvisionedConcurrencyConfigs",
+                _ => "GetProvisionedConcurrencyConfig",
+            },
+            Endpoint::GetFunctionConcurrency { .. } => "GetFunctionConcurrency",
+            Endpoint::DeleteFunctionConcurrency { .. } => "DeleteFunctionConcurrency",
+            Endpoint::PublishVersion { .. } => "PublishVersion",
+            Endpoint::ListVersionsByFunction { .. } => "ListVersionsByFunction",
+            Endpoint::CreateAlias { .. } => "CreateAlias",
+            Endpoint::ListAliases { .. } => "ListAliases",
+            Endpoint::GetAlias { .. } => "GetAlias",
+            Endpoint::UpdateAlias { .. } => "UpdateAlias",
+            Endpoint::DeleteAlias { .. } => "DeleteAlias",
+            Endpoint::DownloadCode { .. } => "DownloadCode",
+        }
+    }
+}
+
 /// Query parameters, decoded, in order; keys may repeat.
 #[derive(Debug, Default, Clone)]
 pub struct Query(pub Vec<(String, String)>);

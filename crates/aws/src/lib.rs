@@ -4,8 +4,8 @@
 //! [`Page`] for paginated listings, one clock ([`clock`]) with the time formats AWS APIs
 //! use, request and resource ids ([`ids`]), and the traits through which one service
 //! reaches another without depending on it ([`LogSink`] to write log events,
-//! [`FunctionInvoker`] to run a function): the binary wires each trait to the service that
-//! provides it.
+//! [`FunctionInvoker`] to run a function, [`Meter`] to record an invocation's usage): the
+//! binary wires each trait to the service that provides it.
 //!
 //! Invariant: no HTTP, no wire format, no storage, and no service's own types. A service
 //! crate depends on this one and on the store, never on another service's crate.
@@ -16,6 +16,7 @@ pub mod ids;
 mod invoke;
 mod logs;
 mod page;
+pub mod usage;
 
 pub use arn::{Arn, ArnError};
 pub use invoke::{
@@ -24,6 +25,7 @@ pub use invoke::{
 };
 pub use logs::{LogSink, LogWriter};
 pub use page::Page;
+pub use usage::{InvocationRecord, Meter, Outcome};
 
 /// The account and region a server answers for. Every ARN it makes carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]

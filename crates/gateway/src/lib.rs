@@ -6,25 +6,32 @@
 //! or region as AWS does, checks the access key and clock before reading any body byte,
 //! reads the body as the service's [`BodyPolicy`] says, verifies the signature, and hands
 //! the service an [`AwsRequest`]. Fixed surfaces live under `/_stratus/` (health, and in
-//! test mode a reset). [`serve`] runs the listener with limits on slow and idle clients.
+//! test mode a reset); the binary adds its own ([`Gateway::fixed`]: unauthenticated routes
+//! such as metrics, answered only for unsigned requests so they never shadow a service).
+//! Every request a service answers is timed and reported to a [`RequestObserver`], named
+//! by its service and operation: the `X-Amz-Target` operation, or the [`Operation`] a
+//! REST service puts in its response's extensions. [`serve`] runs the listener with limits
+//! on slow and idle clients.
 //!
 //! Invariant: knows no service. Services are [`Service`] trait objects the binary
-//! registers; adding one changes nothing here.
+//! registers; adding one changes nothing here. Nor does it know what is done with the
+//! request timings, or what the fixed routes the binary adds do.
 
 mod serve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, request::Parts};
+use axum::http::{HeaderValue, Method, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use stratus_protocol::{
-    AwsError, AwsRequest, BodyPolicy, Caller, Protocol, RequestBody, Service, ServiceInfo,
+    AwsError, AwsRequest, BodyPolicy, Caller, Operation, Protocol, RequestBody, Service,
+    ServiceInfo,
 };
 use stratus_sigv4::{AuthError, SecretLookup, SignedRequest, VerifyOptions};
 use tracing::Instrument;
@@ -53,6 +60,26 @@ pub struct GatewayOptions {
     pub body_idle_timeout: Duration,
 }
 
+/// One request a service answered (or the gateway refused on its behalf), as
+/// [`RequestObserver`]s see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSample<'a> {
+    /// The service's signing name; `""` when the request named no service Stratus offers.
+    pub service: &'static str,
+    /// The operation, when the service or `X-Amz-Target` named one; `""` otherwise. Taken
+    /// from the request for json protocols, so an observer must bound what it keeps.
+    pub operation: &'a str,
+    pub status: u16,
+    /// From the request's arrival to its response's head.
+    pub elapsed: Duration,
+}
+
+/// Told of every request routed to a service (metrics). Runs on the request's thread
+/// after the response is built: it must be quick and must not block.
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, sample: &RequestSample<'_>);
+}
+
 /// The front door: services by signing name and by `X-Amz-Target` prefix.
 pub struct Gateway {
     services: Vec<(ServiceInfo, Arc<dyn Service>)>,
@@ -60,6 +87,10 @@ pub struct Gateway {
     by_target: HashMap<&'static str, usize>,
     keys: Arc<dyn Keys>,
     opts: GatewayOptions,
+    /// Unauthenticated routes the binary added, and the (method, path) pairs they answer.
+    fixed: Router,
+    fixed_paths: Vec<(Method, &'static str)>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Gateway {
@@ -70,7 +101,34 @@ impl Gateway {
             by_target: HashMap::new(),
             keys,
             opts,
+            fixed: Router::new(),
+            fixed_paths: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Adds an unauthenticated `GET` route at `path` (`/_stratus/metrics`). It answers only
+    /// requests that carry no signature: a signed request to the same path still goes to
+    /// the service it is signed for. Panics if the path is taken.
+    pub fn fixed<H, T>(mut self, path: &'static str, handler: H) -> Gateway
+    where
+        H: axum::handler::Handler<T, ()>,
+        T: 'static,
+    {
+        assert!(
+            !self.fixed_paths.iter().any(|(_, p)| *p == path)
+                && !matches!(path, "/_stratus/health" | "/_stratus/reset"),
+            "two fixed routes at {path}"
+        );
+        self.fixed_paths.push((Method::GET, path));
+        self.fixed = self.fixed.route(path, axum::routing::get(handler));
+        self
+    }
+
+    /// Reports every request a service answers to `observer`.
+    pub fn observe(mut self, observer: Arc<dyn RequestObserver>) -> Gateway {
+        self.observer = Some(observer);
+        self
     }
 
     /// Adds a service. Panics if its signing name or a target prefix is taken: two
@@ -166,6 +224,16 @@ enum Route {
     Unauthenticated,
 }
 
+/// True when a request carries a SigV4 signature, in its headers or its query.
+fn is_signed(req: &Request) -> bool {
+    req.headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature="))
+}
+
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let path = req.uri().path();
     match (req.method().as_str(), path) {
@@ -184,6 +252,23 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         _ => {}
     }
+    if !gw.fixed_paths.is_empty()
+        && gw
+            .fixed_paths
+            .iter()
+            .any(|(m, p)| m == req.method() && *p == path)
+        && !is_signed(&req)
+    {
+        use tower::ServiceExt as _;
+        return match gw.fixed.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        };
+    }
+    let observed = gw.observer.as_ref().map(|_| {
+        let target = req.headers().get("x-amz-target").cloned();
+        (Instant::now(), target)
+    });
     let request_id = stratus_aws::ids::request_id();
     let (parts, body) = req.into_parts();
     let (protocol, service, result) = authenticate(&gw, parts, body, &request_id).await;
@@ -201,6 +286,22 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         && let Ok(v) = HeaderValue::from_str(&request_id)
     {
         resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    if let (Some(observer), Some((started, target))) = (&gw.observer, observed) {
+        let operation = match resp.extensions().get::<Operation>() {
+            Some(Operation(op)) => op,
+            None => target
+                .as_ref()
+                .and_then(|t| t.to_str().ok())
+                .and_then(|t| t.split_once('.'))
+                .map_or("", |(_, op)| op),
+        };
+        observer.observe(&RequestSample {
+            service,
+            operation,
+            status: resp.status().as_u16(),
+            elapsed: started.elapsed(),
+        });
     }
     resp
 }

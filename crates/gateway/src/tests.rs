@@ -353,3 +353,85 @@ async fn health_lists_every_service_and_reset_needs_test_mode() {
     }
     assert_eq!(logs.resets.load(Ordering::SeqCst), 2);
 }
+
+/// Records what the gateway reports.
+#[derive(Default)]
+struct Samples(std::sync::Mutex<Vec<(String, String, u16)>>);
+
+impl RequestObserver for Samples {
+    fn observe(&self, s: &RequestSample<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((s.service.into(), s.operation.into(), s.status));
+    }
+}
+
+/// Names its operation in the response, as a REST service does.
+struct Named;
+
+impl Service for Named {
+    fn info(&self) -> ServiceInfo {
+        ServiceInfo {
+            signing_name: "lambda",
+            protocol: Protocol::RestJson,
+            targets: &[],
+            body: BodyPolicy::Buffered { limit: 1000 },
+        }
+    }
+
+    fn handle(&self, _: AwsRequest) -> BoxFuture<Response> {
+        Box::pin(async {
+            let mut r = axum::Json(serde_json::json!({"service": "named"})).into_response();
+            r.extensions_mut().insert(Operation("ListFunctions"));
+            r
+        })
+    }
+}
+
+#[tokio::test]
+async fn fixed_routes_answer_unsigned_requests_and_services_are_observed_by_operation() {
+    let samples = Arc::new(Samples::default());
+    let app = Gateway::new(
+        Arc::new(TestKeys),
+        GatewayOptions {
+            region: "us-east-1".into(),
+            test_mode: false,
+            body_idle_timeout: Duration::from_millis(200),
+        },
+    )
+    .register(Arc::new(Named))
+    .register(echo("logs", Protocol::Json11, &["Logs_20140328"]))
+    .fixed("/metrics", || async { "metrics text" })
+    .observe(samples.clone())
+    .app();
+
+    let (status, v, _) = Req::new("GET", "/metrics", b"").send(&app).await;
+    assert_eq!((status, v), (StatusCode::OK, "metrics text".into()));
+    // Signed, the same path belongs to the service the signature names.
+    let (status, v, _) = Req::new("GET", "/metrics", b"")
+        .signed("lambda", "us-east-1", KEY)
+        .send(&app)
+        .await;
+    assert_eq!((status, &v["service"]), (StatusCode::OK, &"named".into()));
+    // Another method on a fixed path is an ordinary request.
+    let (status, _, _) = Req::new("POST", "/metrics", b"").send(&app).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _, _) = Req::new("POST", "/", b"{}")
+        .header("x-amz-target", "Logs_20140328.DescribeLogGroups")
+        .signed("logs", "us-east-1", KEY)
+        .send(&app)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = samples.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("lambda".into(), "ListFunctions".into(), 200),
+            ("".into(), "".into(), 403),
+            ("logs".into(), "DescribeLogGroups".into(), 200),
+        ],
+        "fixed routes are not observed; refusals are"
+    );
+}

@@ -58,6 +58,9 @@ pub struct InvokerOptions {
     pub keep_alive: Duration,
     /// The sum of MemorySize over live environments may not exceed this.
     pub memory_budget_mb: u64,
+    /// Told of every invocation that ran or was throttled (usage metering, wired by the
+    /// binary; `stratus_aws::usage::NoMeter` keeps nothing).
+    pub meter: Arc<dyn stratus_aws::Meter>,
 }
 
 struct Inner {
@@ -82,8 +85,9 @@ pub struct Invoker {
 
 enum Created {
     Ready(Arc<Env>),
-    /// Init failed; the result says how, and the environment is gone.
-    Failed(InvokeResult),
+    /// Init failed; the result says how (and the outcome, as metered), and the environment
+    /// is gone.
+    Failed(InvokeResult, stratus_aws::Outcome),
 }
 
 enum Outcome {
@@ -217,7 +221,7 @@ impl Invoker {
                         .push(env);
                     made += 1;
                 }
-                Ok(Created::Failed(r)) => {
+                Ok(Created::Failed(r, _)) => {
                     tracing::warn!(function = %config.name, error = %String::from_utf8_lossy(&r.payload), "provisioned environment failed to initialise");
                 }
                 Err(e) => {
@@ -258,6 +262,11 @@ impl Invoker {
     /// Environments alive now (created and not yet exited).
     pub fn live_count(&self) -> usize {
         self.lock_live().len()
+    }
+
+    /// Environments alive and waiting for an invocation now.
+    pub fn idle_count(&self) -> usize {
+        self.lock_idle().values().map(Vec::len).sum()
     }
 
     /// Kills idle environments unused for longer than the keep-alive.
@@ -364,14 +373,34 @@ impl Invoker {
 
     /// Runs one invocation synchronously and returns its result.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, InvokeError> {
-        let admission = self
-            .admit(
-                &req.config.name,
-                req.reserved_concurrency,
-                req.unreserved_limit,
-            )
-            .map_err(InvokeError::Throttled)?;
+        let admission = match self.admit(
+            &req.config.name,
+            req.reserved_concurrency,
+            req.unreserved_limit,
+        ) {
+            Ok(a) => a,
+            Err(t) => {
+                self.meter_throttle(&req.config);
+                return Err(InvokeError::Throttled(t));
+            }
+        };
         self.invoke_admitted(admission, req).await
+    }
+
+    /// Meters an invocation refused by a limit (the queue meters its own refusals).
+    pub fn meter_throttle(&self, c: &FunctionConfig) {
+        self.inner.opts.meter.record(stratus_aws::InvocationRecord {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            function: c.name.clone(),
+            version: c.version.clone(),
+            start_ms: now_ms(),
+            duration: Duration::ZERO,
+            init: None,
+            billed_ms: 0,
+            memory_mb: c.memory_size,
+            max_memory_used_mb: 0,
+            outcome: stratus_aws::Outcome::Throttled,
+        });
     }
 
     /// Runs one invocation already admitted; it can still be throttled by the memory budget
@@ -390,12 +419,31 @@ impl Invoker {
             return Ok(self.run(env, &req, request_id, None).await);
         }
         let started = Instant::now();
-        match self.create(&req, &key, &request_id, "on-demand").await? {
+        let created = self.create(&req, &key, &request_id, "on-demand").await;
+        if let Err(InvokeError::Throttled(_)) = &created {
+            self.meter_throttle(&req.config);
+        }
+        match created? {
             Created::Ready(env) => {
                 let init = started.elapsed();
                 Ok(self.run(env, &req, request_id, Some(init)).await)
             }
-            Created::Failed(result) => Ok(result),
+            Created::Failed(result, outcome) => {
+                let c = &req.config;
+                self.inner.opts.meter.record(stratus_aws::InvocationRecord {
+                    request_id: result.request_id.clone(),
+                    function: c.name.clone(),
+                    version: c.version.clone(),
+                    start_ms: now_ms().saturating_sub(result.duration.as_millis() as u64),
+                    duration: Duration::ZERO,
+                    init: result.init_duration,
+                    billed_ms: stratus_aws::usage::billed_ms(Duration::ZERO, result.init_duration),
+                    memory_mb: c.memory_size,
+                    max_memory_used_mb: result.max_memory_used_mb,
+                    outcome,
+                });
+                Ok(result)
+            }
         }
     }
 
@@ -441,6 +489,7 @@ impl Invoker {
                     );
                     return Ok(Created::Failed(
                         self.failed_init(req, request_id, payload, started, None),
+                        stratus_aws::Outcome::FunctionError,
                     ));
                 }
                 return Err(e.into());
@@ -489,7 +538,7 @@ impl Invoker {
                     &format!("RequestId: {request_id} Error: init phase did not complete within {} seconds", INIT_TIMEOUT.as_secs()),
                 );
                 drop(events);
-                return Ok(Created::Failed(self.failed_init(req, request_id, payload, started, Some(&env))));
+                return Ok(Created::Failed(self.failed_init(req, request_id, payload, started, Some(&env)), stratus_aws::Outcome::Timeout));
             }
         };
         drop(events);
@@ -512,13 +561,10 @@ impl Invoker {
             }
             Some(RuntimeEvent::InitError { body, .. }) => {
                 self.destroy(&env);
-                Ok(Created::Failed(self.failed_init(
-                    req,
-                    request_id,
-                    body,
-                    started,
-                    Some(&env),
-                )))
+                Ok(Created::Failed(
+                    self.failed_init(req, request_id, body, started, Some(&env)),
+                    stratus_aws::Outcome::FunctionError,
+                ))
             }
             _ => {
                 // The runtime died during init.
@@ -530,13 +576,15 @@ impl Invoker {
                     .ok()
                     .and_then(|e| e.clone());
                 let payload = crash_error(request_id, ended.as_ref());
-                Ok(Created::Failed(self.failed_init(
-                    req,
-                    request_id,
-                    payload,
-                    started,
-                    Some(&env),
-                )))
+                let outcome = if ended.as_ref().is_some_and(|e| e.usage.oom_kills > 0) {
+                    stratus_aws::Outcome::OutOfMemory
+                } else {
+                    stratus_aws::Outcome::FunctionError
+                };
+                Ok(Created::Failed(
+                    self.failed_init(req, request_id, payload, started, Some(&env)),
+                    outcome,
+                ))
             }
         }
     }
@@ -591,10 +639,11 @@ impl Invoker {
         }
         let timeout = Duration::from_secs(u64::from(c.timeout));
         let started = Instant::now();
+        let start_ms = now_ms();
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: req.payload.clone(),
-            deadline_ms: now_ms() + timeout.as_millis() as u64,
+            deadline_ms: start_ms + timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
             trace_id: trace_id(),
             client_context: req.client_context.clone(),
@@ -624,6 +673,11 @@ impl Invoker {
         };
         let duration = started.elapsed();
         let mut keep = true;
+        let mut metered = match outcome {
+            Outcome::Response(_) => stratus_aws::Outcome::Success,
+            Outcome::Timeout => stratus_aws::Outcome::Timeout,
+            _ => stratus_aws::Outcome::FunctionError,
+        };
         let (payload, function_error) = match outcome {
             Outcome::Response(body) => (body, None),
             Outcome::FunctionError(body) => (body, Some("Unhandled")),
@@ -666,6 +720,9 @@ impl Invoker {
                         .ok()
                         .and_then(|e| e.clone()),
                 };
+                if exit.as_ref().is_some_and(|e| e.usage.oom_kills > 0) {
+                    metered = stratus_aws::Outcome::OutOfMemory;
+                }
                 (crash_error(&request_id, exit.as_ref()), Some("Unhandled"))
             }
         };
@@ -690,6 +747,18 @@ impl Invoker {
                 .or_default()
                 .push(env.clone());
         }
+        self.inner.opts.meter.record(stratus_aws::InvocationRecord {
+            request_id: request_id.clone(),
+            function: c.name.clone(),
+            version: c.version.clone(),
+            start_ms: start_ms.saturating_sub(init.map_or(0, |i| i.as_millis() as u64)),
+            duration,
+            init,
+            billed_ms: stratus_aws::usage::billed_ms(duration, init),
+            memory_mb: c.memory_size,
+            max_memory_used_mb: max_used_mb,
+            outcome: metered,
+        });
         InvokeResult {
             request_id,
             payload,

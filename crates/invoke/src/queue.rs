@@ -390,6 +390,12 @@ impl AsyncQueue {
         self.inner.schedule().len() as u64
     }
 
+    /// When the oldest event still queued (waiting or running) was accepted, in
+    /// milliseconds since the epoch. Scans the schedule: for metrics scrapes, not hot paths.
+    pub fn oldest_enqueued_ms(&self) -> Option<u64> {
+        self.inner.schedule().oldest_arrival_ms()
+    }
+
     /// Starts every event the schedule lets go now; returns how long to wait before looking
     /// again (unless notified first).
     fn dispatch(&self) -> Duration {
@@ -493,6 +499,9 @@ impl AsyncQueue {
         ) {
             Ok(a) => a,
             Err(throttle) => {
+                // Each refusal is a throttle, as Lambda counts throttled asynchronous
+                // attempts; the event itself waits and runs later.
+                self.inner.invoker.meter_throttle(&view.config);
                 let limit = match throttle {
                     Throttle::ReservedFunctionConcurrentInvocationLimitExceeded => Limit::Function,
                     Throttle::ConcurrentInvocationLimitExceeded => Limit::Pool,

@@ -67,12 +67,6 @@ pub(crate) fn end(request_id: &str) -> String {
     format!("END RequestId: {request_id}")
 }
 
-/// Lambda's billed duration: the invocation's and the init's, each rounded up to the
-/// millisecond.
-pub(crate) fn billed_ms(duration: Duration, init: Option<Duration>) -> u64 {
-    ms(duration).ceil() as u64 + init.map_or(0, |i| ms(i).ceil() as u64)
-}
-
 /// `REPORT` for an invocation that ran.
 pub(crate) fn report(
     request_id: &str,
@@ -81,7 +75,8 @@ pub(crate) fn report(
     memory_size: u32,
     max_used_mb: u64,
 ) -> String {
-    let billed = billed_ms(duration, init);
+    // The same figure metering records.
+    let billed = stratus_aws::usage::billed_ms(duration, init);
     let mut report = format!(
         "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_size} MB\tMax Memory Used: {max_used_mb} MB",
         ms(duration),

@@ -18,7 +18,9 @@ pub mod token;
 pub mod xml;
 
 pub use error::{AwsError, Fault};
-pub use service::{AwsRequest, BodyPolicy, BoxFuture, Caller, RequestBody, Service, ServiceInfo};
+pub use service::{
+    AwsRequest, BodyPolicy, BoxFuture, Caller, Operation, RequestBody, Service, ServiceInfo,
+};
 
 /// The wire protocols of botocore's models (`metadata.protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

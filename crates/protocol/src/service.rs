@@ -91,6 +91,13 @@ impl AwsRequest {
     }
 }
 
+/// The AWS operation a response answered (`Invoke`, `CreateFunction`), put in the response's
+/// extensions by services whose operations are not named in `X-Amz-Target` (REST
+/// protocols), so that the front door can count requests per operation without knowing
+/// any service's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation(pub &'static str);
+
 /// One AWS service's wire crate, as the front door calls it. The binary registers each
 /// service with the gateway; the gateway routes, authenticates and reads the body, then
 /// calls [`Service::handle`].

@@ -85,6 +85,17 @@ pub struct Config {
     /// Seconds a client may pause while sending a request body before it is cut off.
     /// Default 30.
     pub body_timeout: u64,
+    /// Dollars per million requests, for the estimated AWS price in `stratus usage`.
+    /// Default 0.20 (public x86 Lambda price).
+    pub price_per_million_requests: f64,
+    /// Dollars per GB-second of billed duration, for the same estimate. Default
+    /// 0.0000166667 (public x86 Lambda price, first tier).
+    pub price_per_gb_second: f64,
+    /// Days an invocation's usage record is kept in `<data-dir>/usage.db`. Default 90.
+    pub usage_retention_days: u32,
+    /// The most usage records kept (about 200 bytes each); the oldest go first. Default
+    /// 5,000,000.
+    pub usage_max_rows: u64,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -132,6 +143,10 @@ impl Default for Config {
             max_connections: 4096,
             header_timeout: 30,
             body_timeout: 30,
+            price_per_million_requests: 0.20,
+            price_per_gb_second: 0.000_016_666_7,
+            usage_retention_days: 90,
+            usage_max_rows: 5_000_000,
         }
     }
 }
@@ -192,6 +207,19 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, price) in [
+            (
+                "price_per_million_requests",
+                self.price_per_million_requests,
+            ),
+            ("price_per_gb_second", self.price_per_gb_second),
+        ] {
+            if !price.is_finite() || price < 0.0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be a non-negative number, got {price}"
+                )));
+            }
+        }
         if self.server_threads == Some(0) {
             return Err(ConfigError::Invalid(
                 "server_threads must be at least 1".into(),

@@ -7,5 +7,7 @@ pub mod config;
 pub mod credentials;
 mod sandbox;
 pub mod server;
+pub mod surfaces;
+pub mod usage_cmd;
 
 pub use config::Config;

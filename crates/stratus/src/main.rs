@@ -26,6 +26,9 @@ enum Command {
     Invoke(Box<stratus::cli::invoke::InvokeArgs>),
     /// Print a function's logs (CloudWatch Logs group /aws/lambda/<function>).
     Logs(Box<stratus::cli::logs::LogsArgs>),
+    /// Usage per function (invocations, errors, throttles, cold starts, GB-seconds,
+    /// p50/p99 duration, estimated AWS price) from a running server.
+    Usage(stratus::usage_cmd::UsageArgs),
     /// Internal: the single-threaded process that creates sandboxes for the server.
     #[command(hide = true)]
     SandboxHelper {
@@ -125,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Invoke(args) => std::process::exit(stratus::cli::invoke::main(*args)),
         Command::Logs(args) => std::process::exit(stratus::cli::logs::main(*args)),
+        Command::Usage(args) => stratus::usage_cmd::run(args),
         Command::Server(args) => {
             let config = (*args).into_config()?;
             init_log(&config.log)?;

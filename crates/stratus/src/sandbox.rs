@@ -25,6 +25,7 @@ pub fn start(
     session: &(Credentials, String),
     aws: Arc<OnceLock<axum::Router>>,
     logs: Arc<dyn stratus_aws::LogSink>,
+    meter: Arc<dyn stratus_aws::Meter>,
 ) -> anyhow::Result<Invoker> {
     let data = &config.data_dir;
     let layout =
@@ -71,6 +72,7 @@ pub fn start(
         logs,
         keep_alive: Duration::from_secs(config.keep_alive),
         memory_budget_mb: config.memory_budget_mb(),
+        meter,
     };
     Ok(Invoker::new(spawner, exits_rx, catalog, opts, serve))
 }

@@ -8,11 +8,13 @@ use stratus_api_lambda::{ApiState, LambdaApi};
 use stratus_gateway::{Gateway, GatewayOptions, ServeOptions};
 use stratus_lambda::{FunctionService, RuntimeCatalog, Scope, ServiceOptions};
 use stratus_logs::LogService;
+use stratus_metering::{Metering, MeteringOptions, PlatformGauges, Prices};
 use stratus_store::Store;
 use tokio::net::TcpListener;
 
 use crate::Config;
 use crate::credentials::{self, Credentials, KeyRing};
+use crate::surfaces::{GaugeSource, Observer, UsageApi, metrics_handler};
 
 /// What a started server tells its caller.
 #[derive(Debug, Clone)]
@@ -22,8 +24,9 @@ pub struct Started {
     pub credentials_file: std::path::PathBuf,
 }
 
-/// Opens the data directory and builds the services and the HTTP app.
-pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials)> {
+/// Opens the data directory and builds the services and the HTTP app. The metering service
+/// comes back too: [`Metering::close`] commits its last records at a graceful stop.
+pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials, Metering)> {
     config.validate()?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
@@ -57,8 +60,17 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         max_group_bytes: config.log_group_max_mb.saturating_mul(1 << 20),
         ..Default::default()
     };
-    let (functions, catalog, logs) = tokio::task::spawn_blocking(
-        move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService)> {
+    let metering_options = MeteringOptions {
+        retention_days: config.usage_retention_days,
+        max_rows: config.usage_max_rows,
+        prices: Prices {
+            per_million_requests: config.price_per_million_requests,
+            per_gb_second: config.price_per_gb_second,
+        },
+        ..Default::default()
+    };
+    let (functions, catalog, logs, metering) = tokio::task::spawn_blocking(
+        move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService, Metering)> {
             let store = Store::open(&data_dir).context("opening the store")?;
             // Lambda's tables predate namespaces: they are Lambda's.
             let adopted = store.meta.adopt_unnamespaced("lambda")?;
@@ -71,12 +83,15 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             let store = store.namespace("lambda");
             let logs =
                 LogService::open(&data_dir, aws_scope, logs_options).context("opening the logs")?;
+            let metering = Metering::open(&data_dir, metering_options)
+                .context("opening the usage database")?;
             let catalog = RuntimeCatalog::discover();
             tracing::info!(runtimes = ?catalog.ids(), "runtimes offered by this host");
             Ok((
                 FunctionService::new(store, opts, catalog.clone())?,
                 catalog,
                 logs,
+                metering,
             ))
         },
     )
@@ -102,6 +117,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             &session,
             aws_app.clone(),
             Arc::new(logs.clone()),
+            Arc::new(metering.clone()),
         ) {
             Ok(inv) => Some(inv),
             Err(e) => {
@@ -131,6 +147,21 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     let provisioner = invoker
         .clone()
         .map(|inv| stratus_invoke::Provisioner::start(functions.clone(), inv));
+    let gauges: GaugeSource = {
+        let (invoker, events) = (invoker.clone(), events.clone());
+        Arc::new(move || PlatformGauges {
+            live_environments: invoker.as_ref().map_or(0, |i| i.live_count() as u64),
+            idle_environments: invoker.as_ref().map_or(0, |i| i.idle_count() as u64),
+            queue_depth: events.as_ref().map_or(0, |q| q.depth()),
+            oldest_event_age: events.as_ref().and_then(|q| q.oldest_enqueued_ms()).map_or(
+                std::time::Duration::ZERO,
+                |t| {
+                    let now = stratus_aws::clock::now_ms().max(0) as u64;
+                    std::time::Duration::from_millis(now.saturating_sub(t))
+                },
+            ),
+        })
+    };
     let invoke = stratus_invoke::Functions::new(functions.clone(), invoker, events);
     // What other services run functions through (triggers: HTTP APIs, S3 and SQS events,
     // EventBridge); none is built yet, each will take this at its construction.
@@ -156,9 +187,18 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     .register(Arc::new(lambda))
     .register(Arc::new(stratus_api_sts::StsApi))
     .register(Arc::new(stratus_api_logs::LogsApi::new(logs)))
+    .register(Arc::new(UsageApi {
+        metering: metering.clone(),
+    }))
+    .fixed(
+        "/_stratus/metrics",
+        metrics_handler(metering.clone(), gauges.clone()),
+    )
+    .fixed("/metrics", metrics_handler(metering.clone(), gauges))
+    .observe(Arc::new(Observer(metering.clone())))
     .app();
     let _ = aws_app.set(app.clone());
-    Ok((app, creds))
+    Ok((app, creds, metering))
 }
 
 /// Enforces log retention: expired events are dropped once a minute.
@@ -190,7 +230,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
-    let (app, creds) = build(&config).await?;
+    let (app, creds, metering) = build(&config).await?;
     let started = Started {
         addr: listener.local_addr()?,
         credentials: creds,
@@ -204,6 +244,7 @@ pub async fn run(
     stratus_gateway::serve(listener, app, opts, shutdown)
         .await
         .context("serving")?;
+    tokio::task::spawn_blocking(move || metering.close()).await?;
     tracing::info!("stopped");
     Ok(())
 }

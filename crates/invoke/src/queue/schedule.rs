@@ -142,6 +142,11 @@ impl Schedule {
         self.entries.len()
     }
 
+    /// The earliest arrival time of an event queued (a scan of every event).
+    pub fn oldest_arrival_ms(&self) -> Option<u64> {
+        self.entries.values().map(|e| e.arrival.enqueued_ms).min()
+    }
+
     /// Steps taken so far (heap, tree and queue operations), for tests of the cost.
     #[cfg(test)]
     pub fn work(&self) -> u64 {
