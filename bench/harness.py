@@ -592,7 +592,7 @@ def section_warm(ctx: Ctx) -> dict:
                     relay.stop()
             # The same function on tokio's multi-threaded runtime (bench/rust-fn/src/main.rs):
             # the function's share of a warm invoke's CPU is its own choice of runtime.
-            others = s.health()["services"]["lambda"]["environments"]
+            others = s.lambda_health()["environments"]
             create_functions(s, ["noop-mt"], runtime_id, handler, code,
                              env={"BENCH_TOKIO_MULTI_THREAD": "1"})
             out["throughput_mt"] = {}
@@ -617,7 +617,7 @@ def warm_runs(ctx: Ctx, s: Server, name: str, req: Signed, concurrencies: tuple[
     for c in concurrencies:
         if c > 1:
             prewarm(s, name, c)
-        envs = s.health()["services"]["lambda"]["environments"] - others
+        envs = s.lambda_health()["environments"] - others
         # one short unmeasured run so every connection and environment is warm
         loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
         runs, floor = [], []
@@ -680,7 +680,7 @@ def scale_rep(ctx: Ctx, rep: int) -> dict:
         conn = RawConn(s.host, s.port).connect()
         timed_invoke(conn, s.invoke_request("warmup"))
         conn.close()
-        base_envs = s.health()["services"]["lambda"]["environments"]
+        base_envs = s.lambda_health()["environments"]
         b = burst(s, "scale", n, b'{"sleep_ms": 200}', poll_health=True)
         if b.ok != n:
             raise BenchError(f"scale-out: {b.describe_failures()}; "
@@ -692,7 +692,7 @@ def scale_rep(ctx: Ctx, rep: int) -> dict:
              "environments_at_ms": env_n_ms,
              "envs_per_s": n / (env_n_ms / 1e3) if env_n_ms == env_n_ms else math.nan,
              "health_samples": len(b.health),
-             "final_environments": s.health()["services"]["lambda"]["environments"] - base_envs}
+             "final_environments": s.lambda_health()["environments"] - base_envs}
         log(f"scale-out rep {rep + 1}/{a.scale_reps}: all {n} returned in {all_ms:.0f} ms; "
             f"{n} environments after {env_n_ms:.0f} ms")
         return r
@@ -736,7 +736,7 @@ def section_density(ctx: Ctx) -> dict:
             raise BenchError(f"density: {b.describe_failures()}; "
                              f"server stderr:\n{s.stderr_tail(1500)}")
         deadline = time.monotonic() + 10
-        while s.health()["invocations_in_flight"] and time.monotonic() < deadline:
+        while s.lambda_health()["invocations_in_flight"] and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)
         srv1, hlp1 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
