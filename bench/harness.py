@@ -12,6 +12,15 @@ Sections (each can be selected with --only):
   density  platform memory per idle environment.
   peers    the floor (plain fork+exec of the same runtime process) and the peers
            (unshare into fresh namespaces, runc run, podman run --rm) for the cold start.
+  logs     CloudWatch Logs: PutLogEvents throughput (batches of 1,000 events from 1 and 4
+           clients), function output reaching its log group (a function printing N lines),
+           and FilterLogEvents over 1 GB of segment files (a term matching a few events, a
+           JSON pattern, a term matching nothing) against `grep -c` on the same files.
+
+With --baseline-bin (or `bench/run --baseline REV`, which builds REV with
+bench/build-baseline), the warm section also compares this build with that one in the same
+run: rounds of a fresh server of each, alternating, reporting both medians and the ratio of
+warm invoke latency (c=1), throughput (c=1, c=8) and server CPU per invoke.
 
 Writes bench/results/<timestamp>.md and .json, prints the Markdown, and (full runs) replaces
 the generated part of BENCHMARKS.md. Exit status: 0 when every Stratus measurement ran, 1
@@ -70,6 +79,7 @@ TARGETS = {
     "density_mib": ("platform memory per idle environment", 2.0, "≤ 2 MiB"),
 }
 HIGHER_IS_BETTER = {"throughput_max_rps"}
+SECTIONS = ("cold", "warm", "scale", "density", "peers", "logs")
 
 
 def log(msg: str):
@@ -84,7 +94,7 @@ def parse_args():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true",
                    help="few iterations of everything (checks the harness; < 3 min after builds)")
-    p.add_argument("--only", default="cold,warm,scale,density,peers",
+    p.add_argument("--only", default=",".join(SECTIONS),
                    help="comma-separated sections to run (default: all)")
     p.add_argument("--cold-iterations", type=int, help="cold starts per runtime per repetition "
                    "(default 200; smoke 5)")
@@ -106,6 +116,17 @@ def parse_args():
                    help="record `perf record -a -g` (cpu-clock) during the provided cold series and "
                         "the c=8 throughput run; summaries go to bench/results/")
     p.add_argument("--stratus-bin", default=str(REPO / "target/release/stratus"))
+    p.add_argument("--baseline-bin", help="another Stratus binary (e.g. from `bench/build-baseline "
+                   "REV`; `bench/run --baseline REV` builds and passes it): the warm section "
+                   "also measures it, in rounds alternating with this build, each on a fresh "
+                   "server, and reports both medians and their ratio")
+    p.add_argument("--baseline-rounds", type=int,
+                   help="rounds of the baseline comparison, each one server of each build "
+                        "(default 6; smoke 1)")
+    p.add_argument("--logs-filter-mb", type=int,
+                   help="MB of log segment files FilterLogEvents scans (default 1024; smoke 50)")
+    p.add_argument("--logs-function-lines", type=int,
+                   help="lines the logs section's function prints (default 100000; smoke 10000)")
     p.add_argument("--update-benchmarks", choices=("auto", "yes", "no"), default="auto",
                    help="rewrite the generated part of BENCHMARKS.md (auto: full runs only)")
     p.add_argument("--retries", type=int, default=2,
@@ -124,7 +145,13 @@ def parse_args():
     a.density_n = a.density_n or (10 if smoke else 100)
     a.warm_samples = 300 if smoke else 3000
     a.boto3_samples = 30 if smoke else 500
+    a.baseline_rounds = a.baseline_rounds or (1 if smoke else 6)
+    a.logs_filter_mb = a.logs_filter_mb or (50 if smoke else 1024)
+    a.logs_function_lines = a.logs_function_lines or (10_000 if smoke else 100_000)
     a.sections = [s.strip() for s in a.only.split(",") if s.strip()]
+    unknown = set(a.sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
     return a
 
 
@@ -196,8 +223,8 @@ class Ctx:
         self.settle_waits: list[float] = []
         self.retried = 0
 
-    def server(self, **kw) -> Server:
-        s = Server(self.binary, self.workdir, **kw)
+    def server(self, binary: Path | None = None, **kw) -> Server:
+        s = Server(binary or self.binary, self.workdir, **kw)
         self.servers.append(s)
         s.start()
         if self.runtime_dir is None and (s.data_dir / "runtime").is_dir():
@@ -214,7 +241,7 @@ class Ctx:
         s.cleanup()
         # The kernel frees the environments' namespaces after they are gone, in the
         # background; the next measurement should not run beside that.
-        waited = host.wait_quiet()
+        waited = host.wait_quiet(timeout=min(30.0, self.args.quiet_timeout))
         self.settle_waits.append(waited)
         if waited >= 29:
             log("machine still busy 30 s after stopping a server; measuring anyway")
@@ -592,7 +619,7 @@ def section_warm(ctx: Ctx) -> dict:
                     relay.stop()
             # The same function on tokio's multi-threaded runtime (bench/rust-fn/src/main.rs):
             # the function's share of a warm invoke's CPU is its own choice of runtime.
-            others = s.health()["services"]["lambda"]["environments"]
+            others = s.lambda_health()["environments"]
             create_functions(s, ["noop-mt"], runtime_id, handler, code,
                              env={"BENCH_TOKIO_MULTI_THREAD": "1"})
             out["throughput_mt"] = {}
@@ -604,7 +631,102 @@ def section_warm(ctx: Ctx) -> dict:
             out["syscalls_per_invoke"] = count_syscalls(ctx, s, req, 1000 if a.smoke else 3000)
     finally:
         ctx.done(s)
+    if a.baseline_bin:
+        if not isinstance(ctx.tools.get("loadgen"), Path):
+            out["baseline_error"] = f"loadgen unavailable: {ctx.tools.get('loadgen')}"
+        else:
+            try:
+                out["baseline"] = baseline_comparison(ctx)
+            except Exception as e:  # noqa: BLE001
+                out["baseline_error"] = f"{type(e).__name__}: {e}"
+                ctx.results["errors"]["warm (baseline)"] = out["baseline_error"]
+                log(f"baseline comparison FAILED: {e}\n{traceback.format_exc()}")
     return out
+
+
+# What the baseline comparison reports: key, label, value from one round's loadgen runs
+# (by concurrency), whether higher is better.
+BASELINE_METRICS = (
+    ("c1_p50_ms", "warm invoke overhead p50 (c=1)", lambda r: r["1"]["lat_us"]["p50"] / 1e3, False),
+    ("c1_p99_ms", "warm invoke overhead p99 (c=1)", lambda r: r["1"]["lat_us"]["p99"] / 1e3, False),
+    ("c1_rps", "invokes/s at c=1", lambda r: r["1"]["rps"], True),
+    ("c8_rps", "invokes/s at c=8", lambda r: r["8"]["rps"], True),
+    ("c8_p50_ms", "latency p50 at c=8", lambda r: r["8"]["lat_us"]["p50"] / 1e3, False),
+    ("c8_p99_ms", "latency p99 at c=8", lambda r: r["8"]["lat_us"]["p99"] / 1e3, False),
+    ("c8_server_us", "server CPU per invoke at c=8 (µs)",
+     lambda r: r["8"]["cpu_cores"]["server"] / r["8"]["rps"] * 1e6 if r["8"]["rps"] else math.nan,
+     False),
+)
+BASELINE_TOLERANCE = 0.05  # "costs Lambda nothing": within 5 %
+
+
+def baseline_round(ctx: Ctx, binary: Path, label: str) -> dict:
+    """One server of `binary`: the no-op function, warmed, then one C-loadgen run at c=1 and
+    one at c=8 (each after a short unmeasured run), as the warm section measures them."""
+    a = ctx.args
+    runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
+    s = ctx.server(binary=binary)
+    try:
+        create_functions(s, ["noop"], runtime_id, handler, code)
+        conn = RawConn(s.host, s.port).connect()
+        req = Signed(lambda: s.invoke_request("noop"))
+        for _ in range(200):
+            inv = timed_invoke(conn, req.fresh())
+            if inv.status != 200 or inv.function_error:
+                raise BenchError(f"{label}: warm invoke {inv.status} {inv.body[:200]!r}")
+        conn.close()
+        out = {}
+        for c in (1, 8):
+            if c > 1:
+                prewarm(s, "noop", c)
+            loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
+            out[str(c)] = guarded(ctx, f"{label} c={c}", lambda: loadgen_run(
+                ctx, s, req.fresh(), c, a.warm_seconds))
+            log(f"{label} c={c}: {out[str(c)]['rps']:.0f} invokes/s, p50 "
+                f"{out[str(c)]['lat_us']['p50']} µs, p99 {out[str(c)]['lat_us']['p99']} µs")
+        return out
+    finally:
+        ctx.done(s)
+
+
+def baseline_comparison(ctx: Ctx) -> dict:
+    """This build against `--baseline-bin`, in the same run: rounds of one fresh server of
+    each, the order alternating (AB BA AB ...) so that a drift of the machine during the run
+    falls on both alike; per metric the median over rounds of each and their ratio."""
+    a = ctx.args
+    base = Path(a.baseline_bin)
+    rounds: dict[str, list] = {"baseline": [], "new": []}
+    for i in range(a.baseline_rounds):
+        order = (("baseline", base), ("new", ctx.binary))
+        if i % 2:
+            order = order[::-1]
+        for which, binary in order:
+            rounds[which].append(baseline_round(
+                ctx, binary, f"baseline comparison round {i + 1}/{a.baseline_rounds}, {which}"))
+    metrics = {}
+    for key, label, get, higher in BASELINE_METRICS:
+        b = [get(r) for r in rounds["baseline"]]
+        n = [get(r) for r in rounds["new"]]
+        mb, mn = stats.median(b), stats.median(n)
+        ratio = mn / mb if mb else math.nan
+        within = (ratio >= 1 - BASELINE_TOLERANCE) if higher else (ratio <= 1 + BASELINE_TOLERANCE)
+        paired = [x / y if y else math.nan for x, y in zip(n, b)]  # within each round
+        metrics[key] = {"label": label, "baseline": mb, "new": mn, "ratio": ratio,
+                        "paired_ratios": paired,
+                        "higher_is_better": higher, "within_5pct": bool(within),
+                        "baseline_rounds": b, "new_rounds": n}
+    return {"binary": str(base), "version": baseline_version(base), "rounds": a.baseline_rounds,
+            "seconds_per_run": a.warm_seconds, "metrics": metrics, "runs": rounds}
+
+
+def baseline_version(binary: Path) -> str:
+    """`--version` of the baseline and, when bench/build-baseline made it, its revision."""
+    v = (host.sh(f"{binary} --version") or "?").replace("stratus ", "")
+    rev = binary.with_name(binary.name + ".rev")
+    if rev.is_file():
+        commit, _, subject = rev.read_text().strip().partition(" ")
+        v += f" (`{commit[:7]}`: {subject[:72]})"
+    return v
 
 
 def warm_runs(ctx: Ctx, s: Server, name: str, req: Signed, concurrencies: tuple[int, ...],
@@ -617,7 +739,7 @@ def warm_runs(ctx: Ctx, s: Server, name: str, req: Signed, concurrencies: tuple[
     for c in concurrencies:
         if c > 1:
             prewarm(s, name, c)
-        envs = s.health()["services"]["lambda"]["environments"] - others
+        envs = s.lambda_health()["environments"] - others
         # one short unmeasured run so every connection and environment is warm
         loadgen_run(ctx, s, req.fresh(), c, min(1.0, a.warm_seconds))
         runs, floor = [], []
@@ -680,7 +802,7 @@ def scale_rep(ctx: Ctx, rep: int) -> dict:
         conn = RawConn(s.host, s.port).connect()
         timed_invoke(conn, s.invoke_request("warmup"))
         conn.close()
-        base_envs = s.health()["services"]["lambda"]["environments"]
+        base_envs = s.lambda_health()["environments"]
         b = burst(s, "scale", n, b'{"sleep_ms": 200}', poll_health=True)
         if b.ok != n:
             raise BenchError(f"scale-out: {b.describe_failures()}; "
@@ -692,7 +814,7 @@ def scale_rep(ctx: Ctx, rep: int) -> dict:
              "environments_at_ms": env_n_ms,
              "envs_per_s": n / (env_n_ms / 1e3) if env_n_ms == env_n_ms else math.nan,
              "health_samples": len(b.health),
-             "final_environments": s.health()["services"]["lambda"]["environments"] - base_envs}
+             "final_environments": s.lambda_health()["environments"] - base_envs}
         log(f"scale-out rep {rep + 1}/{a.scale_reps}: all {n} returned in {all_ms:.0f} ms; "
             f"{n} environments after {env_n_ms:.0f} ms")
         return r
@@ -736,7 +858,7 @@ def section_density(ctx: Ctx) -> dict:
             raise BenchError(f"density: {b.describe_failures()}; "
                              f"server stderr:\n{s.stderr_tail(1500)}")
         deadline = time.monotonic() + 10
-        while s.health()["invocations_in_flight"] and time.monotonic() < deadline:
+        while s.lambda_health()["invocations_in_flight"] and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)
         srv1, hlp1 = host.smaps_rollup(s.pid), host.smaps_rollup(helper)
@@ -874,6 +996,407 @@ def section_peers(ctx: Ctx, availability: dict) -> dict:
     return results
 
 
+# --- logs -----------------------------------------------------------------------------
+
+LOGS_BATCH_EVENTS = 1000  # events per PutLogEvents batch in the ingestion measurement
+LOGS_INGEST_CONFIGS = (  # label, clients, streams
+    ("1 client", 1, 1),
+    ("4 clients, a stream each", 4, 4),
+    ("4 clients, one stream", 4, 1),
+)
+# The FilterLogEvents data: words that occur only where the harness puts them.
+NEEDLE_TERM = "XYZZYNEEDLE"
+NEEDLE_LEVEL = "FATAL"
+NOTHING_TERM = "QQNOTHINGQQ"
+NEEDLES = 5  # of each kind, spread over the data
+FILTER_PATTERNS = (  # key, label, pattern, the literal grep looks for
+    ("term", "term, matches a few", NEEDLE_TERM, NEEDLE_TERM),
+    ("json", "JSON, matches a few", f'{{ $.level = "{NEEDLE_LEVEL}" }}', NEEDLE_LEVEL),
+    ("nothing", "term, matches nothing", NOTHING_TERM, NOTHING_TERM),
+)
+
+
+def log_messages(n: int, seed: int, lo: int, hi: int) -> list[str]:
+    """`n` varied log messages of `lo`–`hi` bytes, as a service writes them: half text lines
+    (time, request id, level, method, path, status, latency, words), half JSON objects.
+    Lower-case pseudo-words and the levels DEBUG/INFO/WARN/ERROR, so that none contains the
+    needles above."""
+    import random
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+             for _ in range(500)]
+    levels = ("DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR")
+    out = []
+    for i in range(n):
+        want = rng.randint(lo, hi)
+        rid = "%08x-%04x-%04x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16))
+        lvl = rng.choice(levels)
+        path = "/" + "/".join(rng.choice(vocab) for _ in range(rng.randint(1, 3)))
+        status = rng.choice((200, 200, 200, 201, 204, 304, 400, 404, 500))
+        ms = rng.randint(0, 2000)
+        words = []
+        if i % 2:
+            doc = {"level": lvl, "requestId": rid, "path": path, "status": status,
+                   "latencyMs": ms, "user": f"u{rng.randint(1, 99999)}", "msg": ""}
+            base = len(json.dumps(doc, separators=(",", ":")))
+            while base + len(" ".join(words)) < want:
+                words.append(rng.choice(vocab))
+            doc["msg"] = " ".join(words)[:max(1, want - base)]
+            out.append(json.dumps(doc, separators=(",", ":")))
+        else:
+            head = (f"2026-11-24T{rng.randint(0, 23):02}:{rng.randint(0, 59):02}:"
+                    f"{rng.randint(0, 59):02}.{rng.randint(0, 999):03}Z {rid} {lvl} GET {path} "
+                    f"{status} {ms}ms")
+            while len(head) + len(" ".join(words)) + 1 < want:
+                words.append(rng.choice(vocab))
+            out.append((head + " " + " ".join(words))[:want])
+    return out
+
+
+def put_body(group: str, stream: str, events: list[tuple[int, str]]) -> bytes:
+    """A PutLogEvents body; `events` are (timestamp, message already JSON-encoded)."""
+    return (f'{{"logGroupName":{json.dumps(group)},"logStreamName":{json.dumps(stream)},'
+            f'"logEvents":[' + ",".join(f'{{"timestamp":{t},"message":{m}}}' for t, m in events)
+            + "]}").encode()
+
+
+def segment_files(s: Server) -> list[Path]:
+    """Every log segment file of server `s` (`<data>/logs/<group>/<stream>.jsonl*`)."""
+    root = s.data_dir / "logs"
+    return sorted(p for p in root.rglob("*") if p.is_file() and ".jsonl" in p.name)
+
+
+def logs_ingest(ctx: Ctx) -> dict:
+    """PutLogEvents throughput: the C loadgen replays signed batches of 1,000 events of
+    100–200 bytes (one request file per stream), closed loop, from 1 and from 4 clients."""
+    a = ctx.args
+    msgs = log_messages(LOGS_BATCH_EVENTS * 4, 7, 100, 200)
+    out: dict = {"batch_events": LOGS_BATCH_EVENTS, "configs": {}}
+    group = "/bench/ingest"
+    for label, clients, nstreams in LOGS_INGEST_CONFIGS:
+        # A fresh server each (what a run wrote is deleted with it), no size cap in the way.
+        s = ctx.server(extra_config="log_group_max_mb = 1000000\n")
+        try:
+            s.logs("CreateLogGroup", {"logGroupName": group})
+            key = f"c{clients}-s{nstreams}"
+            files, msg_bytes = [], []
+            for k in range(nstreams):
+                stream = f"{key}-{k}"
+                s.logs("CreateLogStream", {"logGroupName": group, "logStreamName": stream})
+                t0 = int(time.time() * 1000) - 60_000
+                part = msgs[k * LOGS_BATCH_EVENTS:(k + 1) * LOGS_BATCH_EVENTS]
+                body = put_body(group, stream, [(t0 + j, json.dumps(m)) for j, m in enumerate(part)])
+                f = ctx.workdir / f"put-{key}-{k}.bin"
+                f.write_bytes(s.logs_request("PutLogEvents", body))
+                files.append(f)
+                msg_bytes.append(sum(len(m.encode()) for m in part))
+
+            def run(seconds):
+                return loadgen_files(ctx, s, files, clients, seconds)
+
+            run(min(0.5, a.warm_seconds))  # unmeasured: connections, files, page cache
+            runs = []
+            for rep in range(a.reps):
+                r = guarded(ctx, f"logs ingest {label} run {rep + 1}", lambda: run(a.warm_seconds))
+                r["events_per_s"] = r["rps"] * LOGS_BATCH_EVENTS
+                r["mb_per_s"] = r["rps"] * (sum(msg_bytes) / len(msg_bytes)) / 1e6
+                runs.append(r)
+                log(f"logs ingest {label} rep {rep + 1}/{a.reps}: {r['events_per_s']:.0f} "
+                    f"events/s, {r['mb_per_s']:.1f} MB/s, batch p50 {r['lat_us']['p50']} µs")
+            # What was stored is readable: the last event of a stream comes back.
+            last = s.logs("GetLogEvents", {"logGroupName": group, "logStreamName": f"{key}-0",
+                                           "limit": 1})
+            if not last.get("events"):
+                raise BenchError("GetLogEvents found none of the events put")
+            out["configs"][key] = {"label": label, "clients": clients, "streams": nstreams,
+                                   "message_bytes_per_batch": sum(msg_bytes) / len(msg_bytes),
+                                   "stored_bytes": sum(p.stat().st_size for p in segment_files(s)),
+                                   "runs": runs}
+        finally:
+            ctx.done(s)
+    return out
+
+
+def loadgen_files(ctx: Ctx, s: Server, files: list[Path], conns: int, seconds: float) -> dict:
+    """`loadgen_run` with one request file per connection (round robin)."""
+    before = (host.machine_cpu(), host.proc_cpu_seconds(s.pid))
+    r = subprocess.run([str(ctx.tools["loadgen"]), "127.0.0.1", str(s.port), str(conns),
+                        str(seconds), *map(str, files)], capture_output=True, text=True,
+                       timeout=seconds + 120)
+    if not r.stdout.strip():
+        raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-500:]}")
+    doc = json.loads(r.stdout)
+    if doc["failed_connections"] or doc["errors"] or not doc["requests"]:
+        raise BenchError(f"loadgen saw errors: {doc}; server stderr:\n{s.stderr_tail(1500)}")
+    after = (host.machine_cpu(), host.proc_cpu_seconds(s.pid))
+    wall = doc["seconds"]
+    total = after[0][1] - before[0][1]
+    doc["cpu_cores"] = {
+        "client": (doc["cpu_user"] + doc["cpu_sys"]) / wall,
+        "server": (after[1] - before[1]) / wall,
+        "machine": (after[0][0] - before[0][0]) / total * (os.cpu_count() or 1) if total else math.nan,
+    }
+    return doc
+
+
+def logs_function(ctx: Ctx) -> dict:
+    """Function output to its log group: bench/rust-fn prints N lines (one write each) in one
+    invocation; the clock runs from sending the invoke until FilterLogEvents, polled every
+    5 ms, shows the last line in `/aws/lambda/<fn>`."""
+    a = ctx.args
+    n = a.logs_function_lines
+    runtime_id, handler, code = zip_for("provided", ctx, sleeper=True)
+    s = ctx.server()
+    try:
+        name = "printer"
+        group = f"/aws/lambda/{name}"
+        create_functions(s, [name], runtime_id, handler, code)
+        conn = RawConn(s.host, s.port, timeout=300).connect()
+        poll = RawConn(s.host, s.port, timeout=300).connect()
+
+        def invoke(lines, marker):
+            inv = timed_invoke(conn, s.invoke_request(
+                name, json.dumps({"print_lines": lines, "marker": marker}).encode()))
+            if inv.status != 200 or inv.function_error:
+                raise BenchError(f"invoke of {name}: {inv.status} {inv.body[:300]!r}")
+
+        def find(pattern, start_ms, limit=None):
+            doc = {"logGroupName": group, "filterPattern": pattern, "startTime": start_ms}
+            if limit:
+                doc["limit"] = limit
+            return s.logs("FilterLogEvents", doc, conn=poll)
+
+        # Warm: the environment exists and its log stream too.
+        marker = f"w{secrets_hex()}"
+        invoke(10, marker)
+        deadline = time.monotonic() + 30
+        while not find(f"{marker}end", 0).get("events"):
+            if time.monotonic() > deadline:
+                raise BenchError(f"the warm-up's last line never reached {group}")
+            time.sleep(0.01)
+
+        def one():
+            marker = f"m{secrets_hex()}"
+            start_ms = int(time.time() * 1000) - 1000
+            t0 = time.perf_counter()
+            invoke(n, marker)
+            t_resp = time.perf_counter() - t0
+            deadline = time.monotonic() + 120
+            polls = 0
+            while True:
+                polls += 1
+                if find(f"{marker}end", start_ms, 1).get("events"):
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{n} lines: the last never reached {group} in 120 s")
+                time.sleep(0.005)
+            t_vis = time.perf_counter() - t0
+            # Every line is there (not timed): page through the lines carrying the marker.
+            count, token = 0, None
+            while True:
+                doc = {"logGroupName": group, "filterPattern": marker, "startTime": start_ms}
+                if token:
+                    doc["nextToken"] = token
+                page = s.logs("FilterLogEvents", doc, conn=poll)
+                count += len(page.get("events", []))
+                token = page.get("nextToken")
+                if not token:
+                    break
+            if count != n + 1:  # the marker also starts the last line's word
+                raise BenchError(f"{group} holds {count} of the {n + 1} lines printed")
+            return {"invoke_s": t_resp, "visible_s": t_vis, "polls": polls,
+                    "events_per_s": (n + 1) / t_vis}
+
+        runs = []
+        for rep in range(a.reps):
+            r = guarded(ctx, f"logs function rep {rep + 1}", one)
+            runs.append(r)
+            log(f"logs function rep {rep + 1}/{a.reps}: {n} lines visible after "
+                f"{r['visible_s'] * 1e3:.0f} ms ({r['events_per_s']:.0f} events/s; invoke "
+                f"returned after {r['invoke_s'] * 1e3:.0f} ms)")
+        conn.close()
+        poll.close()
+        # The line bench/rust-fn prints: "{i:08} {marker} bench line: lorem ... sed do".
+        line_bytes = 8 + 1 + len(marker) + 1 + len(
+            "bench line: lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do")
+        return {"lines": n, "line_bytes": line_bytes, "runs": runs,
+                "events_per_s": stats.median([r["events_per_s"] for r in runs]),
+                "visible_s": stats.median([r["visible_s"] for r in runs]),
+                "invoke_s": stats.median([r["invoke_s"] for r in runs])}
+    finally:
+        ctx.done(s)
+
+
+def secrets_hex() -> str:
+    return os.urandom(4).hex()
+
+
+def logs_filter(ctx: Ctx) -> dict:
+    """FilterLogEvents over `--logs-filter-mb` MB of segment files (4 streams, written by
+    PutLogEvents in batches of ~1 MB, timestamps 7 days old), paging to the end, against
+    `grep -c` and `LC_ALL=C grep -F -c` over the same files; page cache warm for both."""
+    import threading
+    a = ctx.args
+    target = a.logs_filter_mb * 1_000_000
+    s = ctx.server(extra_config=f"log_group_max_mb = {max(4096, 4 * a.logs_filter_mb)}\n")
+    try:
+        group = "/bench/filter"
+        streams = [f"app-{k}" for k in range(4)]
+        s.logs("CreateLogGroup", {"logGroupName": group})
+        for st in streams:
+            s.logs("CreateLogStream", {"logGroupName": group, "logStreamName": st})
+        pool = [json.dumps(m) for m in log_messages(20_000, 11, 150, 250)]
+        # On disk a line is the message JSON-escaped and quoted plus 67 bytes of framing.
+        per_event_disk = sum(len(m) for m in pool) / len(pool) + 67
+        # Events per batch: PutLogEvents takes 1 MiB, counting 26 bytes per event (escaped
+        # lengths here, so with room to spare), less two for the needles.
+        per_batch, counted = 0, 0
+        while per_batch < 10_000 and counted + len(pool[per_batch]) + 24 < 1_000_000:
+            counted += len(pool[per_batch]) + 24
+            per_batch += 1
+        per_batch -= 2
+        est_batches = max(1, math.ceil(target / (per_batch * per_event_disk)))
+        needle_at = {min(est_batches - 1, int((k + 0.5) * est_batches / NEEDLES))
+                     for k in range(NEEDLES)}
+        base_ts = int(time.time() * 1000) - 7 * 86_400_000
+        lock = threading.Lock()
+        state = {"next": 0, "written": 0, "needles": 0, "error": None}
+
+        def loader(stream: str):
+            conn = RawConn(s.host, s.port, timeout=300).connect()
+            try:
+                while True:
+                    with lock:
+                        b = state["next"]
+                        if b >= est_batches or state["error"]:
+                            return
+                        state["next"] += 1
+                    start = (b * per_batch) % len(pool)
+                    msgs = [pool[(start + j) % len(pool)] for j in range(per_batch)]
+                    if b in needle_at:
+                        msgs[per_batch // 3] = json.dumps(
+                            f"2026-11-24T12:00:00.000Z {b:08x} ERROR {NEEDLE_TERM} batch {b} "
+                            f"went wrong in stream {stream}")
+                        msgs[2 * per_batch // 3] = json.dumps(json.dumps(
+                            {"level": NEEDLE_LEVEL, "requestId": f"{b:08x}", "batch": b,
+                             "msg": "needle"}, separators=(",", ":")))
+                    t0 = base_ts + b * 10_000
+                    body = put_body(group, stream, [(t0 + j, m) for j, m in enumerate(msgs)])
+                    r = conn.request(s.logs_request("PutLogEvents", body))
+                    if r.status != 200 or b"rejectedLogEventsInfo" in r.body:
+                        raise BenchError(f"PutLogEvents: {r.status} {r.body[:300]!r}")
+                    with lock:
+                        state["written"] += len(body)
+                        state["needles"] += b in needle_at
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    state["error"] = e
+            finally:
+                conn.close()
+
+        log(f"logs filter: writing ~{a.logs_filter_mb} MB of segments ({est_batches} batches "
+            f"of {per_batch} events)")
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=loader, args=(st,), daemon=True) for st in streams]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        load_s = time.perf_counter() - t0
+        if state["error"]:
+            raise BenchError(f"loading the filter data: {state['error']}")
+        files = segment_files(s)
+        disk = sum(p.stat().st_size for p in files)
+        log(f"logs filter: {disk / 1e6:.0f} MB in {len(files)} segment files, written in "
+            f"{load_s:.1f} s ({disk / 1e6 / load_s:.0f} MB/s through PutLogEvents, 4 clients)")
+        out: dict = {"bytes": disk, "files": len(files), "streams": len(streams),
+                     "events": est_batches * per_batch, "load_s": load_s,
+                     "needles": state["needles"], "patterns": {}}
+
+        def filter_all(pattern: str) -> tuple[int, int]:
+            conn = RawConn(s.host, s.port, timeout=600).connect()
+            count, pages, token = 0, 0, None
+            try:
+                while True:
+                    doc = {"logGroupName": group, "filterPattern": pattern}
+                    if token:
+                        doc["nextToken"] = token
+                    page = s.logs("FilterLogEvents", doc, conn=conn)
+                    pages += 1
+                    count += len(page.get("events", []))
+                    token = page.get("nextToken")
+                    if not token:
+                        return count, pages
+            finally:
+                conn.close()
+
+        def grep(flags: list[str], literal: str, env: dict | None) -> int:
+            """Matching lines, summed over the files (`-c -h`: one count per file)."""
+            r = subprocess.run(["grep", *flags, "-c", "-h", "--", literal, *map(str, files)],
+                               capture_output=True, text=True, env=env, timeout=600)
+            if r.returncode not in (0, 1):
+                raise BenchError(f"grep {' '.join(flags)} {literal}: {r.stderr[-300:]}")
+            return sum(int(x) for x in r.stdout.split())
+
+        c_env = dict(os.environ, LC_ALL="C")
+        out["grep_locale"] = os.environ.get("LC_ALL") or os.environ.get("LANG") or "unset (C)"
+        for key, label, pattern, literal in FILTER_PATTERNS:
+            want = 0 if key == "nothing" else state["needles"]
+            tools = {
+                "stratus": lambda: filter_all(pattern),
+                "grep": lambda: (grep([], literal, None), 0),
+                "grep_f_c": lambda: (grep(["-F"], literal, c_env), 0),
+            }
+            res: dict = {"label": label, "pattern": pattern, "grep_literal": literal,
+                         "expected": want}
+            for tool, fn in tools.items():
+                fn()  # untimed: page cache and the server's own caches warm
+                times, found, pages = [], None, 0
+
+                def timed():
+                    t = time.perf_counter()
+                    r = fn()
+                    return time.perf_counter() - t, r
+
+                for rep in range(a.reps):
+                    secs, (found, pages) = guarded(ctx, f"logs filter {key} {tool} "
+                                                        f"run {rep + 1}", timed)
+                    times.append(secs)
+                res[tool] = {"seconds": stats.median(times), "runs": times, "found": found,
+                             "pages": pages, "gb_per_s": disk / 1e9 / stats.median(times)}
+                log(f"logs filter {key} {tool}: {stats.median(times):.3f} s "
+                    f"({disk / 1e9 / stats.median(times):.2f} GB/s), {found} found")
+            if res["stratus"]["found"] != want:
+                ctx.results["notes"].append(
+                    f"logs filter: FilterLogEvents `{pattern}` found {res['stratus']['found']} "
+                    f"events, {want} were written")
+            out["patterns"][key] = res
+        return out
+    finally:
+        ctx.done(s)
+
+
+def section_logs(ctx: Ctx) -> dict:
+    """CloudWatch Logs: ingestion (PutLogEvents, function output) and FilterLogEvents over a
+    large group against grep. Each part on a fresh server; a part that fails is reported and
+    the others still run."""
+    out: dict = {}
+    parts = [("filter", logs_filter), ("function", logs_function)]
+    if isinstance(ctx.tools.get("loadgen"), Path):
+        parts.insert(0, ("ingest", logs_ingest))
+    else:
+        out["ingest_error"] = f"loadgen unavailable: {ctx.tools.get('loadgen')}"
+    for key, fn in parts:
+        log(f"logs: {key}")
+        try:
+            out[key] = fn(ctx)
+        except Exception as e:  # noqa: BLE001
+            out[f"{key}_error"] = f"{type(e).__name__}: {e}"
+            ctx.results["errors"][f"logs ({key})"] = out[f"{key}_error"]
+            log(f"logs {key} FAILED: {e}\n{traceback.format_exc()}")
+    return out
+
+
 # --- report ---------------------------------------------------------------------------
 
 
@@ -903,6 +1426,15 @@ def headline(res: dict) -> dict:
         h[f"{prefix}throughput_max_rps"] = max(rps) if rps else None
     h["scale_100_ms"] = g(sec, "scale", "last_serving_ms")
     h["density_mib"] = g(sec, "density", "platform_mib")
+    for key, m in (g(sec, "warm", "baseline", "metrics") or {}).items():
+        h[f"baseline_ratio:{key}"] = m["ratio"]
+    for key, v in (g(sec, "logs", "ingest", "configs") or {}).items():
+        h[f"logs_put_{key}_events_per_s"] = stats.median([r["events_per_s"] for r in v["runs"]])
+    h["logs_function_events_per_s"] = g(sec, "logs", "function", "events_per_s")
+    for key, v in (g(sec, "logs", "filter", "patterns") or {}).items():
+        h[f"logs_filter_{key}_gb_per_s"] = g(v, "stratus", "gb_per_s")
+        h[f"logs_filter_{key}_x_grep"] = (g(v, "stratus", "seconds") / g(v, "grep", "seconds")
+                                          if g(v, "grep", "seconds") else None)
     return h
 
 
@@ -1107,6 +1639,7 @@ def render(res: dict, ctx: Ctx) -> str:
             add("")
         if w.get("throughput_error"):
             add(f"Throughput not measured: {w['throughput_error']}\n")
+        render_baseline(w, add, ctx)
 
     # scale
     sc = sec.get("scale")
@@ -1152,9 +1685,118 @@ def render(res: dict, ctx: Ctx) -> str:
         add(f"| (excluded) function process: RSS / Pss / anon | {F(d['fn_rss_mib'])} / "
             f"{F(d['fn_pss_mib'])} / {F(d['fn_anon_mib'])} |")
         add("")
+    render_logs(res, add, ctx)
     if res["notes"]:
         add("Notes: " + "; ".join(res["notes"]) + "\n")
     return "\n".join(L) + "\n"
+
+
+def render_logs(res: dict, add, ctx: Ctx):
+    F = stats.fmt
+    lg = res["sections"].get("logs")
+    if lg is None and "logs" not in res["errors"]:
+        return
+    add("### CloudWatch Logs\n")
+    if "logs" in res["errors"]:
+        add(f"Failed: {res['errors']['logs'][:500]}\n")
+    if not lg:
+        return
+    ing, fn, flt = lg.get("ingest"), lg.get("function"), lg.get("filter")
+    add("Ingestion. PutLogEvents: signed raw requests (JSON 1.1) replayed by the C loadgen, "
+        f"closed loop, one persistent connection per client, batches of "
+        f"{LOGS_BATCH_EVENTS:,} events of 100–200 bytes (a mix of text lines and JSON "
+        f"objects), {ctx.args.warm_seconds:g} s per run, {ctx.args.reps} runs, a fresh server per "
+        "row; each batch is on disk (written and fsynced) when answered. MB/s counts the "
+        "events' message bytes. Function output: `bench/rust-fn` prints N lines of ~100 bytes "
+        "(one `println!`, so one write, each) in one warm invocation; the clock runs from "
+        "sending the invoke until FilterLogEvents, polled every 5 ms, shows the last line in "
+        "`/aws/lambda/<fn>` (every line is then checked to be there).\n")
+    add("| writer | events/s (median) | spread | MB/s | batches/s | batch latency p50 / p99 ms "
+        "| server CPU (µs/event) | client CPU |")
+    add("|---|---|---|---|---|---|---|---|")
+    if ing:
+        for v in ing["configs"].values():
+            runs = v["runs"]
+            eps = stats.median([r["events_per_s"] for r in runs])
+            srv = stats.median([r["cpu_cores"]["server"] for r in runs])
+            add(f"| PutLogEvents, {v['label']} | {F(eps)} | "
+                f"{stats.fmt_spread(stats.spread(r['events_per_s'] for r in runs))} | "
+                f"{F(stats.median([r['mb_per_s'] for r in runs]))} | "
+                f"{F(stats.median([r['rps'] for r in runs]))} | "
+                f"{F(stats.median([r['lat_us']['p50'] for r in runs]) / 1e3)} / "
+                f"{F(stats.median([r['lat_us']['p99'] for r in runs]) / 1e3)} | "
+                f"{F(srv / eps * 1e6 if eps else math.nan)} | "
+                f"{stats.median([r['cpu_cores']['client'] for r in runs]):.2f} |")
+    for k in ("ingest_error",):
+        if lg.get(k):
+            add(f"| PutLogEvents: failed: {lg[k][:300]} |||||||")
+    if fn:
+        runs = fn["runs"]
+        add(f"| function printing {fn['lines']:,} lines, to visible in its group | "
+            f"{F(fn['events_per_s'])} | "
+            f"{stats.fmt_spread(stats.spread(r['events_per_s'] for r in runs))} | "
+            f"{F(fn['events_per_s'] * fn['line_bytes'] / 1e6)} | – | last line visible after "
+            f"{F(fn['visible_s'] * 1e3)} ms (invoke returned after {F(fn['invoke_s'] * 1e3)} ms) "
+            f"| – | – |")
+    if lg.get("function_error"):
+        add(f"| function output: failed: {lg['function_error'][:300]} |||||||")
+    add("")
+    add("#### FilterLogEvents against grep\n")
+    if lg.get("filter_error"):
+        add(f"Failed: {lg['filter_error'][:500]}\n")
+    if flt:
+        add(f"One log group, {flt['streams']} streams, {F(flt['bytes'] / 1e9, 2)} GB of segment "
+            f"files ({flt['files']} files, {flt['events']:,} events of 150–250 bytes, text lines "
+            f"and JSON objects), written with PutLogEvents in ~1 MB batches from "
+            f"{flt['streams']} clients ({F(flt['bytes'] / 1e6 / flt['load_s'])} MB/s on disk), "
+            f"timestamps a week old. FilterLogEvents over the whole group, every page to the "
+            f"end; grep over the same files (`grep -c -h LITERAL <files>`, locale "
+            f"{flt['grep_locale']}; and with `LC_ALL=C grep -F`), the literal being the word "
+            f"the pattern needs. Each run once untimed first (page cache warm for both), then "
+            f"the median of {ctx.args.reps}. × grep: FilterLogEvents' time over grep's.\n")
+        add("| pattern | found (written) | pages | FilterLogEvents s | GB/s | grep -c s (GB/s) | "
+            "LC_ALL=C grep -F -c s (GB/s) | × grep -c | × grep -F |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for v in flt["patterns"].values():
+            st, g1, g2 = v["stratus"], v["grep"], v["grep_f_c"]
+            add(f"| {v['label']}: `{v['pattern']}` | {st['found']} ({v['expected']}; grep "
+                f"{g1['found']}) | {st['pages']} | {F(st['seconds'])} | {F(st['gb_per_s'])} | "
+                f"{F(g1['seconds'])} ({F(g1['gb_per_s'])}) | {F(g2['seconds'])} "
+                f"({F(g2['gb_per_s'])}) | {stats.ratio(st['seconds'], g1['seconds'])} | "
+                f"{stats.ratio(st['seconds'], g2['seconds'])} |")
+        add("")
+
+
+def render_baseline(w: dict, add, ctx: Ctx):
+    F = stats.fmt
+    bl = w.get("baseline")
+    if not bl and not w.get("baseline_error"):
+        return
+    add("#### This build against a baseline build (`--baseline-bin`)\n")
+    if w.get("baseline_error"):
+        add(f"Failed: {w['baseline_error'][:500]}\n")
+    if not bl:
+        return
+    add(f"Baseline: Stratus {bl['version']}, `{bl['binary']}`. {bl['rounds']} rounds, each one "
+        f"fresh server of each build, in alternating order (baseline first in odd rounds, this "
+        f"build first in even ones), the same function (`bench/rust-fn`) and settings: 200 "
+        f"warm-up invokes, then one C-loadgen run of {bl['seconds_per_run']:g} s at c=1 and "
+        f"one at c=8 (8 environments), each after a short unmeasured run. Medians over the "
+        f"rounds; ratio = this build / baseline (per-round ratios: lowest–highest of the two "
+        f"builds' ratio within one round); within 5 %: the ratio of medians at most 1.05 "
+        f"(latency, CPU) or at least 0.95 (invokes/s).\n")
+    add("| metric | baseline | this build | this / baseline | per-round ratios | baseline's "
+        "rounds | this build's rounds | within 5 % |")
+    add("|---|---|---|---|---|---|---|---|")
+    for key, m in bl["metrics"].items():
+        r = m["ratio"]
+        add(f"| {m['label']} | {F(m['baseline'])} | {F(m['new'])} | "
+            f"{'–' if r != r else f'{r:.3f}'} | "
+            f"{stats.fmt_spread(stats.spread(m['paired_ratios']), 3)} | "
+            f"{stats.fmt_spread(stats.spread(m['baseline_rounds']))} "
+            f"| {stats.fmt_spread(stats.spread(m['new_rounds']))} | "
+            f"{'yes' if m['within_5pct'] else '**no**'} |")
+    add("")
 
 
 def update_benchmarks_md(body: str):
@@ -1202,6 +1844,9 @@ def main() -> int:
     try:
         if not ctx.binary.is_file():
             raise BenchError(f"{ctx.binary} not found: run `cargo build --release -p stratus`")
+        if args.baseline_bin and not Path(args.baseline_bin).is_file():
+            raise BenchError(f"--baseline-bin {args.baseline_bin} not found (bench/build-baseline "
+                             f"REV builds one)")
         if os.geteuid() != 0:
             log("not root: Stratus cannot create sandboxes without root; Stratus sections will fail")
         ctx.fixture_bin = build_rust_fn(FIXTURE, "stratus-e2e-rust-fn")
@@ -1214,7 +1859,7 @@ def main() -> int:
         if "peers" in args.sections and not args.no_peers_containers:
             availability = host.ensure_packages({"runc": "runc", "podman": "podman"},
                                                 not args.no_install, log)
-        for name in ("cold", "warm", "scale", "density", "peers"):
+        for name in SECTIONS:
             if name not in args.sections:
                 continue
             log(f"=== {name}")
@@ -1266,6 +1911,7 @@ def main() -> int:
     print(body + profiles)
     log(f"written {md_path}")
     upd = args.update_benchmarks
+    failed = failed or bool(res["errors"])
     if upd == "yes" or (upd == "auto" and not args.smoke and not failed
                         and set(args.sections) >= {"cold", "warm", "scale", "density", "peers"}):
         update_benchmarks_md(body)

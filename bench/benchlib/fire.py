@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .stratus import RawConn, Server
+from .stratus import RawConn, Server, lambda_health
 
 
 @dataclass
@@ -67,7 +67,7 @@ def burst(server: Server, name: str, n: int, payload: bytes, *, poll_health: boo
         started.wait()
         while not stop.is_set():
             t = time.perf_counter()
-            doc = conn.request(req).json()["services"]["lambda"]
+            doc = lambda_health(conn.request(req).json())
             health.append(((t - t0_box[0]) * 1e3, int(doc.get("environments", -1)),
                            int(doc.get("invocations_in_flight", -1))))
             time.sleep(poll_interval)

@@ -232,6 +232,21 @@ def memory_cgroup_dir(parent: str) -> Path:
 # --- the server -------------------------------------------------------------------------
 
 
+def lambda_health(doc: dict) -> dict:
+    """Lambda's figures from a `/_stratus/health` document, in either shape: since the front
+    door (`crates/gateway`) each service reports under `services.<name>`
+    (`services.lambda.environments`, `services.lambda.execution`); before it (a baseline
+    build, `--baseline-bin`) they were top-level (`environments`, `invocations_in_flight`)
+    with `services.execution` a string."""
+    services = doc.get("services") or {}
+    lam = services.get("lambda")
+    if isinstance(lam, dict):
+        return lam
+    out = {k: v for k, v in doc.items() if k not in ("services", "status", "version", "region")}
+    out["execution"] = services.get("execution")
+    return out
+
+
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUS_", "AWS_"))}
     env["NO_COLOR"] = "1"
@@ -318,7 +333,7 @@ class Server:
                 self.kill()
                 raise BenchError("stratus never reported ready on /_stratus/health")
             time.sleep(0.02)
-        if doc.get("services", {}).get("lambda", {}).get("execution") != "ready":
+        if lambda_health(doc).get("execution") != "ready":
             self.stop()
             raise BenchError("stratus cannot create execution environments on this host "
                              f"(health: {doc}); stderr:\n{self.stderr_tail()}")
@@ -407,9 +422,31 @@ class Server:
         req = (f"GET /_stratus/health HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n").encode()
         return self._health.request(req).json()
 
+    def lambda_health(self) -> dict:
+        """Lambda's part of the health document, whichever shape the server writes."""
+        return lambda_health(self.health())
+
     def signed(self, method: str, path: str, body: bytes = b"",
-               headers: dict[str, str] | None = None) -> bytes:
-        return sign(method, self.host, self.port, path, body, headers or {}, self.creds)
+               headers: dict[str, str] | None = None, service: str = "lambda") -> bytes:
+        return sign(method, self.host, self.port, path, body, headers or {}, self.creds,
+                    service)
+
+    def logs_request(self, op: str, body: bytes) -> bytes:
+        """A signed CloudWatch Logs request (JSON 1.1, `X-Amz-Target: Logs_20140328.<op>`)."""
+        return self.signed("POST", "/", body,
+                           {"Content-Type": "application/x-amz-json-1.1",
+                            "X-Amz-Target": f"Logs_20140328.{op}"}, service="logs")
+
+    def logs(self, op: str, doc: dict, conn: "RawConn | None" = None) -> dict:
+        """One CloudWatch Logs call; its decoded answer (BenchError unless 200)."""
+        if conn is None:
+            if self._conn is None:
+                self._conn = RawConn(self.host, self.port)
+            conn = self._conn
+        r = conn.request(self.logs_request(op, json.dumps(doc).encode()))
+        if r.status != 200:
+            raise BenchError(f"Logs {op}: {r.status} {r.body[:500]!r}")
+        return r.json() if r.body else {}
 
     def call(self, method: str, path: str, doc=None, headers=None) -> Response:
         body = b"" if doc is None else json.dumps(doc).encode()

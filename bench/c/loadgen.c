@@ -1,11 +1,12 @@
 /* loadgen: a closed-loop HTTP/1.1 load generator for bench/harness.py.
  *
- * Usage: loadgen HOST PORT CONNECTIONS SECONDS REQUEST_FILE
+ * Usage: loadgen HOST PORT CONNECTIONS SECONDS REQUEST_FILE [REQUEST_FILE...]
  *
  * Opens CONNECTIONS persistent connections, one thread each, and for SECONDS sends the
  * request in REQUEST_FILE (complete bytes: request line, headers with a SigV4 signature
  * made by the harness, body) over each, waiting for every response before sending the
- * next. Prints one JSON object: completed requests, errors (status other than 200 or an
+ * next. With several request files, connection i sends file i mod their number (e.g. one
+ * log stream per client). Prints one JSON object: completed requests, errors (status other than 200 or an
  * X-Amz-Function-Error header), throughput, latency percentiles in microseconds, and the
  * CPU this process used, so the harness can say how much of the machine the client took.
  * C rather than Python so that the client costs a few microseconds per request. */
@@ -28,13 +29,16 @@
 static const char *host;
 static int port;
 static double seconds;
-static char *req;
-static size_t req_len;
+static char **reqs;
+static size_t *req_lens;
+static int nreqs;
 static pthread_barrier_t barrier;
 static volatile double t_start, t_stop;
 
 struct worker {
     pthread_t th;
+    const char *req;
+    size_t req_len;
     uint32_t *lat; /* microseconds */
     size_t n, cap;
     uint64_t errors;
@@ -66,7 +70,7 @@ static int connect_to(void) {
 
 /* One request/response exchange. Returns 1 on a good answer, 0 on an error answer,
  * -1 when the connection failed. */
-static int exchange(int s, char *buf, size_t cap) {
+static int exchange(int s, const char *req, size_t req_len, char *buf, size_t cap) {
     size_t off = 0;
     while (off < req_len) {
         ssize_t w = write(s, req + off, req_len - off);
@@ -111,7 +115,7 @@ static void *run(void *arg) {
     while (s >= 0) {
         double t0 = now();
         if (t0 >= t_stop) break;
-        int ok = exchange(s, buf, cap);
+        int ok = exchange(s, w->req, w->req_len, buf, cap);
         double t1 = now();
         if (ok < 0) {
             w->failed = 1;
@@ -141,30 +145,39 @@ static double cpu(const struct rusage *r, int sys) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: loadgen HOST PORT CONNECTIONS SECONDS REQUEST_FILE\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: loadgen HOST PORT CONNECTIONS SECONDS REQUEST_FILE [REQUEST_FILE...]\n");
         return 2;
     }
     host = argv[1];
     port = atoi(argv[2]);
     int conns = atoi(argv[3]);
     seconds = atof(argv[4]);
-    FILE *f = fopen(argv[5], "rb");
-    if (!f) {
-        perror(argv[5]);
-        return 2;
+    nreqs = argc - 5;
+    reqs = calloc((size_t)nreqs, sizeof *reqs);
+    req_lens = calloc((size_t)nreqs, sizeof *req_lens);
+    for (int k = 0; k < nreqs; k++) {
+        FILE *f = fopen(argv[5 + k], "rb");
+        if (!f) {
+            perror(argv[5 + k]);
+            return 2;
+        }
+        fseek(f, 0, SEEK_END);
+        req_lens[k] = (size_t)ftell(f);
+        rewind(f);
+        reqs[k] = malloc(req_lens[k]);
+        if (fread(reqs[k], 1, req_lens[k], f) != req_lens[k]) return 2;
+        fclose(f);
     }
-    fseek(f, 0, SEEK_END);
-    req_len = (size_t)ftell(f);
-    rewind(f);
-    req = malloc(req_len);
-    if (fread(req, 1, req_len, f) != req_len) return 2;
-    fclose(f);
 
     struct worker *ws = calloc((size_t)conns, sizeof *ws);
     pthread_barrier_init(&barrier, NULL, (unsigned)conns + 1);
     t_stop = 1e300;
-    for (int i = 0; i < conns; i++) pthread_create(&ws[i].th, NULL, run, &ws[i]);
+    for (int i = 0; i < conns; i++) {
+        ws[i].req = reqs[i % nreqs];
+        ws[i].req_len = req_lens[i % nreqs];
+        pthread_create(&ws[i].th, NULL, run, &ws[i]);
+    }
     struct rusage r0, r1;
     pthread_barrier_wait(&barrier);
     t_start = now();
