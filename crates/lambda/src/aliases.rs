@@ -13,11 +13,8 @@ use stratus_store::{Expect, Op, StoreError};
 
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::service::{FunctionService, LATEST, decode, encode, new_revision};
-use crate::versions::page_size;
-use crate::{FunctionConfig, FunctionView, LambdaError, validate};
-
-pub(crate) const ALIASES: &str = "lambda.aliases";
+use crate::records::{ALIASES, LATEST, decode, encode, is_version_number, new_revision, page_size};
+use crate::{FunctionConfig, FunctionService, FunctionView, LambdaError, validate};
 
 /// An alias as stored. Field names are the storage format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,11 +63,6 @@ pub struct UpdateAlias {
 pub struct AliasPage {
     pub aliases: Vec<AliasView>,
     pub next_marker: Option<String>,
-}
-
-/// True for a published version number (as opposed to `$LATEST` or an alias name).
-pub(crate) fn is_version_number(q: &str) -> bool {
-    !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit())
 }
 
 const ALIAS_PATTERN: &str =

@@ -6,14 +6,11 @@ use stratus_store::{Expect, Op};
 use crate::LambdaError;
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::service::{FUNCTIONS, FunctionService, digest_of, encode};
+use crate::records::{FUNCTIONS, digest_of, encode};
+use crate::service::FunctionService;
 
 /// Lambda keeps at least this much of the account's concurrency unreserved.
 pub const MIN_UNRESERVED: u32 = 100;
-
-/// Told the name of a function whose reserved concurrency changed (and with it, the
-/// unreserved pool).
-pub(crate) type ConcurrencyListener = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl FunctionService {
     /// The sum of all functions' reserved concurrency (cached).

@@ -7,9 +7,9 @@ use stratus_store::{Expect, Op};
 
 use crate::LambdaError;
 use crate::names::FunctionRef;
-use crate::service::{FunctionService, decode, encode};
+use crate::records::{EVENT_CONFIGS, decode, encode, now_ms};
+use crate::service::FunctionService;
 
-pub(crate) const EVENT_CONFIGS: &str = "lambda.event-invoke-configs";
 /// Lambda's defaults for asynchronous invocation.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 pub const DEFAULT_MAX_EVENT_AGE_SECONDS: u32 = 21_600;
@@ -132,7 +132,7 @@ impl FunctionService {
                 }
             }
         }
-        c.last_modified_ms = crate::service::now_ms();
+        c.last_modified_ms = now_ms();
         self.inner
             .store
             .meta

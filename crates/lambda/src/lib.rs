@@ -7,17 +7,50 @@
 //! It takes and returns typed values ([`CreateFunction`], [`FunctionConfig`], [`LambdaError`]).
 //! Invariant: nothing here knows HTTP, JSON wire shapes or AWS error codes; the API crate maps
 //! these types to the wire. Persistence goes through `stratus_store` traits only.
+//!
+//! Module graph. A layer uses only layers below it (any of them, not just the next), so no
+//! module uses one that uses it:
+//!
+//! ```text
+//! operations   functions  preparation  versions  aliases  tags  account
+//!              concurrency  provisioned  event_config
+//!                   │ (each adds an `impl FunctionService` block)
+//!                   ▼
+//! the type     service: FunctionService, Inner, ServiceOptions, the constructor, the write
+//!                   │   lock, load / view / not_found, from_memory
+//!                   ▼
+//! ground floor records: table names, `$LATEST`, keys, encode / decode, digest_of,
+//!                   │   new_revision, now_ms, page_size, is_version_number, needs_preparation
+//!                   ▼
+//! leaves       model  names  code  runtimes  validate  error
+//! ```
+//!
+//! `test_support` (unit tests only: a service over a temporary directory) sits beside the
+//! operations and uses `service` and `records`.
+//!
+//! The operation modules meet only through `FunctionService` methods (creating a function
+//! calls `snapshot` in `versions`, deleting one calls `alias_delete_ops` in `aliases`), never
+//! through each other's free functions or constants: whatever two of them share lives in
+//! `records`. The constructor starts the preparation worker and reads the reserved
+//! concurrency total through methods too, so `service` imports no operation module.
 
+mod account;
 mod aliases;
 mod code;
 mod concurrency;
 mod error;
 mod event_config;
+mod functions;
 mod model;
 mod names;
+mod preparation;
 mod provisioned;
+mod records;
 mod runtimes;
 mod service;
+mod tags;
+#[cfg(test)]
+mod test_support;
 mod validate;
 mod versions;
 

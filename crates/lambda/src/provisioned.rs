@@ -8,9 +8,8 @@ use stratus_store::{Expect, Op};
 
 use crate::LambdaError;
 use crate::names::FunctionRef;
-use crate::service::{FunctionService, decode, encode};
-
-pub(crate) const PROVISIONED: &str = "lambda.provisioned";
+use crate::records::{PROVISIONED, decode, encode, now_ms};
+use crate::service::FunctionService;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionedConfig {
@@ -70,7 +69,7 @@ impl FunctionService {
             function_name: r.name,
             qualifier: r.qualifier.unwrap_or_default(),
             requested,
-            last_modified_ms: crate::service::now_ms(),
+            last_modified_ms: now_ms(),
         };
         self.inner
             .store

@@ -13,10 +13,11 @@ use stratus_store::{Expect, Op, StoreError};
 
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::service::{
-    FUNCTIONS, FunctionService, LATEST, VERSIONS, decode, digest_of, encode, version_key,
+use crate::records::{
+    FUNCTIONS, LATEST, VERSIONS, decode, digest_of, encode, is_version_number, needs_preparation,
+    new_revision, page_size, version_key,
 };
-use crate::{FunctionConfig, FunctionState, FunctionView, LambdaError, validate};
+use crate::{FunctionConfig, FunctionService, FunctionState, FunctionView, LambdaError, validate};
 
 /// PublishVersion's input.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +40,7 @@ pub struct VersionsPage {
 /// What makes two snapshots "the same code and configuration": every field except those that
 /// name the version or change on their own (revision, timestamps, preparation states).
 /// Clearing fields rather than listing them keeps fields added later covered.
-pub(crate) fn fingerprint(c: &FunctionConfig) -> String {
+fn fingerprint(c: &FunctionConfig) -> String {
     let mut c = c.clone();
     c.version = String::new();
     c.revision_id = String::new();
@@ -55,15 +56,25 @@ pub(crate) fn fingerprint(c: &FunctionConfig) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
-/// ListVersionsByFunction and ListAliases return at most 50 items a page, whatever MaxItems says.
-pub(crate) fn page_size(max_items: Option<i64>) -> Result<usize, LambdaError> {
-    Ok(match max_items {
-        None => 50,
-        Some(n) => validate::range(n, "maxItems", 1, 10000)?.min(50) as usize,
-    })
-}
-
 impl FunctionService {
+    /// Makes the next published version of `rec.latest` (the caller commits it).
+    pub(crate) fn snapshot(&self, rec: &mut FunctionRecord) -> FunctionConfig {
+        rec.last_published += 1;
+        rec.published_fingerprint = Some(fingerprint(&rec.latest));
+        let mut v = rec.latest.clone();
+        v.version = rec.last_published.to_string();
+        v.revision_id = new_revision();
+        v.last_update_status = None;
+        v.last_update_status_reason = None;
+        v.last_update_status_reason_code = None;
+        if needs_preparation(&rec.latest) {
+            v.state = FunctionState::Pending;
+            v.state_reason = Some("The function is being created.".into());
+            v.state_reason_code = Some("Creating".into());
+        }
+        v
+    }
+
     /// Parses a function name for the operations that act on the function as a whole
     /// (versions, aliases): a qualifier there is refused rather than silently ignored.
     pub(crate) fn function_only(&self, name: &str) -> Result<FunctionRef, LambdaError> {
@@ -204,7 +215,7 @@ impl FunctionService {
                 let number: u32 = m
                     .parse()
                     .ok()
-                    .filter(|_| crate::aliases::is_version_number(m))
+                    .filter(|_| is_version_number(m))
                     .ok_or_else(|| LambdaError::InvalidParameter(format!("Invalid marker: {m}")))?;
                 Some(version_key(&r.name, number))
             }
@@ -299,11 +310,11 @@ mod tests {
         use crate::LastUpdateStatus;
 
         let dir = tempfile::tempdir().unwrap();
-        let svc = crate::service::test_support::open(dir.path());
+        let svc = crate::test_support::open(dir.path());
         let store = svc.store();
-        crate::service::test_support::create_active(&svc, "p");
+        crate::test_support::create_active(&svc, "p");
         let set = |f: fn(&mut FunctionConfig)| {
-            crate::service::test_support::edit_latest(&store, "p", f);
+            crate::test_support::edit_latest(&store, "p", f);
         };
         for (busy, word) in [
             (
@@ -336,20 +347,5 @@ mod tests {
                 .version,
             "1"
         );
-    }
-
-    #[test]
-    fn page_size_is_capped_at_50_and_validated() {
-        assert_eq!(page_size(None).unwrap(), 50);
-        assert_eq!(page_size(Some(3)).unwrap(), 3);
-        assert_eq!(page_size(Some(10000)).unwrap(), 50);
-        assert!(matches!(
-            page_size(Some(0)),
-            Err(LambdaError::Validation(_))
-        ));
-        assert!(matches!(
-            page_size(Some(10001)),
-            Err(LambdaError::Validation(_))
-        ));
     }
 }
