@@ -381,7 +381,8 @@ async fn authenticate(
                 || AwsError::internal("unauthenticated with a scope"),
                 auth_error,
             );
-            return (Protocol::RestJson, "", Err(e));
+            // No scope to route by: answer in the envelope the client most likely reads.
+            return (likely_protocol(&parts), "", Err(e));
         }
     };
     let (protocol, name) = (info.protocol, info.signing_name);
