@@ -120,6 +120,7 @@ impl Inner {
         name: &str,
         tags: Tags,
         now: i64,
+        durable: bool,
     ) -> Result<Option<Arc<Group>>> {
         let mut groups = self.groups_mut();
         if groups.contains_key(name) {
@@ -135,7 +136,7 @@ impl Inner {
             retention_in_days: None,
             tags,
         };
-        let group = Arc::new(Group::create(self.root.join(stem), meta)?);
+        let group = Arc::new(Group::create(self.root.join(stem), meta, durable)?);
         groups.insert(name.to_owned(), group.clone());
         Ok(Some(group))
     }
@@ -152,7 +153,7 @@ impl Inner {
             Some(g) => g,
             None => {
                 names::check_group_name(group, "logGroupName")?;
-                match self.create_group(group, Tags::new(), now)? {
+                match self.create_group(group, Tags::new(), now, false)? {
                     Some(g) => g,
                     None => self.group(group)?,
                 }
@@ -335,7 +336,7 @@ impl LogService {
         }
         check_tag_count(&tags, 0)?;
         names::check_tags(&tags)?;
-        match self.inner.create_group(name, tags, clock::now_ms())? {
+        match self.inner.create_group(name, tags, clock::now_ms(), true)? {
             Some(_) => Ok(()),
             None => Err(LogsError::ResourceAlreadyExists(
                 "The specified log group already exists".into(),

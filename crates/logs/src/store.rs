@@ -170,23 +170,35 @@ impl Group {
 
     /// Writes group.json durably (temporary file, fsync, rename, fsync of the directory).
     pub(crate) fn save_meta(&self, meta: &GroupMeta) -> io::Result<()> {
+        self.write_meta(meta, true)
+    }
+
+    fn write_meta(&self, meta: &GroupMeta, durable: bool) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
         let tmp = self.dir.join("group.json.tmp");
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, self.dir.join("group.json"))?;
-        sync_dir(&self.dir)
+        if durable {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
-    /// Creates the group's directory and group.json.
-    pub(crate) fn create(dir: PathBuf, meta: GroupMeta) -> io::Result<Group> {
+    /// Creates the group's directory and group.json. `durable` fsyncs them (CreateLogGroup);
+    /// a group a writer makes on its first line skips it, as its streams do: it holds only
+    /// its name and creation time, which the directory gives back if a crash loses the file
+    /// ([`Group::load`]), and a function's cold start must not wait for the disk.
+    pub(crate) fn create(dir: PathBuf, meta: GroupMeta, durable: bool) -> io::Result<Group> {
         fs::create_dir_all(&dir)?;
-        if let Some(parent) = dir.parent() {
+        if durable && let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
         let group = Group::new(dir, meta.clone());
-        group.save_meta(&meta)?;
+        group.write_meta(&meta, durable)?;
         Ok(group)
     }
 
@@ -360,16 +372,23 @@ impl Group {
     /// Loads a group directory written earlier. `None` when it is no group of ours.
     pub(crate) fn load(dir: PathBuf, now: i64) -> io::Result<Option<Group>> {
         let meta_path = dir.join("group.json");
-        let meta: GroupMeta = match fs::read(&meta_path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(m) => m,
+        let read = match fs::read(&meta_path) {
+            Ok(bytes) => match serde_json::from_slice::<GroupMeta>(&bytes) {
+                Ok(m) => Ok(m),
                 Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "unreadable group.json; skipping the directory");
-                    return Ok(None);
+                    // A writer's group whose file a crash cut short: the directory still
+                    // names it.
+                    tracing::warn!(dir = %dir.display(), error = %e, "unreadable group.json; the group is taken from its directory's name");
+                    Err(io::Error::from(io::ErrorKind::NotFound))
                 }
             },
+            Err(e) => Err(e),
+        };
+        let meta: GroupMeta = match read {
+            Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // A group created by older Stratus, which wrote no metadata.
+                // A group created by older Stratus, which wrote no metadata, or one whose
+                // metadata was never synced.
                 let Some(name) = dir
                     .file_name()
                     .and_then(|n| n.to_str())
@@ -581,6 +600,26 @@ mod tests {
     }
 
     #[test]
+    fn a_writers_group_whose_metadata_a_crash_cut_short_is_named_by_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let (stem, _) = names::file_stem("/aws/lambda/f");
+        let dir = d.path().join(stem);
+        let meta = GroupMeta {
+            name: "/aws/lambda/f".into(),
+            creation_time: 1,
+            retention_in_days: None,
+            tags: Tags::new(),
+        };
+        Group::create(dir.clone(), meta, false).unwrap();
+        // What a crash can leave of a file that was never synced.
+        fs::write(dir.join("group.json"), b"").unwrap();
+        let g = Group::load(dir, 5)
+            .unwrap()
+            .expect("the group is still there");
+        assert_eq!(g.meta().name, "/aws/lambda/f");
+    }
+
+    #[test]
     fn append_rotate_drop_and_reload() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("g");
@@ -590,7 +629,7 @@ mod tests {
             retention_in_days: Some(7),
             tags: Tags::new(),
         };
-        let g = Group::create(dir.clone(), meta).unwrap();
+        let g = Group::create(dir.clone(), meta, true).unwrap();
         let s = g.create_stream("s/1", 5, true).unwrap().unwrap();
         assert!(g.create_stream("s/1", 5, true).unwrap().is_none());
         let batch_len = lines(10, 1000).len();
@@ -664,7 +703,7 @@ mod tests {
             retention_in_days: None,
             tags: Tags::new(),
         };
-        let g = Group::create(dir.clone(), meta).unwrap();
+        let g = Group::create(dir.clone(), meta, true).unwrap();
         let long = "/é".repeat(250);
         g.create_stream(&long, 1, true).unwrap().unwrap();
         drop(g);
