@@ -601,7 +601,7 @@ impl Invoker {
         let init = started.elapsed();
         let mut tail = Vec::new();
         if let Some(env) = env {
-            env.output.pump();
+            env.output.pump_to_now();
             let c = &req.config;
             env.output
                 .platform_line(&report::start(request_id, &c.version));
@@ -726,8 +726,13 @@ impl Invoker {
                 (crash_error(&request_id, exit.as_ref()), Some("Unhandled"))
             }
         };
-        // Whatever the function wrote before answering is in the pipe by now.
-        env.output.pump();
+        // Whatever the function wrote before answering is in the pipe by now (and after
+        // an exit, read straight from the pipe: tokio may not know of it yet).
+        if keep {
+            env.output.pump();
+        } else {
+            env.output.pump_to_now();
+        }
         let peak = match (env.exited(), &env.peak) {
             (Some(e), _) => e.usage.memory_peak_bytes,
             (None, Some(m)) => m.read(),

@@ -46,10 +46,21 @@ impl Output {
     /// Reads everything the pipe holds now (its lines reach the log stream in one write).
     /// Returns true at end of file.
     pub fn pump(&self) -> bool {
+        self.pump_with(None)
+    }
+
+    /// [`Output::pump`], and then what tokio has not seen yet: for an environment that
+    /// exited or failed, whose last lines may be in the pipe before the reactor knows. (Not
+    /// on the warm path: it costs a system call per pump.)
+    pub fn pump_to_now(&self) -> bool {
+        self.pump_with(Some(&self.direct))
+    }
+
+    fn pump_with(&self, direct: Option<&File>) -> bool {
         let Ok(mut st) = self.state.lock() else {
             return true;
         };
-        let ended = st.drain(&self.rx, &self.direct);
+        let ended = st.drain(&self.rx, direct);
         st.stream.flush();
         ended
     }
@@ -107,16 +118,17 @@ impl Output {
 
 impl State {
     /// Reads everything the pipe holds now into lines; true at end of file. Through tokio
-    /// first (which clears its readiness once the pipe is empty, so the reading task sleeps),
-    /// then directly, for what tokio has not noticed yet.
-    fn drain(&mut self, rx: &pipe::Receiver, mut direct: &File) -> bool {
+    /// first (which clears its readiness once the pipe is empty, so the reading task
+    /// sleeps), then, given `direct`, straight from the pipe, for what tokio has not
+    /// noticed yet.
+    fn drain(&mut self, rx: &pipe::Receiver, direct: Option<&File>) -> bool {
         let mut buf = [0u8; 16 * 1024];
         let mut through_tokio = true;
         loop {
-            let read = if through_tokio {
-                rx.try_read(&mut buf)
-            } else {
-                direct.read(&mut buf)
+            let read = match (through_tokio, direct) {
+                (true, _) => rx.try_read(&mut buf),
+                (false, Some(mut f)) => f.read(&mut buf),
+                (false, None) => return false,
             };
             match read {
                 Ok(0) => {
