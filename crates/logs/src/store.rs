@@ -170,35 +170,33 @@ impl Group {
 
     /// Writes group.json durably (temporary file, fsync, rename, fsync of the directory).
     pub(crate) fn save_meta(&self, meta: &GroupMeta) -> io::Result<()> {
-        self.write_meta(meta, true)
-    }
-
-    fn write_meta(&self, meta: &GroupMeta, durable: bool) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
         let tmp = self.dir.join("group.json.tmp");
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
-        if durable {
-            f.sync_all()?;
-        }
+        f.sync_all()?;
         fs::rename(&tmp, self.dir.join("group.json"))?;
-        if durable {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        sync_dir(&self.dir)
     }
 
-    /// Creates the group's directory and group.json. `durable` fsyncs them (CreateLogGroup);
-    /// a group a writer makes on its first line skips it, as its streams do: it holds only
-    /// its name and creation time, which the directory gives back if a crash loses the file
-    /// ([`Group::load`]), and a function's cold start must not wait for the disk.
-    pub(crate) fn create(dir: PathBuf, meta: GroupMeta, durable: bool) -> io::Result<Group> {
+    /// Creates the group's directory and, for CreateLogGroup (`durable`), group.json, both
+    /// fsynced. A group a writer makes on a function's first line is only its directory: it
+    /// holds just its name and creation time, which the directory gives back
+    /// ([`Group::load`] writes the file then), and a function's cold start must not wait
+    /// for files it does not need. group.json is written whenever the metadata changes.
+    pub(crate) fn create(dir: PathBuf, mut meta: GroupMeta, durable: bool) -> io::Result<Group> {
         fs::create_dir_all(&dir)?;
-        if durable && let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+        if !durable {
+            // What a restart will read back for it.
+            meta.creation_time = file_time(&fs::metadata(&dir)?).unwrap_or(meta.creation_time);
         }
-        let group = Group::new(dir, meta.clone());
-        group.write_meta(&meta, durable)?;
+        let group = Group::new(dir.clone(), meta.clone());
+        if durable {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+            group.save_meta(&meta)?;
+        }
         Ok(group)
     }
 
