@@ -124,10 +124,11 @@ mod tests {
             report("r", d, None, 128, 30),
             "REPORT RequestId: r\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 30 MB"
         );
-        // A cold start bills the init too, each rounded up.
+        // A cold start bills the init too: the sum, rounded up to the millisecond (the same
+        // figure metering records).
         assert_eq!(
             report("r", d, Some(Duration::from_micros(100_100)), 256, 40),
-            "REPORT RequestId: r\tDuration: 12.35 ms\tBilled Duration: 114 ms\tMemory Size: 256 MB\tMax Memory Used: 40 MB\tInit Duration: 100.10 ms"
+            "REPORT RequestId: r\tDuration: 12.35 ms\tBilled Duration: 113 ms\tMemory Size: 256 MB\tMax Memory Used: 40 MB\tInit Duration: 100.10 ms"
         );
         assert_eq!(start("r", "$LATEST"), "START RequestId: r Version: $LATEST");
         assert_eq!(end("r"), "END RequestId: r");
