@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Invoke(args) => std::process::exit(stratus::cli::invoke::main(*args)),
         Command::Logs(args) => std::process::exit(stratus::cli::logs::main(*args)),
-        Command::Usage(args) => stratus::usage_cmd::run(args),
+        Command::Usage(args) => std::process::exit(stratus::usage_cmd::run(args)),
         Command::Server(args) => {
             let config = (*args).into_config()?;
             init_log(&config.log)?;
