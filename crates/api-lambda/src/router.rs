@@ -157,19 +157,7 @@ pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: &str) -> Query {
-        let decode = |s: &str| {
-            let s = s.replace('+', " ");
-            percent_decode_str(&s).decode_utf8_lossy().into_owned()
-        };
-        Query(
-            raw.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, v)) => (decode(k), decode(v)),
-                    None => (decode(pair), String::new()),
-                })
-                .collect(),
-        )
+        Query(stratus_protocol::query::pairs(raw).collect())
     }
 
     pub fn get(&self, key: &str) -> Option<String> {

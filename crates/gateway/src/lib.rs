@@ -323,15 +323,20 @@ fn likely_protocol(parts: &Parts) -> Protocol {
     if header("content-type").starts_with("application/x-www-form-urlencoded") {
         return Protocol::Query;
     }
-    let header_pairs: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
+    let header_pairs = header_pairs(parts);
     match stratus_sigv4::claimed(&signed(parts, &header_pairs, b"")) {
         Ok(v) if matches!(v.service.as_str(), "s3" | "route53" | "cloudfront") => Protocol::RestXml,
         _ => Protocol::RestJson,
     }
+}
+
+/// The request's headers as SigV4 reads them: names and raw values.
+fn header_pairs(parts: &Parts) -> Vec<(&str, &[u8])> {
+    parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect()
 }
 
 fn signed<'a>(
@@ -360,11 +365,7 @@ async fn authenticate(
     body: Body,
     request_id: &str,
 ) -> (Protocol, &'static str, Result<AwsRequest, AwsError>) {
-    let header_pairs: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
+    let header_pairs = header_pairs(&parts);
     let claimed = stratus_sigv4::claimed(&signed(&parts, &header_pairs, b""));
     let (info, _) = match gw.route(&parts, &claimed) {
         Route::Service(i) => &gw.services[i],
@@ -480,11 +481,7 @@ fn verify(
     body: &[u8],
     keys: &dyn Keys,
 ) -> Result<stratus_sigv4::Verified, AuthError> {
-    let header_pairs: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
+    let header_pairs = header_pairs(parts);
     stratus_sigv4::verify(
         &signed(parts, &header_pairs, body),
         keys,

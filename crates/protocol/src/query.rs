@@ -5,6 +5,21 @@ use std::collections::BTreeMap;
 
 use percent_encoding::percent_decode_str;
 
+/// The `name=value` pairs of a form or query string, decoded (`+` is a space), in order;
+/// names may repeat. A pair without `=` has an empty value.
+pub fn pairs(form: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        percent_decode_str(&s).decode_utf8_lossy().into_owned()
+    };
+    form.split('&')
+        .filter(|p| !p.is_empty())
+        .map(move |p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+}
+
 /// A query-protocol request's parameters, decoded. Later values of a repeated name win.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(BTreeMap<String, String>);
@@ -12,19 +27,7 @@ pub struct Params(BTreeMap<String, String>);
 impl Params {
     /// Decodes `a=1&b=x+y` (`+` is a space in forms).
     pub fn parse(form: &str) -> Params {
-        let decode = |s: &str| {
-            let s = s.replace('+', " ");
-            percent_decode_str(&s).decode_utf8_lossy().into_owned()
-        };
-        Params(
-            form.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (decode(k), decode(v)),
-                    None => (decode(p), String::new()),
-                })
-                .collect(),
-        )
+        Params(pairs(form).collect())
     }
 
     /// The parameters of the URL's query and the form body together (the body wins).
