@@ -33,7 +33,8 @@ use stratus_protocol::{
     AwsError, AwsRequest, BodyPolicy, Caller, Operation, Protocol, RequestBody, Service,
     ServiceInfo,
 };
-use stratus_sigv4::{AuthError, SecretLookup, SignedRequest, VerifyOptions};
+use stratus_sigv4::{AuthError, Claim, SecretLookup, SignedRequest, VerifyOptions};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 pub use serve::{ServeOptions, serve};
@@ -56,8 +57,12 @@ pub struct GatewayOptions {
     /// Serves `POST /_stratus/reset` (and moto's `/moto-api/reset`), which deletes every
     /// resource of every service. Never on by default.
     pub test_mode: bool,
-    /// The longest pause between two chunks of a request body.
+    /// The longest pause between two chunks of a request body; also the longest a body
+    /// waits for its share of `body_memory`.
     pub body_idle_timeout: Duration,
+    /// Bytes that the bodies being read, and the requests holding them until answered,
+    /// may take at once: past it, bodies wait, then are refused with a throttling error.
+    pub body_memory: usize,
 }
 
 /// One request a service answered (or the gateway refused on its behalf), as
@@ -91,11 +96,19 @@ pub struct Gateway {
     fixed: Router,
     fixed_paths: Vec<(Method, &'static str)>,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// The body budget, in bytes, and its size.
+    bodies: Arc<Semaphore>,
+    body_budget: usize,
 }
 
 impl Gateway {
     pub fn new(keys: Arc<dyn Keys>, opts: GatewayOptions) -> Gateway {
+        let body_budget = opts
+            .body_memory
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         Gateway {
+            bodies: Arc::new(Semaphore::new(body_budget)),
+            body_budget,
             services: Vec::new(),
             by_name: HashMap::new(),
             by_target: HashMap::new(),
@@ -194,7 +207,7 @@ impl Gateway {
 
     /// Which service a request is for, by its target or its claimed scope; and the
     /// protocol its errors are written in.
-    fn route(&self, parts: &Parts, claimed: &Result<stratus_sigv4::Verified, AuthError>) -> Route {
+    fn route(&self, parts: &Parts, claimed: &Result<Claim, AuthError>) -> Route {
         let target = parts
             .headers
             .get("x-amz-target")
@@ -207,9 +220,9 @@ impl Gateway {
             };
         }
         match claimed {
-            Ok(v) => match self.by_name.get(v.service.as_str()) {
+            Ok(c) => match self.by_name.get(c.service()) {
                 Some(&i) => Route::Service(i),
-                None => Route::Unknown(format!("the {:?} service", v.service)),
+                None => Route::Unknown(format!("the {:?} service", c.service())),
             },
             Err(_) => Route::Unauthenticated,
         }
@@ -273,7 +286,8 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (protocol, service, result) = authenticate(&gw, parts, body, &request_id).await;
     let mut resp = match result {
-        Ok(req) => {
+        // The body's share of the budget is held until the service has answered.
+        Ok((req, _body_permit)) => {
             let span = tracing::info_span!("request", id = %request_id, service = %service);
             match gw.by_name.get(service).map(|&i| gw.services[i].1.clone()) {
                 Some(svc) => svc.handle(req).instrument(span).await,
@@ -324,8 +338,8 @@ fn likely_protocol(parts: &Parts) -> Protocol {
         return Protocol::Query;
     }
     let header_pairs = header_pairs(parts);
-    match stratus_sigv4::claimed(&signed(parts, &header_pairs, b"")) {
-        Ok(v) if matches!(v.service.as_str(), "s3" | "route53" | "cloudfront") => Protocol::RestXml,
+    match Claim::parse(&signed(parts, &header_pairs, b"")) {
+        Ok(c) if matches!(c.service(), "s3" | "route53" | "cloudfront") => Protocol::RestXml,
         _ => Protocol::RestJson,
     }
 }
@@ -358,16 +372,25 @@ fn auth_error(e: AuthError) -> AwsError {
 }
 
 /// Routes, checks the claimed scope and key, reads the body, verifies. Returns the
-/// protocol errors are to be written in and the service's signing name with the outcome.
+/// protocol errors are to be written in and the service's signing name with the outcome:
+/// the request, and its share of the body budget, held until it is answered.
 async fn authenticate(
     gw: &Gateway,
     parts: Parts,
     body: Body,
     request_id: &str,
-) -> (Protocol, &'static str, Result<AwsRequest, AwsError>) {
-    let header_pairs = header_pairs(&parts);
-    let claimed = stratus_sigv4::claimed(&signed(&parts, &header_pairs, b""));
-    let (info, _) = match gw.route(&parts, &claimed) {
+) -> (
+    Protocol,
+    &'static str,
+    Result<(AwsRequest, Option<OwnedSemaphorePermit>), AwsError>,
+) {
+    // The signature is parsed once, here; routing, the precheck and the verification all
+    // read the same claim.
+    let claim = {
+        let header_pairs = header_pairs(&parts);
+        Claim::parse(&signed(&parts, &header_pairs, b""))
+    };
+    let (info, _) = match gw.route(&parts, &claim) {
         Route::Service(i) => &gw.services[i],
         Route::Unknown(what) => {
             let e = AwsError::new(
@@ -378,7 +401,7 @@ async fn authenticate(
             return (likely_protocol(&parts), "", Err(e));
         }
         Route::Unauthenticated => {
-            let e = claimed.err().map_or_else(
+            let e = claim.err().map_or_else(
                 || AwsError::internal("unauthenticated with a scope"),
                 auth_error,
             );
@@ -392,45 +415,45 @@ async fn authenticate(
     // The scope must name this service and this server's region (AWS: 403
     // InvalidSignatureException), and the key and clock must be good, before any body byte
     // is read.
-    let claimed = match claimed {
+    let claim = match claim {
         Ok(c) => c,
         Err(e) => return fail(auth_error(e)),
     };
-    if claimed.service != name {
+    if claim.service() != name {
         return fail(AwsError::new(
             StatusCode::FORBIDDEN,
             "InvalidSignatureException",
             format!("Credential should be scoped to correct service: '{name}'. "),
         ));
     }
-    if claimed.region != gw.opts.region {
+    if claim.region() != gw.opts.region {
         return fail(AwsError::new(
             StatusCode::FORBIDDEN,
             "InvalidSignatureException",
             format!(
                 "Credential should be scoped to a valid region, not '{}'. ",
-                claimed.region
+                claim.region()
             ),
         ));
     }
     let opts = VerifyOptions::default();
     let now = SystemTime::now();
-    if let Err(e) = stratus_sigv4::precheck(
-        &signed(&parts, &header_pairs, b""),
-        gw.keys.as_ref(),
-        now,
-        &opts,
-    ) {
+    if let Err(e) = claim.precheck(gw.keys.as_ref(), now, &opts) {
         return fail(auth_error(e));
     }
-    let verified = match info.body {
-        BodyPolicy::Streamed => stratus_sigv4::verify_streaming(
-            &signed(&parts, &header_pairs, b""),
-            gw.keys.as_ref(),
-            now,
-            &opts,
-        )
-        .map(|v| (v, RequestBody::Streamed(body))),
+    let (verified, body, permit) = match info.body {
+        BodyPolicy::Streamed => {
+            let header_pairs = header_pairs(&parts);
+            let v = claim
+                .verify_streaming(
+                    &signed(&parts, &header_pairs, b""),
+                    gw.keys.as_ref(),
+                    now,
+                    &opts,
+                )
+                .map(|()| claim);
+            (v, RequestBody::Streamed(body), None)
+        }
         BodyPolicy::Buffered { limit } => {
             let declared = parts
                 .headers
@@ -439,32 +462,49 @@ async fn authenticate(
             if declared.is_some_and(|n| n > limit as u64) {
                 return fail(too_large(limit));
             }
-            let bytes = match read_body(body, limit, gw.opts.body_idle_timeout).await {
+            let (bytes, permit) = match gw.read_body(body, declared, limit).await {
                 Ok(b) => b,
                 Err(e) => return fail(e),
             };
             let verified = if bytes.len() > LARGE_BODY {
                 let (parts, bytes, keys) = (parts.clone(), bytes.clone(), gw.keys.clone());
-                match tokio::task::spawn_blocking(move || verify(&parts, &bytes, keys.as_ref()))
-                    .await
+                match tokio::task::spawn_blocking(move || {
+                    let header_pairs = header_pairs(&parts);
+                    claim.verify(
+                        &signed(&parts, &header_pairs, &bytes),
+                        keys.as_ref(),
+                        SystemTime::now(),
+                        &VerifyOptions::default(),
+                    )?;
+                    Ok(claim)
+                })
+                .await
                 {
                     Ok(v) => v,
                     Err(e) => return fail(AwsError::internal(e)),
                 }
             } else {
-                verify(&parts, &bytes, gw.keys.as_ref())
+                let header_pairs = header_pairs(&parts);
+                claim
+                    .verify(
+                        &signed(&parts, &header_pairs, &bytes),
+                        gw.keys.as_ref(),
+                        now,
+                        &opts,
+                    )
+                    .map(|()| claim)
             };
-            verified.map(|v| (v, RequestBody::Buffered(bytes)))
+            (verified, RequestBody::Buffered(bytes), permit)
         }
     };
-    let (verified, body) = match verified {
-        Ok(v) => v,
+    let claim = match verified {
+        Ok(c) => c,
         Err(e) => {
             tracing::debug!(%request_id, error = %e, "authentication refused");
             return fail(auth_error(e));
         }
     };
-    let Some(caller) = gw.keys.caller(&verified.access_key_id) else {
+    let Some(caller) = gw.keys.caller(claim.access_key_id()) else {
         return fail(auth_error(AuthError::UnknownAccessKey));
     };
     let req = AwsRequest {
@@ -473,21 +513,7 @@ async fn authenticate(
         caller,
         request_id: request_id.to_owned(),
     };
-    (protocol, name, Ok(req))
-}
-
-fn verify(
-    parts: &Parts,
-    body: &[u8],
-    keys: &dyn Keys,
-) -> Result<stratus_sigv4::Verified, AuthError> {
-    let header_pairs = header_pairs(parts);
-    stratus_sigv4::verify(
-        &signed(parts, &header_pairs, body),
-        keys,
-        SystemTime::now(),
-        &VerifyOptions::default(),
-    )
+    (protocol, name, Ok((req, permit)))
 }
 
 fn too_large(limit: usize) -> AwsError {
@@ -498,41 +524,95 @@ fn too_large(limit: usize) -> AwsError {
     )
 }
 
-/// Reads a whole body of at most `limit` bytes, refusing a larger one as soon as its
-/// `Content-Length` or its bytes say so, and a client that pauses longer than `idle`.
-async fn read_body(body: Body, limit: usize, idle: Duration) -> Result<bytes::Bytes, AwsError> {
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+impl Gateway {
+    /// Reads a whole body of at most `limit` bytes, refusing a larger one as soon as its
+    /// `Content-Length` or its bytes say so, and a client that pauses longer than the idle
+    /// timeout. The bytes are taken from the server-wide body budget first: the declared
+    /// length before the first byte is read, or, without one, each piece before it is kept.
+    async fn read_body(
+        &self,
+        body: Body,
+        declared: Option<u64>,
+        limit: usize,
+    ) -> Result<(bytes::Bytes, Option<OwnedSemaphorePermit>), AwsError> {
+        let idle = self.opts.body_idle_timeout;
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut reserved = 0usize;
+        if let Some(n) = declared.filter(|&n| n > 0) {
+            // At most `limit` here, so it fits.
+            let n = usize::try_from(n).unwrap_or(limit);
+            held = Some(self.reserve(n).await?);
+            reserved = n;
+        }
+        let mut body = body;
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    return Err(AwsError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "RequestTimeoutException",
+                        "The client stopped sending the request body.",
+                    ));
+                }
+                Ok(None) => return Ok((buf.freeze(), held)),
+                Ok(Some(Err(e))) => {
+                    // A body cut short, or refused by a length limit further down.
+                    tracing::debug!(error = %e, "reading a request body");
+                    return Err(AwsError::new(
+                        StatusCode::BAD_REQUEST,
+                        "IncompleteBodyException",
+                        "The request body ended before its declared length.",
+                    ));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                let len = buf.len() + data.len();
+                if len > limit {
+                    return Err(too_large(limit));
+                }
+                if len > reserved {
+                    // No (or a short) declared length: take what this piece adds.
+                    let more = self.reserve(len - reserved).await?;
+                    match &mut held {
+                        Some(p) => p.merge(more),
+                        None => held = Some(more),
+                    }
+                    reserved = len;
+                }
+                if buf.is_empty() {
+                    // Most bodies arrive in one frame; size the buffer once, from the header.
+                    buf.reserve(data.len());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// Takes `bytes` from the body budget, waiting at most the idle timeout for other
+    /// requests' bodies to be answered; a body larger than the whole budget takes all of it.
+    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, AwsError> {
+        let n = u32::try_from(bytes.min(self.body_budget)).unwrap_or(u32::MAX);
+        if let Ok(p) = self.bodies.clone().try_acquire_many_owned(n) {
+            return Ok(p);
+        }
+        match tokio::time::timeout(
+            self.opts.body_idle_timeout,
+            self.bodies.clone().acquire_many_owned(n),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(AwsError::internal("the body budget is closed")),
             Err(_) => {
-                return Err(AwsError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "RequestTimeoutException",
-                    "The client stopped sending the request body.",
-                ));
+                tracing::warn!(bytes, "request refused: the body budget stayed spent");
+                Err(AwsError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequestsException",
+                    "The server is reading too many request bodies at once. Retry later.",
+                ))
             }
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => {
-                // A body cut short, or refused by a length limit further down.
-                tracing::debug!(error = %e, "reading a request body");
-                return Err(AwsError::new(
-                    StatusCode::BAD_REQUEST,
-                    "IncompleteBodyException",
-                    "The request body ended before its declared length.",
-                ));
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(too_large(limit));
-            }
-            if buf.is_empty() {
-                // Most bodies arrive in one frame; size the buffer once, from the header.
-                buf.reserve(data.len());
-            }
-            buf.extend_from_slice(&data);
         }
     }
 }

@@ -74,6 +74,10 @@ fn echo(name: &'static str, protocol: Protocol, targets: &'static [&'static str]
 }
 
 fn gateway(test_mode: bool) -> (Router, Arc<Echo>) {
+    gateway_with(test_mode, 1 << 20)
+}
+
+fn gateway_with(test_mode: bool, body_memory: usize) -> (Router, Arc<Echo>) {
     let logs = echo("logs", Protocol::Json11, &["Logs_20140328"]);
     let app = Gateway::new(
         Arc::new(TestKeys),
@@ -81,6 +85,7 @@ fn gateway(test_mode: bool) -> (Router, Arc<Echo>) {
             region: "us-east-1".into(),
             test_mode,
             body_idle_timeout: Duration::from_millis(200),
+            body_memory,
         },
     )
     .register(echo("lambda", Protocol::RestJson, &[]))
@@ -308,6 +313,81 @@ async fn bad_credentials_are_refused_before_the_body_is_read() {
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
 }
 
+#[tokio::test]
+async fn bodies_share_one_memory_budget() {
+    // Room for 1,500 body bytes at once.
+    let (app, _) = gateway_with(false, 1500);
+    let declared = |n: usize| {
+        Req::new("POST", "/2015-03-31/functions", b"")
+            .header("content-length", &n.to_string())
+            .signed("lambda", "us-east-1", KEY)
+    };
+    // A client that declares 1,000 bytes and sends them slowly holds them while it is read...
+    let sent = Arc::new(AtomicUsize::new(0));
+    let dribble = Dribble(
+        tokio::time::interval(Duration::from_millis(50)),
+        sent.clone(),
+    );
+    let holder = tokio::spawn(
+        app.clone()
+            .oneshot(declared(1000).build(Body::new(dribble))),
+    );
+    // Its bytes are read only once its share is taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the holder's body was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...so 800 more wait, then are refused with a throttling error (botocore retries it),
+    // before a byte of theirs is read.
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.clone().oneshot(declared(800).build(Body::new(Pending))),
+    )
+    .await
+    .expect("answered without reading the body")
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A body without a declared length is counted piece by piece: 400 bytes fit.
+    let (status, v, _) = Req::new("POST", "/2015-03-31/functions", &[b'x'; 400])
+        .signed("lambda", "us-east-1", KEY)
+        .send(&app)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["bytes"], 400);
+    // Once the holder is gone, its share is free again.
+    holder.abort();
+    assert!(holder.await.unwrap_err().is_cancelled());
+    let (status, v, _) = Req::new("POST", "/2015-03-31/functions", &[b'x'; 800])
+        .header("content-length", "800")
+        .signed("lambda", "us-east-1", KEY)
+        .send(&app)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+/// A body that sends one byte per tick of its interval, forever.
+struct Dribble(tokio::time::Interval, Arc<AtomicUsize>);
+
+impl http_body::Body for Dribble {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let tick = self.0.poll_tick(cx);
+        tick.map(|_| {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"x"))))
+        })
+    }
+}
+
 /// A body that never yields a byte and never ends.
 struct Pending;
 
@@ -398,6 +478,7 @@ async fn fixed_routes_answer_unsigned_requests_and_services_are_observed_by_oper
             region: "us-east-1".into(),
             test_mode: false,
             body_idle_timeout: Duration::from_millis(200),
+            body_memory: 1 << 20,
         },
     )
     .register(Arc::new(Named))

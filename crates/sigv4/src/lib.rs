@@ -169,73 +169,109 @@ pub fn verify(
     now: SystemTime,
     opts: &VerifyOptions,
 ) -> Result<Verified, AuthError> {
-    verify_payload(req, secrets, now, opts, true)
+    let claim = Claim::parse(req)?;
+    claim.verify(req, secrets, now, opts)?;
+    Ok(claim.into_verified())
 }
 
 /// The credential a request claims, read without verifying anything: who says they signed
-/// it, when, and for which region and service. The front door routes by it before the
-/// body is read.
+/// it, when, and for which region and service.
 pub fn claimed(req: &SignedRequest<'_>) -> Result<Verified, AuthError> {
-    let auth = parse::authentication(req)?;
-    Ok(Verified {
-        access_key_id: auth.access_key_id,
-        date: auth.date,
-        region: auth.region,
-        service: auth.service,
-    })
+    Claim::parse(req).map(Claim::into_verified)
 }
 
-/// What can be checked before the body is read: the signature's form, that the access key
-/// is known, and the clock. A request that fails here is refused without reading its body.
-pub fn precheck(
-    req: &SignedRequest<'_>,
-    secrets: &dyn SecretLookup,
-    now: SystemTime,
-    opts: &VerifyOptions,
-) -> Result<Verified, AuthError> {
-    let auth = parse::authentication(req)?;
-    if secrets.secret_access_key(&auth.access_key_id).is_none() {
-        return Err(AuthError::UnknownAccessKey);
+/// A request's signature, parsed once and checked in steps: [`Claim::parse`] reads it
+/// without verifying anything (the front door routes by its scope before the body is read),
+/// [`Claim::precheck`] checks what needs no body (the key is known, the clock), and
+/// [`Claim::verify`] or [`Claim::verify_streaming`] checks the signature itself.
+#[derive(Debug)]
+pub struct Claim(parse::Authentication);
+
+impl Claim {
+    /// Finds and parses the request's signature, in whichever form it came.
+    pub fn parse(req: &SignedRequest<'_>) -> Result<Claim, AuthError> {
+        parse::authentication(req).map(Claim)
     }
-    auth.check_time(now, opts.max_skew)?;
-    Ok(Verified {
-        access_key_id: auth.access_key_id,
-        date: auth.date,
-        region: auth.region,
-        service: auth.service,
-    })
-}
 
-/// Verifies a request whose body is streamed past the server rather than read first:
-/// `req.body` is ignored, and the signature is checked against the payload hash the
-/// request declares in `x-amz-content-sha256` (required). Whether the bytes that follow
-/// match a declared hash is for whoever reads them to check.
-pub fn verify_streaming(
-    req: &SignedRequest<'_>,
-    secrets: &dyn SecretLookup,
-    now: SystemTime,
-    opts: &VerifyOptions,
-) -> Result<Verified, AuthError> {
-    if parse::header_text(req, "x-amz-content-sha256").is_none() && !is_presigned(req) {
-        return Err(AuthError::Incomplete(
-            "A streamed request must declare its payload hash in x-amz-content-sha256".into(),
-        ));
+    pub fn access_key_id(&self) -> &str {
+        &self.0.access_key_id
     }
-    verify_payload(req, secrets, now, opts, false)
-}
 
-fn is_presigned(req: &SignedRequest<'_>) -> bool {
-    canonical::query_pairs(req.raw_query).any(|(k, _)| k == b"X-Amz-Algorithm")
+    /// The credential scope's region.
+    pub fn region(&self) -> &str {
+        &self.0.region
+    }
+
+    /// The credential scope's service (its signing name).
+    pub fn service(&self) -> &str {
+        &self.0.service
+    }
+
+    pub fn into_verified(self) -> Verified {
+        Verified {
+            access_key_id: self.0.access_key_id,
+            date: self.0.date,
+            region: self.0.region,
+            service: self.0.service,
+        }
+    }
+
+    /// What can be checked before the body is read: that the access key is known, and the
+    /// clock. A request that fails here is refused without reading its body.
+    pub fn precheck(
+        &self,
+        secrets: &dyn SecretLookup,
+        now: SystemTime,
+        opts: &VerifyOptions,
+    ) -> Result<(), AuthError> {
+        if secrets.secret_access_key(&self.0.access_key_id).is_none() {
+            return Err(AuthError::UnknownAccessKey);
+        }
+        self.0.check_time(now, opts.max_skew)
+    }
+
+    /// Verifies the signature over `req`, whose body is the whole body. A declared
+    /// `x-amz-content-sha256` must be the body's hash: `UNSIGNED-PAYLOAD` and the streaming
+    /// forms are for services whose bodies stream ([`Claim::verify_streaming`]), as on AWS,
+    /// where only S3 accepts them.
+    pub fn verify(
+        &self,
+        req: &SignedRequest<'_>,
+        secrets: &dyn SecretLookup,
+        now: SystemTime,
+        opts: &VerifyOptions,
+    ) -> Result<(), AuthError> {
+        verify_payload(&self.0, req, secrets, now, opts, true)
+    }
+
+    /// Verifies a request whose body is streamed past the server rather than read first:
+    /// `req.body` is ignored, and the signature is checked against the payload hash the
+    /// request declares in `x-amz-content-sha256` (required). Whether the bytes that follow
+    /// match a declared hash is for whoever reads them to check.
+    pub fn verify_streaming(
+        &self,
+        req: &SignedRequest<'_>,
+        secrets: &dyn SecretLookup,
+        now: SystemTime,
+        opts: &VerifyOptions,
+    ) -> Result<(), AuthError> {
+        if parse::header_text(req, "x-amz-content-sha256").is_none() && !self.0.presigned {
+            return Err(AuthError::Incomplete(
+                "A streamed request must declare its payload hash in x-amz-content-sha256".into(),
+            ));
+        }
+        verify_payload(&self.0, req, secrets, now, opts, false)
+    }
 }
 
 fn verify_payload(
+    auth: &parse::Authentication,
     req: &SignedRequest<'_>,
     secrets: &dyn SecretLookup,
     now: SystemTime,
     opts: &VerifyOptions,
     body_present: bool,
-) -> Result<Verified, AuthError> {
-    let auth = parse::authentication(req)?;
+) -> Result<(), AuthError> {
     let secret = secrets
         .secret_access_key(&auth.access_key_id)
         .ok_or(AuthError::UnknownAccessKey)?;
@@ -249,18 +285,20 @@ fn verify_payload(
     let declared = parse::header_text(req, "x-amz-content-sha256");
     if let Some(declared) = &declared
         && body_present
-        && is_sha256_hex(declared)
         && !declared.eq_ignore_ascii_case(&body_hash)
     {
         // The header is what is signed, so without this check a body could be swapped
-        // under a valid signature. (S3 calls this XAmzContentSHA256Mismatch.)
+        // under a valid signature (S3 calls this XAmzContentSHA256Mismatch); and a whole
+        // body, read before it is handed on, is always signed by its hash: AWS accepts
+        // UNSIGNED-PAYLOAD and the streaming forms only where bodies stream (S3).
         return Err(AuthError::SignatureMismatch);
     }
-    // The payload hash that was signed. `x-amz-content-sha256` wins when present (it may be
-    // UNSIGNED-PAYLOAD or STREAMING-...; streaming chunk signatures are not checked here).
-    // Presigned URLs carry no body hash, and clients disagree on what they sign: botocore
-    // and S3 use UNSIGNED-PAYLOAD, AWS's own signing test suite hashes the (empty) body.
-    // Both are accepted; neither lets anything unsigned through that the other would not.
+    // The payload hash that was signed. `x-amz-content-sha256` wins when present (for a
+    // streamed body it may be UNSIGNED-PAYLOAD or STREAMING-...; streaming chunk signatures
+    // are not checked here). Presigned URLs carry no body hash, and clients disagree on
+    // what they sign: botocore and S3 use UNSIGNED-PAYLOAD, AWS's own signing test suite
+    // hashes the (empty) body. Both are accepted; neither lets anything unsigned through
+    // that the other would not.
     let candidates: Vec<&str> = match (&declared, auth.presigned) {
         (Some(declared), _) => vec![declared],
         (None, true) => vec![UNSIGNED_PAYLOAD, &body_hash],
@@ -286,16 +324,7 @@ fn verify_payload(
     if !matched {
         return Err(AuthError::SignatureMismatch);
     }
-    Ok(Verified {
-        access_key_id: auth.access_key_id,
-        date: auth.date,
-        region: auth.region,
-        service: auth.service,
-    })
-}
-
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    Ok(())
 }
 
 /// Equality whose running time depends only on the lengths, so a forger cannot learn the

@@ -85,6 +85,10 @@ pub struct Config {
     /// Seconds a client may pause while sending a request body before it is cut off.
     /// Default 30.
     pub body_timeout: u64,
+    /// Megabytes that request bodies being read (and held until answered) may take at
+    /// once; past it, bodies wait up to `body_timeout`, then are refused with a throttling
+    /// error. Default 256.
+    pub body_memory_mb: u64,
     /// Dollars per million requests, for the estimated AWS price in `stratus usage`.
     /// Default 0.20 (public x86 Lambda price).
     pub price_per_million_requests: f64,
@@ -143,6 +147,7 @@ impl Default for Config {
             max_connections: 4096,
             header_timeout: 30,
             body_timeout: 30,
+            body_memory_mb: 256,
             price_per_million_requests: 0.20,
             price_per_gb_second: 0.000_016_666_7,
             usage_retention_days: 90,
@@ -219,6 +224,11 @@ impl Config {
                     "{name} must be a non-negative number, got {price}"
                 )));
             }
+        }
+        if self.body_memory_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "body_memory_mb must be at least 1".into(),
+            ));
         }
         if self.server_threads == Some(0) {
             return Err(ConfigError::Invalid(

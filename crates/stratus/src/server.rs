@@ -182,6 +182,8 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             region: config.region.clone(),
             test_mode: config.test_mode,
             body_idle_timeout: std::time::Duration::from_secs(config.body_timeout),
+            body_memory: usize::try_from(config.body_memory_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
         },
     )
     .register(Arc::new(lambda))
