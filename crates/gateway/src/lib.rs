@@ -186,6 +186,11 @@ impl Gateway {
             "version": env!("CARGO_PKG_VERSION"),
             "region": self.opts.region,
             "services": services,
+            // What the request bodies being read or answered hold of the body budget.
+            "bodies": {
+                "held_bytes": self.body_budget - self.bodies.available_permits(),
+                "budget_bytes": self.body_budget,
+            },
         });
         (StatusCode::OK, axum::Json(body)).into_response()
     }
