@@ -39,17 +39,10 @@ pub fn host_ifname(n: u32) -> String {
     format!("{HOST_PREFIX}{n}")
 }
 
-/// A slot whose host interface does not exist: free, since a pair vanishes with its
-/// sandbox's network namespace. `next` is where the search starts (and goes on from).
-pub fn free_slot(next: &mut u32) -> Option<u32> {
-    for _ in 0..SLOTS {
-        let n = *next;
-        *next = (*next + 1) % SLOTS;
-        if ifindex(&host_ifname(n)).is_err() {
-            return Some(n);
-        }
-    }
-    None
+/// Whether slot `n`'s pair exists (it vanishes with its sandbox's network namespace, a
+/// little after the sandbox ends).
+pub(crate) fn pair_exists(n: u32) -> bool {
+    ifindex(&host_ifname(n)).is_ok()
 }
 
 /// Stratus's own chains, and the built-in chain each is jumped to from (first thing there).

@@ -40,7 +40,11 @@ pub struct Config {
     /// `stratus`; give servers sharing a host different names.
     pub cgroup_parent: String,
     /// Host uid and gid that functions run as (mapped to 993:990 inside, as on Lambda).
-    /// Unprivileged ids that own nothing on the host. Default 100993 / 100990.
+    /// Each execution environment has a host uid of its own, `sandbox_uid` plus its slot
+    /// (0 to 16383, reused once an environment ends), so that no function can spend the
+    /// kernel's per-user limits (inotify, processes...) of another: the range
+    /// `sandbox_uid..sandbox_uid + 16384` must be unprivileged ids that own nothing on the
+    /// host. The gid is shared. Default 100993 / 100990.
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
     /// The most memory (MiB) live execution environments may claim together, counted as
