@@ -443,8 +443,7 @@ impl NamespaceOwner {
             return Err(err("PR_GET_SECUREBITS", std::io::Error::last_os_error()));
         }
         // SAFETY: as above.
-        if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP) }
-            < 0
+        if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP) } < 0
         {
             return Err(err("PR_SET_SECUREBITS", std::io::Error::last_os_error()));
         }

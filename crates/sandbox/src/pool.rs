@@ -121,15 +121,8 @@ enum Ask {
 /// The preparer's answer; `Ready` comes with the blank's five descriptors.
 #[derive(Debug, Serialize, Deserialize)]
 enum Answer {
-    Ready {
-        pid: i32,
-        slot: u32,
-        placed: Placed,
-    },
-    Failed {
-        error: String,
-        slot: u32,
-    },
+    Ready { pid: i32, slot: u32, placed: Placed },
+    Failed { error: String, slot: u32 },
 }
 
 /// The helper's side: ready blanks, oldest first, and the preparer that makes more.
@@ -486,10 +479,9 @@ fn prepare_forever(
         _,
     ))) = recv::<Ask>(sock.as_fd(), &mut buf)
     {
-        let made = crate::parent_process::prepare(
-            cfg, seccomp, host_netns, slot, network, true, zygote,
-        )
-            .and_then(|blank| place(cfg, blank, limits, self_normal));
+        let made =
+            crate::parent_process::prepare(cfg, seccomp, host_netns, slot, network, true, zygote)
+                .and_then(|blank| place(cfg, blank, limits, self_normal));
         let sent = match made {
             Ok(blank) => send(
                 sock.as_fd(),

@@ -171,6 +171,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// How many host uids environments use from `sandbox_uid` on (one per sandbox slot).
+const SANDBOX_UIDS: u32 = stratus_sandbox::net::SLOTS;
+
 /// The share of host memory execution environments may claim by default.
 const DEFAULT_MEMORY_BUDGET_PERCENT: u64 = 75;
 
@@ -223,6 +226,16 @@ impl Config {
                     "{name} must be a non-negative number, got {price}"
                 )));
             }
+        }
+        // Each environment runs as `sandbox_uid + slot` (slot < 16384): never root, and
+        // below the invalid uid 4294967295.
+        if self.sandbox_uid == 0 || self.sandbox_uid > u32::MAX - 1 - SANDBOX_UIDS {
+            return Err(ConfigError::Invalid(format!(
+                "sandbox_uid must be between 1 and {}: environments run as sandbox_uid to \
+                 sandbox_uid + {}",
+                u32::MAX - 1 - SANDBOX_UIDS,
+                SANDBOX_UIDS - 1
+            )));
         }
         if self.server_threads == Some(0) {
             return Err(ConfigError::Invalid(
@@ -318,6 +331,13 @@ mod tests {
             ..Config::default()
         };
         assert!(no_threads.validate().is_err());
+        for uid in [0, u32::MAX - SANDBOX_UIDS] {
+            let c = Config {
+                sandbox_uid: uid,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "sandbox_uid {uid} accepted");
+        }
         for parent in ["", ".", "..", "a/b", "stratus-host"] {
             let c = Config {
                 cgroup_parent: parent.into(),
