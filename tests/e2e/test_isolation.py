@@ -21,7 +21,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROBE = {"probe.py": (FIXTURES / "isolation" / "probe.py").read_text()}
 FUNCTION_UID = 993
 FUNCTION_GID = 990
-HOST_SANDBOX_UID = 100993  # the server's default `sandbox_uid`
+# Each environment runs as its own host uid: the server's `sandbox_uid` (default 100993)
+# plus its slot, one of 16384.
+HOST_SANDBOX_UIDS = range(100993, 100993 + 16384)
 
 
 def make_probe(lam, name="probe", **kw):
@@ -297,7 +299,7 @@ def _sandbox_processes(parent: str) -> list[str]:
                 uid_line = next(line for line in f if line.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if int(uid_line.split()[1]) != HOST_SANDBOX_UID:
+        if int(uid_line.split()[1]) not in HOST_SANDBOX_UIDS:
             continue
         cg = _memory_cgroup(pid) or ""
         first = cg.strip("/").split("/", 1)[0]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from helpers import create_function, invoke, wait_until
 
-HOST_SANDBOX_UID = 100993  # the server's default `sandbox_uid`
+# Each environment runs as its own host uid: the server's `sandbox_uid` (default 100993)
+# plus its slot, one of 16384.
+HOST_SANDBOX_UIDS = range(100993, 100993 + 16384)
 MARKER = b"_STRATUS_ZYGOTE_FD="
 
 REPORT = '''
@@ -60,7 +62,7 @@ def _waiting_zygotes(parent: str) -> list[str]:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             uid = next(line for line in status.splitlines() if line.startswith("Uid:"))
-            if int(uid.split()[1]) != HOST_SANDBOX_UID:
+            if int(uid.split()[1]) not in HOST_SANDBOX_UIDS:
                 continue
             if MARKER not in Path(f"/proc/{pid}/environ").read_bytes():
                 continue

@@ -106,7 +106,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     )?;
 
     // Running sandboxes by init pid: their id and the init's report pipe.
-    let mut live: HashMap<Pid, (String, File)> = HashMap::new();
+    let mut live: Live = HashMap::new();
     // Sandboxes whose child is still building its root, by init pid.
     let mut starting: HashMap<Pid, Starting> = HashMap::new();
     let mut pool = Pool::start(
@@ -199,16 +199,18 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                         Err(e) => pool.give_up(&e.to_string()),
                                     }
                                 }
-                                let slot = pool.slot();
-                                let blank = crate::parent_process::prepare(
+                                let held = pool.slot().map_err(SpawnFailure::Platform)?;
+                                let mut blank = crate::parent_process::prepare(
                                     &cfg,
                                     &seccomp,
                                     &host_netns,
-                                    slot,
+                                    held.n,
+                                    network,
                                     false,
                                     None,
                                 )
                                 .map_err(SpawnFailure::Platform)?;
+                                blank.slot = Some(held);
                                 crate::parent_process::claim(&cfg, blank, &spec, &msg)
                             });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
@@ -244,12 +246,12 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // The server is gone: nothing it started may outlive it.
     pool.shutdown();
     for (pid, s) in starting.drain() {
-        live.insert(pid, (s.id, s.spawned.report));
+        live.insert(pid, (s.id, s.spawned.report, s.spawned.slot));
     }
     for pid in live.keys() {
         let _ = kill(*pid, Signal::SIGKILL);
     }
-    for (pid, (id, _)) in live.drain() {
+    for (pid, (id, _, _)) in live.drain() {
         let _ = waitpid(pid, None);
         let _ = cfg.cgroups.remove(&id);
     }
@@ -270,6 +272,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     }
 }
 
+/// Running sandboxes by init pid: their id, the init's report pipe, and their slot (held
+/// until the init is reaped: its processes are gone then, and the uid is free).
+type Live = HashMap<Pid, (String, File, Option<crate::slots::Slot>)>;
+
 /// A sandbox between `clone` and its function's `execve`.
 struct Starting {
     id: String,
@@ -283,7 +289,7 @@ struct Starting {
 fn finish_spawn(
     cfg: &HelperConfig,
     s: Starting,
-    live: &mut HashMap<Pid, (String, File)>,
+    live: &mut Live,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     let Starting {
@@ -317,7 +323,7 @@ fn finish_spawn(
             sent.and(reported)
         }
         None => {
-            live.insert(pid, (id, spawned.report));
+            live.insert(pid, (id, spawned.report, spawned.slot));
             sent
         }
     }
@@ -350,7 +356,7 @@ fn report_exit(
 
 fn reap(
     cfg: &HelperConfig,
-    live: &mut HashMap<Pid, (String, File)>,
+    live: &mut Live,
     starting: &mut HashMap<Pid, Starting>,
     pool: &mut Pool,
     sock: BorrowedFd<'_>,
@@ -371,7 +377,7 @@ fn reap(
         if pool.on_exit(pid) {
             continue;
         }
-        if let Some((id, report)) = live.remove(&pid) {
+        if let Some((id, report, _slot)) = live.remove(&pid) {
             // The init's report says how the function ended; its own status is the fallback.
             let (exit_code, signal) =
                 crate::parent_process::read_report(&report).unwrap_or((exit_code, signal));

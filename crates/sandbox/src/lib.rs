@@ -14,7 +14,7 @@
 //! ```text
 //! server:  spawner
 //! helper:  helper ─▶ pool ─▶ parent_process ─▶ init_process
-//! leaves:  channel  netns ─▶ net  fds  mounts  procs  seccomp  rootfs  spec ─▶ cgroup
+//! leaves:  channel  netns ─▶ net ◀─ slots  fds  mounts  procs  seccomp  rootfs  spec ─▶ cgroup
 //! ```
 //!
 //! A module of an upper row uses only leaves and modules to its right; no leaf uses a module
@@ -37,6 +37,7 @@ mod pool;
 mod procs;
 pub mod rootfs;
 pub mod seccomp;
+mod slots;
 mod spawner;
 pub mod spec;
 

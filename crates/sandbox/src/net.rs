@@ -1,11 +1,12 @@
 //! Outside network access for sandboxes, as Lambda gives by default: a veth pair per
 //! sandbox (host end `stx<N>`, sandbox end `eth0`), a /30 from `10.233.0.0/16`, a default
 //! route through the host end, and NAT on the host. The host's own addresses stay out of
-//! reach (INPUT from `stx+` is dropped) and sandboxes cannot reach each other (FORWARD
-//! between `stx+` is dropped).
+//! reach (INPUT from `stx+` is dropped), sandboxes cannot reach each other nor link-local
+//! addresses, and the pair carries no IPv6 (see [`host_rules`] and [`disable_ipv6`]).
 //!
 //! Links, addresses and routes are made with rtnetlink messages built here; the host-wide
-//! forwarding and NAT rules with `iptables`, once per helper start.
+//! forwarding and NAT rules with `iptables`, in chains of Stratus's own, once per helper
+//! start.
 //!
 //! Runs in the helper and the preparer (the rules once, at the helper's start; a pair and its
 //! addresses per blank, see `netns`). Every call acts on the calling thread's
@@ -38,85 +39,147 @@ pub fn host_ifname(n: u32) -> String {
     format!("{HOST_PREFIX}{n}")
 }
 
-/// A slot whose host interface does not exist: free, since a pair vanishes with its
-/// sandbox's network namespace. `next` is where the search starts (and goes on from).
-pub fn free_slot(next: &mut u32) -> Option<u32> {
-    for _ in 0..SLOTS {
-        let n = *next;
-        *next = (*next + 1) % SLOTS;
-        if ifindex(&host_ifname(n)).is_err() {
-            return Some(n);
-        }
-    }
-    None
+/// Whether slot `n`'s pair exists (it vanishes with its sandbox's network namespace, a
+/// little after the sandbox ends).
+pub(crate) fn pair_exists(n: u32) -> bool {
+    ifindex(&host_ifname(n)).is_ok()
 }
 
-/// Enables forwarding and installs the NAT and isolation rules (idempotent).
+/// Stratus's own chains, and the built-in chain each is jumped to from (first thing there).
+/// Every server on a host shares them: the same content, rebuilt whole at each helper's
+/// start, never removed.
+const CHAINS: [(&str, &str, &str); 3] = [
+    ("filter", "INPUT", "STRATUS-IN"),
+    ("filter", "FORWARD", "STRATUS-FWD"),
+    ("nat", "POSTROUTING", "STRATUS-NAT"),
+];
+
+/// Link-local addresses (169.254.0.0/16): a cloud machine's metadata service, with its
+/// credentials, answers there. Never a sandbox's business.
+const LINK_LOCAL: &str = "169.254.0.0/16";
+
+/// The rules, in `iptables-restore` form. Order matters and is checked by a unit test:
+/// first verdict wins.
+///
+/// - `STRATUS-IN` (INPUT from a sandbox): everything dropped. A sandbox reaches the Stratus
+///   API on its own loopback (the listener the helper bound inside its namespace, see
+///   `netns`), never through the host, so no host address or port is open to it.
+/// - `STRATUS-FWD` (forwarded traffic of sandboxes): a sandbox to another sandbox, to the
+///   sandboxes' subnet (a slot whose pair is gone would otherwise route it out of the host)
+///   or to a link-local address is dropped; then replies to sandboxes pass, anything else a
+///   sandbox sends passes (the outside world), and anything else to a sandbox (a connection
+///   from outside) is dropped. Traffic of no sandbox returns to FORWARD untouched.
+/// - `STRATUS-NAT`: sandboxes' traffic leaving the subnet goes out as the host.
+pub fn host_rules() -> String {
+    let any = format!("{HOST_PREFIX}+");
+    [
+        "*filter".to_string(),
+        ":STRATUS-IN - [0:0]".into(),
+        ":STRATUS-FWD - [0:0]".into(),
+        "-A STRATUS-IN -j DROP".into(),
+        format!("-A STRATUS-FWD -i {any} -o {any} -j DROP"),
+        format!("-A STRATUS-FWD -i {any} -d {SUBNET} -j DROP"),
+        format!("-A STRATUS-FWD -i {any} -d {LINK_LOCAL} -j DROP"),
+        format!("-A STRATUS-FWD -o {any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        format!("-A STRATUS-FWD -i {any} -j ACCEPT"),
+        format!("-A STRATUS-FWD -o {any} -j DROP"),
+        "COMMIT".into(),
+        "*nat".into(),
+        ":STRATUS-NAT - [0:0]".into(),
+        format!("-A STRATUS-NAT -s {SUBNET} ! -d {SUBNET} -j MASQUERADE"),
+        "COMMIT".into(),
+        String::new(),
+    ]
+    .join("\n")
+}
+
+/// The jump into `chain` from `builtin`, as `iptables` arguments after the chain's name.
+fn jump_spec(builtin: &str, chain: &str) -> Vec<String> {
+    let mut spec = Vec::new();
+    if builtin == "INPUT" {
+        spec.extend(["-i".to_string(), format!("{HOST_PREFIX}+")]);
+    }
+    spec.extend(["-j".to_string(), chain.to_string()]);
+    spec
+}
+
+fn iptables(args: &[&str]) -> Result<std::process::Output, String> {
+    Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .map_err(|e| format!("running iptables: {e}"))
+}
+
+/// Enables forwarding and installs the NAT and isolation rules (idempotent, and safe with
+/// other servers running on the host: see [`host_rules`]).
+///
+/// The chains are (re)built in one `iptables-restore --noflush` transaction, which empties
+/// and refills only them, so a server starting while others run never leaves a moment
+/// without rules. Each jump is made the first rule of its built-in chain, so no rule put
+/// there by someone else (a permissive FORWARD rule, another tool's) decides a sandbox's
+/// traffic first; nothing is ever deleted (rules of older versions, left below the jump,
+/// see no sandbox traffic: every packet of a sandbox gets a verdict in our chains).
 pub fn prepare_host() -> Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| format!("ip_forward: {e}"))?;
-    let any = format!("{HOST_PREFIX}+");
-    let rules: [&[&str]; 5] = [
-        &[
-            "-t",
-            "nat",
-            "POSTROUTING",
-            "-s",
-            SUBNET,
-            "!",
-            "-d",
-            SUBNET,
-            "-j",
-            "MASQUERADE",
-        ],
-        &["-t", "filter", "INPUT", "-i", &any, "-j", "DROP"],
-        &[
-            "-t", "filter", "FORWARD", "-i", &any, "-o", &any, "-j", "DROP",
-        ],
-        &["-t", "filter", "FORWARD", "-i", &any, "-j", "ACCEPT"],
-        &[
-            "-t",
-            "filter",
-            "FORWARD",
-            "-o",
-            &any,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ],
-    ];
-    for rule in rules {
-        let (table, rest) = (&rule[..2], &rule[2..]);
-        let (chain, spec) = (rest[0], &rest[1..]);
-        let exists = Command::new("iptables")
-            .args(table)
-            .arg("-C")
-            .arg(chain)
-            .args(spec)
-            .output()
-            .map(|o| o.status.success())
-            .map_err(|e| format!("running iptables: {e}"))?;
-        if !exists {
-            // Insert at the top, so a restrictive default policy does not shadow them.
-            let out = Command::new("iptables")
-                .args(table)
-                .arg("-I")
-                .arg(chain)
-                .args(spec)
-                .output()
-                .map_err(|e| format!("running iptables: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "iptables {}: {}",
-                    rule.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+    let mut restore = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running iptables-restore: {e}"))?;
+    if let Some(mut stdin) = restore.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(host_rules().as_bytes())
+            .map_err(|e| format!("iptables-restore: {e}"))?;
+    }
+    let out = restore
+        .wait_with_output()
+        .map_err(|e| format!("iptables-restore: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iptables-restore: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    for (table, builtin, chain) in CHAINS {
+        let spec = jump_spec(builtin, chain);
+        let listing = iptables(&["-t", table, "-S", builtin])?;
+        let first = String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .find(|l| l.starts_with("-A "))
+            .map(str::to_owned);
+        let wanted = format!("-A {builtin} {}", spec.join(" "));
+        if first.as_deref() == Some(wanted.as_str()) {
+            continue;
+        }
+        let mut args = vec!["-t", table, "-I", builtin, "1"];
+        args.extend(spec.iter().map(String::as_str));
+        let out = iptables(&args)?;
+        if !out.status.success() {
+            return Err(format!(
+                "iptables {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
     Ok(())
+}
+
+/// Turns IPv6 off on interface `name` (of the calling thread's network namespace), before
+/// it is up: sandboxes' network is IPv4 only, and a link-local IPv6 address on both ends of
+/// a pair would let a sandbox reach the host's services listening on `::` past the IPv4
+/// rules. Nothing to do where IPv6 is not configured.
+pub(crate) fn disable_ipv6(name: &str) -> Result<(), String> {
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{path}: {e}")),
+    }
 }
 
 // ---- rtnetlink ---------------------------------------------------------------------------
@@ -270,6 +333,7 @@ pub fn configure(name: &str, addr: [u8; 4]) -> Result<(), String> {
     m.attr(libc::IFA_LOCAL, &addr);
     m.attr(libc::IFA_ADDRESS, &addr);
     request(m.finish())?;
+    disable_ipv6(name)?;
     link_up(name)
 }
 
@@ -321,6 +385,7 @@ pub(crate) fn link_up(name: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -332,6 +397,57 @@ mod tests {
         assert_eq!(
             addresses(SLOTS - 1),
             ([10, 233, 255, 253], [10, 233, 255, 254])
+        );
+    }
+
+    #[test]
+    fn rules_come_in_the_tested_order() {
+        let expected = "\
+*filter
+:STRATUS-IN - [0:0]
+:STRATUS-FWD - [0:0]
+-A STRATUS-IN -j DROP
+-A STRATUS-FWD -i stx+ -o stx+ -j DROP
+-A STRATUS-FWD -i stx+ -d 10.233.0.0/16 -j DROP
+-A STRATUS-FWD -i stx+ -d 169.254.0.0/16 -j DROP
+-A STRATUS-FWD -o stx+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A STRATUS-FWD -i stx+ -j ACCEPT
+-A STRATUS-FWD -o stx+ -j DROP
+COMMIT
+*nat
+:STRATUS-NAT - [0:0]
+-A STRATUS-NAT -s 10.233.0.0/16 ! -d 10.233.0.0/16 -j MASQUERADE
+COMMIT
+";
+        assert_eq!(host_rules(), expected);
+        // Every drop of a sandbox's own traffic comes before the accept that would let it
+        // through: the bug this order fixes had the accept first.
+        let lines: Vec<&str> = expected.lines().collect();
+        let accept = lines
+            .iter()
+            .position(|l| *l == "-A STRATUS-FWD -i stx+ -j ACCEPT")
+            .unwrap();
+        for drop in lines
+            .iter()
+            .filter(|l| l.starts_with("-A STRATUS-FWD -i stx+ ") && l.ends_with("DROP"))
+        {
+            assert!(
+                lines.iter().position(|l| l == drop).unwrap() < accept,
+                "{drop}"
+            );
+        }
+    }
+
+    #[test]
+    fn jumps_cover_only_sandbox_input() {
+        assert_eq!(
+            jump_spec("INPUT", "STRATUS-IN"),
+            ["-i", "stx+", "-j", "STRATUS-IN"]
+        );
+        assert_eq!(jump_spec("FORWARD", "STRATUS-FWD"), ["-j", "STRATUS-FWD"]);
+        assert_eq!(
+            jump_spec("POSTROUTING", "STRATUS-NAT"),
+            ["-j", "STRATUS-NAT"]
         );
     }
 

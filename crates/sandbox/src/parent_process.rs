@@ -44,6 +44,7 @@ use crate::init_process::ChildPlan;
 use crate::netns::listen_in_netns;
 use crate::procs::{children_of, sched_other};
 use crate::rootfs;
+use crate::slots::Slot;
 use crate::spec::{HelperConfig, SandboxSpec, SpawnFailure};
 
 /// A sandbox that started: its init's host pid, the listener inside its network namespace,
@@ -56,6 +57,8 @@ pub struct Spawned {
     pub status: File,
     /// How the function ended, written by the init before it exits.
     pub report: File,
+    /// Its slot (uid, network), held until the sandbox is reaped.
+    pub slot: Option<Slot>,
 }
 
 /// A prepared sandbox waiting for its function (see the module doc).
@@ -69,6 +72,8 @@ pub struct Blank {
     control: File,
     /// Its cgroup, limits, scheduling policy and zygote.
     pub placed: Placed,
+    /// Its slot, in the helper (the helper holds every slot; the preparer has only numbers).
+    pub slot: Option<Slot>,
 }
 
 impl Blank {
@@ -125,7 +130,12 @@ impl Blank {
     }
 
     /// A blank from the descriptors another process sent (in [`Blank::fds`] order).
-    pub fn from_fds(pid: Pid, fds: Vec<OwnedFd>, placed: Placed) -> Option<Blank> {
+    pub fn from_fds(
+        pid: Pid,
+        fds: Vec<OwnedFd>,
+        placed: Placed,
+        slot: Option<Slot>,
+    ) -> Option<Blank> {
         let [listener, output, status, report, control]: [OwnedFd; 5] = fds.try_into().ok()?;
         Some(Blank {
             pid,
@@ -135,6 +145,7 @@ impl Blank {
             report: File::from(report),
             control: File::from(control),
             placed,
+            slot,
         })
     }
 }
@@ -214,18 +225,21 @@ pub(crate) fn prepare_bind(rootfs: &Path, b: &mut crate::spec::Bind) -> Result<(
     Ok(())
 }
 
-/// Step 1: a blank sandbox, its child busy with (or done with) the common mounts.
-/// `sibling`: the sandbox becomes a child of the caller's parent (`CLONE_PARENT`), so that a
-/// process working for the helper can make sandboxes that the helper reaps. `zygote`: the
-/// blank starts this one of `cfg.zygotes`.
+/// Step 1: a blank sandbox, its child busy with (or done with) the common mounts, in slot
+/// `slot` (its host uid, and with `network` its veth pair: see [`crate::slots`]; the caller
+/// holds the slot). `sibling`: the sandbox becomes a child of the caller's parent
+/// (`CLONE_PARENT`), so that a process working for the helper can make sandboxes that the
+/// helper reaps. `zygote`: the blank starts this one of `cfg.zygotes`.
 pub fn prepare(
     cfg: &HelperConfig,
     seccomp: &[BpfProgram],
     host_netns: &File,
-    slot: Option<u32>,
+    slot: u32,
+    network: bool,
     sibling: bool,
     zygote: Option<usize>,
 ) -> Result<Blank, String> {
+    let host_uid = cfg.host_uid + slot;
     let mut binds: Vec<PathBuf> = Vec::new();
     for path in rootfs::SYSTEM_PATHS {
         let p = Path::new(path);
@@ -267,15 +281,18 @@ pub fn prepare(
     if sibling {
         flags |= CloneFlags::CLONE_PARENT;
     }
+    // The user namespace's creator is the slot's uid, so that the kernel's per-user counts
+    // at the host's level are the sandbox's own (see `crate::slots`).
+    let owner = NamespaceOwner::become_(host_uid)?;
     // SAFETY: the helper is single-threaded (see the module doc), so the child, a copy of
     // this process without CLONE_VM, may run arbitrary code; the stack outlives the call in
     // the parent (a thread-local never freed) and is the child's own copy in the child; the
     // callback never returns into Rust frames of the parent (it exits the process).
-    let pid = CLONE_STACK
-        .with_borrow_mut(|stack| unsafe {
-            nix::sched::clone(Box::new(|| child.run()), stack, flags, Some(libc::SIGCHLD))
-        })
-        .map_err(|e| err("clone", e))?;
+    let pid = CLONE_STACK.with_borrow_mut(|stack| unsafe {
+        nix::sched::clone(Box::new(|| child.run()), stack, flags, Some(libc::SIGCHLD))
+    });
+    owner.restore()?;
+    let pid = pid.map_err(|e| err("clone", e))?;
     drop(control_r);
     drop(status_w);
     drop(out_w);
@@ -285,7 +302,7 @@ pub fn prepare(
     let setup = (|| -> Result<TcpListener, String> {
         std::fs::write(
             format!("/proc/{pid}/uid_map"),
-            format!("{} {} 1\n", cfg.uid, cfg.host_uid),
+            format!("{} {} 1\n", cfg.uid, host_uid),
         )
         .map_err(|e| err("uid_map", e))?;
         std::fs::write(
@@ -293,7 +310,7 @@ pub fn prepare(
             format!("{} {} 1\n", cfg.gid, cfg.host_gid),
         )
         .map_err(|e| err("gid_map", e))?;
-        let listener = listen_in_netns(pid, cfg.port, host_netns, slot)?;
+        let listener = listen_in_netns(pid, cfg.port, host_netns, network.then_some(slot))?;
         // Go: the child may build what every sandbox shares.
         control
             .write_all(&[1])
@@ -314,6 +331,7 @@ pub fn prepare(
                 normal_policy: false,
                 zygote,
             },
+            slot: None,
         }),
         Err(e) => {
             if sibling {
@@ -349,6 +367,7 @@ pub fn claim(
                 normal_policy,
                 zygote: _,
             },
+        slot,
     } = blank;
     let fail_with = |e: SpawnFailure| {
         discard(pid);
@@ -403,7 +422,62 @@ pub fn claim(
         output,
         status,
         report,
+        slot,
     })
+}
+
+/// The helper's effective uid made a slot's for the `clone` of a sandbox, so that the new
+/// user namespace is that uid's ([`crate::slots`]). Only the effective uid changes: the
+/// capabilities stay (`SECBIT_NO_SETUID_FIXUP`), and the file-system uid stays root's, so the
+/// sandbox's init opens the host's files as before. Undone by [`NamespaceOwner::restore`].
+struct NamespaceOwner {
+    securebits: libc::c_int,
+}
+
+impl NamespaceOwner {
+    fn become_(uid: u32) -> Result<NamespaceOwner, String> {
+        const SECBIT_NO_SETUID_FIXUP: libc::c_int = 1 << 2;
+        // SAFETY: prctl with integer arguments only.
+        let securebits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS) };
+        if securebits < 0 {
+            return Err(err("PR_GET_SECUREBITS", std::io::Error::last_os_error()));
+        }
+        // SAFETY: as above.
+        if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP) } < 0
+        {
+            return Err(err("PR_SET_SECUREBITS", std::io::Error::last_os_error()));
+        }
+        let owner = NamespaceOwner { securebits };
+        // Raw system calls: they change this thread's credentials only (the process has no
+        // other), with none of libc's bookkeeping. -1 leaves an id as it is.
+        // SAFETY: setresuid/setfsuid with plain integer arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid, -1i32) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = owner.restore();
+            return Err(err("setresuid", e));
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::syscall(libc::SYS_setfsuid, 0u32);
+        }
+        Ok(owner)
+    }
+
+    fn restore(self) -> Result<(), String> {
+        // Back to root: allowed, root being the saved uid. The file-system uid follows.
+        // SAFETY: setresuid/prctl with plain integer arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 0u32, -1i32) };
+        let uid_error = (rc < 0).then(std::io::Error::last_os_error);
+        // SAFETY: as above.
+        unsafe {
+            libc::prctl(libc::PR_SET_SECUREBITS, self.securebits);
+        }
+        match uid_error {
+            Some(e) => Err(err("restoring the helper's uid", e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Gives a sandbox made under `SCHED_IDLE` (see `crate::pool`) the normal policy: the

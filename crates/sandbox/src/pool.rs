@@ -84,7 +84,7 @@
 //! why they fail). When the helper leaves it kills every child it still has, tracked or not. Every sandbox init closes the descriptors it inherited and dies with the
 //! helper (`PR_SET_PDEATHSIG`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -98,6 +98,7 @@ use serde::{Deserialize, Serialize};
 use crate::cgroup::Limits;
 use crate::channel::{recv, send};
 use crate::parent_process::{Blank, Placed};
+use crate::slots::{Slot, Slots};
 use crate::spec::HelperConfig;
 
 /// Zygote blanks of one kind found dead in a row before the pool stops making that kind.
@@ -106,10 +107,10 @@ const ZYGOTE_DEATHS: u32 = 3;
 /// The helper's request to the preparer.
 #[derive(Debug, Serialize, Deserialize)]
 enum Ask {
-    /// Make one blank, on network slot `slot` (chosen by the helper, which owns slots),
-    /// running zygote `zygote` (an index in the config's zygotes).
+    /// Make one blank, in slot `slot` (chosen and held by the helper, see
+    /// [`crate::slots`]), running zygote `zygote` (an index in the config's zygotes).
     Prepare {
-        slot: Option<u32>,
+        slot: u32,
         zygote: Option<usize>,
         /// The limits of the last claim, for the blank's cgroup: the next claim likely has
         /// the same, and then writes none.
@@ -120,15 +121,8 @@ enum Ask {
 /// The preparer's answer; `Ready` comes with the blank's five descriptors.
 #[derive(Debug, Serialize, Deserialize)]
 enum Answer {
-    Ready {
-        pid: i32,
-        slot: Option<u32>,
-        placed: Placed,
-    },
-    Failed {
-        error: String,
-        slot: Option<u32>,
-    },
+    Ready { pid: i32, slot: u32, placed: Placed },
+    Failed { error: String, slot: u32 },
 }
 
 /// The helper's side: ready blanks, oldest first, and the preparer that makes more.
@@ -149,11 +143,10 @@ pub(crate) struct Pool {
     asked: usize,
     /// The limits of the last claim (see [`Ask::Prepare`]).
     last_limits: Option<Limits>,
-    /// Network slots handed to the preparer whose blank has not come back yet.
-    reserved: HashSet<u32>,
+    /// Slots handed to the preparer whose blank has not come back yet.
+    reserved: HashMap<u32, Slot>,
     preparer: Option<(Pid, OwnedFd)>,
-    network: bool,
-    next_slot: u32,
+    slots: Slots,
     cgroups: crate::cgroup::Layout,
     /// Children that ended before the helper knew them: blanks whose `Ready` had not been
     /// read yet. Such a `Ready` is dropped (its pid may already belong to someone else).
@@ -184,10 +177,9 @@ impl Pool {
                 .collect(),
             asked: 0,
             last_limits: None,
-            reserved: HashSet::new(),
+            reserved: HashMap::new(),
             preparer: None,
-            network,
-            next_slot: 0,
+            slots: Slots::new(network),
             cgroups: cfg.cgroups.clone(),
             gone_before_ready: HashSet::new(),
         };
@@ -218,7 +210,7 @@ impl Pool {
                         libc::close(*fd);
                     }
                 }
-                prepare_forever(cfg, seccomp, host_netns, theirs);
+                prepare_forever(cfg, seccomp, host_netns, network, theirs);
                 // SAFETY: leaving the forked child without running the helper's destructors.
                 unsafe { libc::_exit(0) }
             }
@@ -307,19 +299,9 @@ impl Pool {
         }
     }
 
-    /// A free network slot for a sandbox the helper makes itself (or `None` without network).
-    pub(crate) fn slot(&mut self) -> Option<u32> {
-        if !self.network {
-            return None;
-        }
-        // Slots out with the preparer have no interface yet, so they look free.
-        for _ in 0..=self.reserved.len() {
-            let n = crate::net::free_slot(&mut self.next_slot)?;
-            if !self.reserved.contains(&n) {
-                return Some(n);
-            }
-        }
-        None
+    /// A free slot (see [`crate::slots`]), held until the returned value is dropped.
+    pub(crate) fn slot(&mut self) -> Result<Slot, String> {
+        self.slots.take()
     }
 
     /// Whether the pool lacks blanks and the preparer is idle.
@@ -334,10 +316,15 @@ impl Pool {
             return;
         }
         if let Some(zygote) = self.next_kind() {
-            let slot = self.slot();
-            if let Some(n) = slot {
-                self.reserved.insert(n);
-            }
+            let held = match self.slot() {
+                Ok(held) => held,
+                Err(e) => {
+                    self.give_up(&e);
+                    return;
+                }
+            };
+            let slot = held.n;
+            self.reserved.insert(slot, held);
             let sent = match &self.preparer {
                 Some((_, sock)) => send(
                     sock.as_fd(),
@@ -368,7 +355,7 @@ impl Pool {
         self.asked = self.asked.saturating_sub(1);
         match answer {
             Ok(Some((Answer::Ready { pid, slot, placed }, fds))) => {
-                slot.map(|n| self.reserved.remove(&n));
+                let held = self.reserved.remove(&slot);
                 let cgroup = placed.cgroup.clone();
                 if self.gone_before_ready.remove(&pid) {
                     // Already reaped: only its cgroup is left (its descriptors close here).
@@ -377,7 +364,7 @@ impl Pool {
                     }
                     return;
                 }
-                match Blank::from_fds(Pid::from_raw(pid), fds, placed) {
+                match Blank::from_fds(Pid::from_raw(pid), fds, placed, held) {
                     Some(blank) => self.blanks.push_back(blank),
                     None => {
                         crate::parent_process::discard(Pid::from_raw(pid));
@@ -389,7 +376,7 @@ impl Pool {
                 }
             }
             Ok(Some((Answer::Failed { error, slot }, _))) => {
-                slot.map(|n| self.reserved.remove(&n));
+                self.reserved.remove(&slot);
                 self.give_up(&error);
             }
             Ok(None) => self.give_up("the preparer has stopped"),
@@ -457,7 +444,13 @@ impl Pool {
 }
 
 /// The preparer's life: one blank per request, until the helper's end closes.
-fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File, sock: OwnedFd) {
+fn prepare_forever(
+    cfg: &HelperConfig,
+    seccomp: &[BpfProgram],
+    host_netns: &File,
+    network: bool,
+    sock: OwnedFd,
+) {
     // A process under SCHED_IDLE may take SCHED_OTHER back by itself only if RLIMIT_NICE
     // allows its nice value (0, so 20): blanks inherit this limit, and their processes then
     // leave SCHED_IDLE themselves when claimed. It lets a function ask for nice 0 at most,
@@ -486,8 +479,9 @@ fn prepare_forever(cfg: &HelperConfig, seccomp: &[BpfProgram], host_netns: &File
         _,
     ))) = recv::<Ask>(sock.as_fd(), &mut buf)
     {
-        let made = crate::parent_process::prepare(cfg, seccomp, host_netns, slot, true, zygote)
-            .and_then(|blank| place(cfg, blank, limits, self_normal));
+        let made =
+            crate::parent_process::prepare(cfg, seccomp, host_netns, slot, network, true, zygote)
+                .and_then(|blank| place(cfg, blank, limits, self_normal));
         let sent = match made {
             Ok(blank) => send(
                 sock.as_fd(),

@@ -88,6 +88,7 @@ pub struct HelperConfig {
     pub rootfs: PathBuf,
     pub cgroups: Layout,
     /// Host uid/gid that the function's uid/gid inside map to: unprivileged, owning nothing.
+    /// The uid is the first of a range: each sandbox gets `host_uid + slot` (see `slots`).
     pub host_uid: u32,
     pub host_gid: u32,
     /// The function's uid/gid inside (Lambda's `sbx_user1051` is 993:990).

@@ -40,7 +40,11 @@ pub struct Config {
     /// `stratus`; give servers sharing a host different names.
     pub cgroup_parent: String,
     /// Host uid and gid that functions run as (mapped to 993:990 inside, as on Lambda).
-    /// Unprivileged ids that own nothing on the host. Default 100993 / 100990.
+    /// Each execution environment has a host uid of its own, `sandbox_uid` plus its slot
+    /// (0 to 16383, reused once an environment ends), so that no function can spend the
+    /// kernel's per-user limits (inotify, processes...) of another: the range
+    /// `sandbox_uid..sandbox_uid + 16384` must be unprivileged ids that own nothing on the
+    /// host. The gid is shared. Default 100993 / 100990.
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
     /// The most memory (MiB) live execution environments may claim together, counted as
@@ -172,6 +176,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// How many host uids environments use from `sandbox_uid` on (one per sandbox slot).
+const SANDBOX_UIDS: u32 = stratus_sandbox::net::SLOTS;
+
 /// The share of host memory execution environments may claim by default.
 const DEFAULT_MEMORY_BUDGET_PERCENT: u64 = 75;
 
@@ -229,6 +236,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "body_memory_mb must be at least 1".into(),
             ));
+        }
+        // Each environment runs as `sandbox_uid + slot` (slot < 16384): never root, and
+        // below the invalid uid 4294967295.
+        if self.sandbox_uid == 0 || self.sandbox_uid > u32::MAX - 1 - SANDBOX_UIDS {
+            return Err(ConfigError::Invalid(format!(
+                "sandbox_uid must be between 1 and {}: environments run as sandbox_uid to \
+                 sandbox_uid + {}",
+                u32::MAX - 1 - SANDBOX_UIDS,
+                SANDBOX_UIDS - 1
+            )));
         }
         if self.server_threads == Some(0) {
             return Err(ConfigError::Invalid(
@@ -324,6 +341,13 @@ mod tests {
             ..Config::default()
         };
         assert!(no_threads.validate().is_err());
+        for uid in [0, u32::MAX - SANDBOX_UIDS] {
+            let c = Config {
+                sandbox_uid: uid,
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "sandbox_uid {uid} accepted");
+        }
         for parent in ["", ".", "..", "a/b", "stratus-host"] {
             let c = Config {
                 cgroup_parent: parent.into(),
