@@ -189,7 +189,9 @@ impl FunctionService {
     /// GetFunction / GetFunctionConfiguration.
     pub fn get(&self, name: &str, qualifier: Option<&str>) -> Result<FunctionView, LambdaError> {
         let r = FunctionRef::parse(name, qualifier, self.scope())?;
-        let (rec, _) = self.load(&r.name)?.ok_or_else(|| self.not_found(&r))?;
+        let rec = self
+            .load_shared(&r.name)?
+            .ok_or_else(|| self.not_found(&r))?;
         if r.is_latest() {
             let latest = rec.latest.clone();
             return Ok(self.view(latest, &rec));

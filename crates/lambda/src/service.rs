@@ -47,6 +47,11 @@ pub(crate) struct Inner {
     prepare: Mutex<mpsc::Sender<String>>,
     /// Called with a function's name after its reserved concurrency changed.
     pub(crate) concurrency_listeners: Mutex<Vec<ConcurrencyListener>>,
+    /// Function records as last decoded, by name, with the stored bytes they came from:
+    /// reads that find the same bytes in the store skip decoding them again (every invoke
+    /// reads its function's record). Bytes, not versions, say "the same": a function
+    /// deleted and created again starts its versions over.
+    decoded: Mutex<std::collections::HashMap<String, (Vec<u8>, Arc<FunctionRecord>)>>,
 }
 
 /// The function service. Cheap to clone; every method is synchronous (store I/O and zip
@@ -75,6 +80,7 @@ impl FunctionService {
                 reserved_total: std::sync::atomic::AtomicU32::new(0),
                 prepare: Mutex::new(tx),
                 concurrency_listeners: Mutex::default(),
+                decoded: Mutex::default(),
             }),
         };
         // The worker holds a weak handle: when the last service handle goes, the sender goes
@@ -164,6 +170,31 @@ impl FunctionService {
         }
     }
 
+    /// [`FunctionService::load`] for readers: the record shared, decoded once per stored
+    /// state.
+    pub(crate) fn load_shared(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<FunctionRecord>>, LambdaError> {
+        let Some(doc) = self.inner.store.meta.get(FUNCTIONS, name)? else {
+            if let Ok(mut d) = self.inner.decoded.lock() {
+                d.remove(name);
+            }
+            return Ok(None);
+        };
+        if let Ok(d) = self.inner.decoded.lock()
+            && let Some((bytes, rec)) = d.get(name)
+            && *bytes == doc.value
+        {
+            return Ok(Some(rec.clone()));
+        }
+        let rec = Arc::new(decode::<FunctionRecord>(&doc.value)?);
+        if let Ok(mut d) = self.inner.decoded.lock() {
+            d.insert(name.to_owned(), (doc.value, rec.clone()));
+        }
+        Ok(Some(rec))
+    }
+
     pub(crate) fn view(&self, config: FunctionConfig, rec: &FunctionRecord) -> FunctionView {
         let arn = if config.version == LATEST {
             self.scope().function_arn(&config.name)
@@ -233,5 +264,29 @@ mod tests {
             missing,
             None | Some(Err(LambdaError::NotFound(_)))
         ));
+    }
+
+    #[test]
+    fn a_function_created_again_is_never_read_as_the_one_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        create_active(&svc, "m");
+        svc.update_config(
+            "m",
+            UpdateConfig {
+                timeout: Some(42),
+                ..UpdateConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(svc.get("m", None).unwrap().config.timeout, 42);
+        svc.delete("m", None).unwrap();
+        assert!(matches!(svc.get("m", None), Err(LambdaError::NotFound(_))));
+        // The same name, its record's versions starting over: the new one is read.
+        create_active(&svc, "m");
+        let again = svc.get("m", None).unwrap();
+        assert_ne!(again.config.timeout, 42);
+        let (stored, _) = svc.load("m").unwrap().unwrap();
+        assert_eq!(again.config.revision_id, stored.latest.revision_id);
     }
 }

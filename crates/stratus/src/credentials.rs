@@ -20,14 +20,20 @@ pub struct Credentials {
 pub struct KeyRing {
     account_id: String,
     keys: HashMap<String, (String, String)>,
+    /// Signing keys derived from the secrets, by key, day, region and service.
+    derived: std::sync::Arc<std::sync::Mutex<HashMap<String, [u8; 32]>>>,
 }
+
+/// Derived signing keys kept at most; past it the cache starts over (a day's keys for every
+/// key, region and service a server sees fit many times over).
+const DERIVED_KEYS: usize = 1024;
 
 impl KeyRing {
     /// A ring holding the account's root key.
     pub fn with(creds: &Credentials, account_id: &str) -> KeyRing {
         let mut ring = KeyRing {
             account_id: account_id.to_owned(),
-            keys: HashMap::new(),
+            ..KeyRing::default()
         };
         ring.add(creds, &format!("arn:aws:iam::{account_id}:root"));
         ring
@@ -47,6 +53,27 @@ impl SecretLookup for KeyRing {
         self.keys
             .get(access_key_id)
             .map(|(secret, _)| secret.clone())
+    }
+
+    fn signing_key(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+    ) -> Option<[u8; 32]> {
+        let (secret, _) = self.keys.get(access_key_id)?;
+        let id = format!("{access_key_id}/{date}/{region}/{service}");
+        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = derived.get(&id) {
+            return Some(*key);
+        }
+        let key = stratus_sigv4::signing_key(secret, date, region, service);
+        if derived.len() >= DERIVED_KEYS {
+            derived.clear();
+        }
+        derived.insert(id, key);
+        Some(key)
     }
 }
 
