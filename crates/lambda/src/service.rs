@@ -35,6 +35,9 @@ pub struct ServiceOptions {
     pub concurrent_executions: u32,
 }
 
+/// A record as stored, and as decoded from those bytes.
+type Decoded = (Vec<u8>, Arc<FunctionRecord>);
+
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) opts: ServiceOptions,
@@ -51,7 +54,7 @@ pub(crate) struct Inner {
     /// reads that find the same bytes in the store skip decoding them again (every invoke
     /// reads its function's record). Bytes, not versions, say "the same": a function
     /// deleted and created again starts its versions over.
-    decoded: Mutex<std::collections::HashMap<String, (Vec<u8>, Arc<FunctionRecord>)>>,
+    decoded: Mutex<std::collections::HashMap<String, Decoded>>,
 }
 
 /// The function service. Cheap to clone; every method is synchronous (store I/O and zip
