@@ -471,6 +471,15 @@ impl Invoker {
         let (exit_tx, exit_rx) = watch::channel(None);
         self.lock_exits().insert(env_id.clone(), exit_tx);
         tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "asking for a sandbox");
+        // The log stream's files are made while the sandbox is: off the cold start's path.
+        let opening = {
+            let (logs, group, stream) = (
+                self.inner.opts.logs.clone(),
+                plan.log_group.clone(),
+                plan.log_stream.clone(),
+            );
+            tokio::task::spawn_blocking(move || logs.open(&group, &stream))
+        };
         let spawned = match self.inner.spawner.spawn(plan.spec).await {
             Ok(s) => {
                 tracing::debug!(env = %env_id, us = started.elapsed().as_micros() as u64, "sandbox received");
@@ -495,11 +504,9 @@ impl Invoker {
                 return Err(e.into());
             }
         };
-        let stream = self
-            .inner
-            .opts
-            .logs
-            .open(&plan.log_group, &plan.log_stream)
+        let stream = opening
+            .await
+            .map_err(|e| InvokeError::Logs(std::io::Error::other(e)))?
             .map_err(InvokeError::Logs)?;
         let output = Output::new(spawned.output, stream).map_err(InvokeError::Output)?;
         // The cold invocation's log includes what init printed.
