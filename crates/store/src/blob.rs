@@ -5,6 +5,15 @@
 //! writer holds until its commit is done, and garbage collection keeps every blob pinned at
 //! any moment of a collection. So any number of services may write blobs while another
 //! collects.
+//!
+//! A blob is only ever deleted when something durable says it may be: the database's record
+//! that its last reference was removed (see [`crate::SqliteStore`]), or its *pending marker*,
+//! `pending/<sha256 hex>`, written (and synced) before a new blob gets its name and removed
+//! by the first collection that finds the blob referenced. A marked blob that no document
+//! references and nobody pins is a write whose commit never happened (the writer failed, or
+//! the process died in between): a collection deletes it. A blob that is neither marked nor
+//! released is kept whatever the database says, so one rolled back past the commit that
+//! referenced it still has its package on disk.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -121,7 +130,13 @@ impl Collection<'_> {
         }
         // Removed under the lock: a writer finding the file still there pins it first.
         self.store.remove(digest)?;
+        self.store.unmark(digest)?;
         Ok(true)
+    }
+
+    /// Drops the pending marker of a blob found referenced: its commit is done.
+    pub fn settle(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.store.unmark(digest)
     }
 }
 
@@ -192,6 +207,7 @@ impl Drop for BlobWriter<'_> {
 impl BlobStore {
     pub fn open(root: &Path) -> Result<BlobStore, StoreError> {
         fs::create_dir_all(root.join("tmp")).map_err(|e| StoreError::io(root, e))?;
+        fs::create_dir_all(root.join(PENDING)).map_err(|e| StoreError::io(root, e))?;
         // Anything in tmp/ is a write that never reached its rename: it was never visible.
         let tmp = root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(|e| StoreError::io(&tmp, e))? {
@@ -246,6 +262,9 @@ impl BlobStore {
             return Ok(pinned);
         }
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        // Marked before it is named: from the moment the blob exists, a crash before its
+        // commit leaves something that says it may go.
+        self.mark(&digest)?;
         fs::rename(tmp, &dest).map_err(|e| StoreError::io(&dest, e))?;
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -259,6 +278,51 @@ impl BlobStore {
             digest,
             pins: self.pins.clone(),
         }
+    }
+
+    fn marker(&self, digest: &Digest) -> PathBuf {
+        self.root.join(PENDING).join(digest.to_hex())
+    }
+
+    /// Writes `digest`'s pending marker, durably.
+    fn mark(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.marker(digest);
+        fs::File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+        let dir = self.root.join(PENDING);
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(&dir, e))
+    }
+
+    fn unmark(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.marker(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Blobs with a pending marker: written, their commit not yet seen by a collection.
+    pub fn pending(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = self.root.join(PENDING);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            if let Some(d) = entry.file_name().to_str().and_then(Digest::from_hex) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops every pending marker, keeping the blobs: after the database was found to have
+    /// lost commits, a marked blob may be one whose commit was acknowledged and then lost.
+    pub fn forget_pending(&self) -> Result<(), StoreError> {
+        for d in self.pending()? {
+            self.unmark(&d)?;
+        }
+        Ok(())
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -325,6 +389,9 @@ impl BlobStore {
         Ok(out)
     }
 }
+
+/// Where pending markers live, under the blob root.
+const PENDING: &str = "pending";
 
 /// A name no other temporary file of this process has.
 fn uuid_like() -> String {
