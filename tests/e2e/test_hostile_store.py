@@ -8,7 +8,8 @@ import os
 import stat
 import subprocess
 
-from helpers import ROLE, RUNTIME, STRATUS_BIN, clean_env, make_zip, sha256_hex
+from helpers import (ROLE, RUNTIME, STRATUS_BIN, clean_env, create_function, invoke, make_zip,
+                     sha256_hex)
 
 FAST_WAIT = {"Delay": 0.1, "MaxAttempts": 300}
 
@@ -76,3 +77,74 @@ def test_a_cut_short_wal_is_refused_then_accepted_and_no_package_is_lost(server_
     lam.delete_function(FunctionName="after")
     assert sha256_hex(fresh) not in server.blob_names()
     assert {sha256_hex(z) for z in zips.values()} <= server.blob_names()
+
+
+# --- 8. private by default -------------------------------------------------------------------
+
+READER = """
+import os
+def handler(event, context):
+    with open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "data.txt")) as f:
+        return {"data": f.read(), "uid": os.getuid()}
+"""
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def store_files(data_dir):
+    db = data_dir / "stratus.db"
+    return [db, data_dir / "stratus.db-wal", data_dir / "stratus.db-shm",
+            data_dir / "stratus.db-commits", data_dir / "credentials", data_dir / "usage.db"]
+
+
+def test_the_data_dir_is_private_whatever_the_umask_and_functions_still_run(exec_server_factory):
+    old = os.umask(0)
+    try:
+        server = exec_server_factory()
+    finally:
+        os.umask(old)
+    lam = server.client()
+    create_function(lam, "reader", {"app.py": READER, "data.txt": "readable by the function"},
+                    runtime="python3.11", handler="app.handler")
+    got = invoke(lam, "reader")
+    assert got.status == 200 and got.function_error is None, got.raw
+    assert got.payload == {"data": "readable by the function", "uid": 993}
+
+    d = server.data_dir
+    assert mode(d) == 0o700
+    for f in store_files(d):
+        assert mode(f) == 0o600, f
+    blobs = [p for p in (d / "blobs").glob("??/*") if p.is_file()]
+    assert blobs
+    for p in blobs:
+        assert mode(p) == 0o600, p
+        assert mode(p.parent) == 0o700, p.parent
+    assert mode(d / "blobs") == 0o700
+    assert mode(d / "logs") == 0o700
+
+
+def test_a_wider_data_dir_is_named_in_a_warning_and_what_stratus_made_is_tightened(
+        server_factory, tmp_path):
+    d = tmp_path / "shared-data"
+    d.mkdir()
+    os.chmod(d, 0o755)
+    server = server_factory(data_dir=d)
+    create(server.client(), "f", make_zip(seed="hostile-store-private"))
+    assert server.terminate() == 0
+    # As an older version (or a copy) left them.
+    for f in (d / "stratus.db", d / "credentials"):
+        os.chmod(f, 0o644)
+    os.chmod(d / "blobs", 0o755)
+
+    server.start()
+    log = server.log_paths[-1].read_text()
+    assert str(d) in log and "0755" in log and "data directory" in log, log
+    assert str(d / "credentials") in log and "0644" in log, log
+    assert mode(d) == 0o755, "the operator's own directory is warned about, not changed"
+    for f in store_files(d):
+        if f.exists():
+            assert mode(f) == 0o600, f
+    assert mode(d / "blobs") == 0o700
+    assert [f["FunctionName"] for f in server.client().list_functions()["Functions"]] == ["f"]

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sha2::{Digest as _, Sha256};
 
 use crate::StoreError;
+use crate::private::{self, DIR_MODE, FILE_MODE};
 
 /// A SHA-256 digest naming a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,8 +207,11 @@ impl Drop for BlobWriter<'_> {
 
 impl BlobStore {
     pub fn open(root: &Path) -> Result<BlobStore, StoreError> {
-        fs::create_dir_all(root.join("tmp")).map_err(|e| StoreError::io(root, e))?;
-        fs::create_dir_all(root.join(PENDING)).map_err(|e| StoreError::io(root, e))?;
+        for dir in [root.to_owned(), root.join("tmp"), root.join(PENDING)] {
+            private::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            private::tighten_and_warn(&dir, DIR_MODE).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        tighten_blobs(root)?;
         // Anything in tmp/ is a write that never reached its rename: it was never visible.
         let tmp = root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(|e| StoreError::io(&tmp, e))? {
@@ -240,7 +244,7 @@ impl BlobStore {
             self.root
                 .join("tmp")
                 .join(format!("stream-{}-{}", std::process::id(), uuid_like()));
-        let file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let file = private::create_file(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         Ok(BlobWriter {
             store: self,
             file,
@@ -261,7 +265,7 @@ impl BlobStore {
             let _ = fs::remove_file(tmp);
             return Ok(pinned);
         }
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        private::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
         // Marked before it is named: from the moment the blob exists, a crash before its
         // commit leaves something that says it may go.
         self.mark(&digest)?;
@@ -287,7 +291,7 @@ impl BlobStore {
     /// Writes `digest`'s pending marker, durably.
     fn mark(&self, digest: &Digest) -> Result<(), StoreError> {
         let path = self.marker(digest);
-        fs::File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+        private::create_file(&path).map_err(|e| StoreError::io(&path, e))?;
         let dir = self.root.join(PENDING);
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -388,6 +392,41 @@ impl BlobStore {
         out.sort();
         Ok(out)
     }
+}
+
+/// Tightens shard directories and blob files an older version left readable by others
+/// (one warning for all of them: there may be thousands).
+fn tighten_blobs(root: &Path) -> Result<(), StoreError> {
+    let mut tightened = 0usize;
+    let rd = fs::read_dir(root).map_err(|e| StoreError::io(root, e))?;
+    for shard in rd {
+        let shard = shard.map_err(|e| StoreError::io(root, e))?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        tightened += usize::from(
+            private::tighten(&shard, DIR_MODE)
+                .map_err(|e| StoreError::io(&shard, e))?
+                .is_some(),
+        );
+        for entry in fs::read_dir(&shard).map_err(|e| StoreError::io(&shard, e))? {
+            let path = entry.map_err(|e| StoreError::io(&shard, e))?.path();
+            tightened += usize::from(
+                private::tighten(&path, FILE_MODE)
+                    .map_err(|e| StoreError::io(&path, e))?
+                    .is_some(),
+            );
+        }
+    }
+    if tightened > 0 {
+        tracing::warn!(
+            path = %root.display(),
+            tightened,
+            "blobs and their directories were readable by others than Stratus's owner: \
+             tightened to 0600/0700"
+        );
+    }
+    Ok(())
 }
 
 /// Where pending markers live, under the blob root.

@@ -25,13 +25,14 @@ mod blob;
 mod cache;
 mod error;
 mod namespace;
+pub mod private;
 mod sqlite;
 
 pub use blob::{BlobStore, Digest};
 pub use cache::{CachedMeta, cache_only};
 pub use error::StoreError;
 pub use namespace::Namespaced;
-pub use sqlite::{Damage, SqliteStore, record_path};
+pub use sqlite::{Damage, SqliteStore, make_private, record_path};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -174,7 +175,7 @@ impl Store {
     /// as every blob the database no longer references), since a commit the database lost
     /// may have referenced them again.
     pub fn open_with(dir: &Path, accept_damaged: bool) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        private::create_dir(dir).map_err(|e| StoreError::io(dir, e))?;
         let (sqlite, damage) = SqliteStore::open_with(&dir.join("stratus.db"), accept_damaged)?;
         let meta = Arc::new(CachedMeta::new(sqlite));
         let blobs = Arc::new(BlobStore::open(&dir.join("blobs"))?);

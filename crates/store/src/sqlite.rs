@@ -21,13 +21,14 @@
 //! holds no release for it, so its package stays on disk for repair.
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::private::{self, FILE_MODE};
 use crate::{Digest, Doc, Expect, MetaStore, Op, StoreError};
 
 const SCHEMA: &str = "
@@ -115,6 +116,32 @@ pub fn record_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The database's own files: the database, its WAL and shared-memory index.
+pub(crate) fn database_files(db: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [db.to_owned(), with("-wal"), with("-shm")]
+}
+
+/// Makes the database's files private before SQLite opens them: existing ones tightened
+/// (with a warning), a new database created empty at 0600 (SQLite takes an empty file for a
+/// new database, and gives its WAL and index the database file's mode).
+pub fn make_private(db: &Path) -> Result<(), StoreError> {
+    for f in database_files(db)
+        .into_iter()
+        .chain(std::iter::once(record_path(db)))
+    {
+        private::tighten_and_warn(&f, FILE_MODE).map_err(|e| StoreError::io(&f, e))?;
+    }
+    if !db.exists() {
+        private::create_file(db).map_err(|e| StoreError::io(db, e))?;
+    }
+    Ok(())
+}
+
 /// The count in a commit record; `None` if there is no record, an error if it is garbled.
 fn read_record(path: &Path) -> Result<Option<u64>, ()> {
     match std::fs::read_to_string(path) {
@@ -199,6 +226,7 @@ impl SqliteStore {
         accept_damaged: bool,
     ) -> Result<(SqliteStore, Option<Damage>), StoreError> {
         let record_path = record_path(path);
+        make_private(path)?;
         let conn = Connection::open(path)?;
         // Until the database is known to be whole, closing it must not checkpoint: a
         // refused open leaves the WAL, and whatever lies past its cut, as it was.
@@ -218,14 +246,8 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         let holds = counter(&conn)?.unwrap_or(0);
-        let record = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&record_path)
-            .map_err(|e| StoreError::io(&record_path, e))?;
+        let record =
+            private::create_file(&record_path).map_err(|e| StoreError::io(&record_path, e))?;
         let inner = Inner {
             conn,
             record,
@@ -669,16 +691,6 @@ mod tests {
         assert_eq!(s.get("t", "k").unwrap().unwrap().value, b"v");
     }
 
-    /// The database's own files: the database, its WAL and shared-memory index.
-    fn database_files(db: &Path) -> [PathBuf; 3] {
-        let with = |suffix: &str| {
-            let mut name = db.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
-        [db.to_owned(), with("-wal"), with("-shm")]
-    }
-
     /// Copies the database's files as they are on disk now (a backup, or a bad copy).
     fn snapshot(db: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
@@ -893,5 +905,52 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert!(!store.blobs.contains(&orphan));
         assert!(store.blobs.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_store_is_private_and_a_wider_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let store = Store::open(&root).unwrap();
+        let pinned = store.blobs.put(b"code").unwrap();
+        store
+            .meta
+            .commit(&[Op::put_with_blobs(
+                "t",
+                "k",
+                b"{}".to_vec(),
+                vec![*pinned],
+                Expect::Absent,
+            )])
+            .unwrap();
+        let db = root.join("stratus.db");
+        let mut files: Vec<PathBuf> = database_files(&db).into();
+        files.push(record_path(&db));
+        files.push(store.blobs.path(&pinned));
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        let shard = store.blobs.path(&pinned).parent().unwrap().to_owned();
+        for d in [&root, &root.join("blobs"), &shard] {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+        }
+        drop(pinned);
+        drop(store);
+        // As an older version left them.
+        for f in &files {
+            let _ = std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644));
+        }
+        for d in [&root.join("blobs"), &shard] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let _store = Store::open(&root).unwrap();
+        for f in files.iter().filter(|f| f.exists()) {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        for d in [&root.join("blobs"), &shard] {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+        }
     }
 }

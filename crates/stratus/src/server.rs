@@ -52,8 +52,7 @@ pub struct Started {
 pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials, Metering)> {
     config.validate()?;
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    crate::privacy::prepare(&data_dir)?;
     let configured = config
         .access_key_id
         .clone()
