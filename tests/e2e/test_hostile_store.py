@@ -9,7 +9,7 @@ import stat
 import subprocess
 
 from helpers import (ROLE, RUNTIME, STRATUS_BIN, clean_env, create_function, invoke, make_zip,
-                     sha256_hex)
+                     sha256_hex, update_configuration)
 
 FAST_WAIT = {"Delay": 0.1, "MaxAttempts": 300}
 
@@ -148,3 +148,83 @@ def test_a_wider_data_dir_is_named_in_a_warning_and_what_stratus_made_is_tighten
             assert mode(f) == 0o600, f
     assert mode(d / "blobs") == 0o700
     assert [f["FunctionName"] for f in server.client().list_functions()["Functions"]] == ["f"]
+
+
+# --- 9. ephemeral storage as on Lambda -------------------------------------------------------
+
+FILLER = """
+import errno, os
+def handler(event, context):
+    st = os.statvfs("/tmp")
+    size_mb = st.f_blocks * st.f_frsize // (1 << 20)
+    if event.get("stat"):
+        return {"size_mb": size_mb}
+    chunk = b"\\xa5" * (1 << 20)
+    written, error = 0, None
+    fd = os.open("/tmp/fill", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while written < event["mb"]:
+            try:
+                os.write(fd, chunk)
+            except OSError as e:
+                error = errno.errorcode.get(e.errno, str(e.errno))
+                break
+            written += 1
+    finally:
+        os.close(fd)
+        os.unlink("/tmp/fill")
+    return {"written_mb": written, "error": error, "size_mb": size_mb}
+"""
+
+BYSTANDER = """
+def handler(event, context):
+    return {"alive": event["n"]}
+"""
+
+
+def test_tmp_is_ephemeral_storage_on_disk_not_memory(exec_server_factory):
+    import concurrent.futures
+
+    import botocore.exceptions
+    import pytest
+
+    server = exec_server_factory()
+    lam = server.client()
+    unchecked = server.client(parameter_validation=False)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        unchecked.create_function(FunctionName="small", Runtime="python3.11", Role=ROLE,
+                            Handler="app.handler", Code={"ZipFile": make_zip({"app.py": FILLER})},
+                            EphemeralStorage={"Size": 511})
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "ephemeralStorage.size" in e.value.response["Error"]["Message"]
+
+    create_function(lam, "filler", {"app.py": FILLER}, runtime="python3.11",
+                    handler="app.handler", MemorySize=128, Timeout=120)
+    create_function(lam, "bystander", {"app.py": BYSTANDER}, runtime="python3.11",
+                    handler="app.handler")
+    assert lam.get_function_configuration(FunctionName="filler")["EphemeralStorage"] == {
+        "Size": 512}
+
+    # 128 MB of memory, 200 MB to /tmp: as on Lambda, /tmp is not the function's memory.
+    got = invoke(lam, "filler", {"mb": 200})
+    assert got.function_error is None, got.raw
+    assert got.payload["written_mb"] == 200 and got.payload["error"] is None, got.payload
+    assert 500 <= got.payload["size_mb"] <= 512, got.payload
+
+    # Past its 512 MB: ENOSPC, while another function keeps answering.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        filling = pool.submit(invoke, server.client(), "filler", {"mb": 1024})
+        n = 0
+        while not filling.done() or n == 0:
+            n += 1
+            answer = invoke(lam, "bystander", {"n": n})
+            assert answer.payload == {"alive": n}, answer.raw
+        got = filling.result()
+    assert got.function_error is None, got.raw
+    assert got.payload["error"] == "ENOSPC", got.payload
+    assert 200 < got.payload["written_mb"] <= 512, got.payload
+
+    # The size follows UpdateFunctionConfiguration.
+    update_configuration(lam, "filler", EphemeralStorage={"Size": 1024})
+    got = invoke(lam, "filler", {"stat": True})
+    assert 1000 <= got.payload["size_mb"] <= 1024, got.payload

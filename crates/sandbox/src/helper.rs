@@ -96,6 +96,16 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         tracing::warn!(error = %e, "could not expedite RCU: cold starts pay a grace period");
     }
 
+    // `/tmp` on disk at each spec's size; without it (no loop devices, ext4 or e2fsprogs),
+    // a tmpfs as before.
+    let mut ephemeral = cfg.ephemeral_dir.as_deref().and_then(|dir| {
+        crate::ephemeral::Ephemeral::open(dir)
+            .inspect_err(|error| {
+                tracing::warn!(%error, "/tmp falls back to memory (tmpfs): no images");
+            })
+            .ok()
+    });
+
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.thread_block()?;
@@ -184,6 +194,16 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                         let result = crate::parent_process::check(&cfg, &mut spec)
                             .map_err(SpawnFailure::Platform)
                             .and_then(|msg| {
+                                let tmp = match ephemeral.as_mut().map(|e| e.mount(&spec.id, spec.tmp_mb)) {
+                                    Some(Ok(mnt)) => Some(mnt),
+                                    Some(Err(error)) => {
+                                        tracing::warn!(%error, "/tmp falls back to memory (tmpfs) from now on");
+                                        ephemeral = None;
+                                        None
+                                    }
+                                    None => None,
+                                };
+                                let tmp = tmp.as_ref().map(|m| m.as_raw_fd());
                                 let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                                 if let Some(blank) = pool.take(zygote) {
                                     from_pool = Some(if blank.placed.zygote.is_some() {
@@ -191,7 +211,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     } else {
                                         "plain"
                                     });
-                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg) {
+                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp) {
                                         Ok(spawned) => return Ok(spawned),
                                         // Blanks cannot be claimed here (say, no right to
                                         // restore the normal scheduling policy): stop making
@@ -209,7 +229,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     None,
                                 )
                                 .map_err(SpawnFailure::Platform)?;
-                                crate::parent_process::claim(&cfg, blank, &spec, &msg)
+                                crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp)
                             });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {

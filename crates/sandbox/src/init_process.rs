@@ -5,7 +5,8 @@
 //! the parent's go, builds the root every sandbox shows (the template, system directories,
 //! devices, `/dev/shm`, `/proc`), pivots into it with the host's root kept at [`HOST_ROOT`],
 //! waits for its spec, binds the code and layers from the host's root, detaches that root,
-//! mounts `/tmp` in its place, starts the function's process and reaps until it ends. A
+//! mounts `/tmp` in its place (the file system the helper passed with the spec, see
+//! [`crate::ephemeral`], or a tmpfs), starts the function's process and reaps until it ends. A
 //! zygote blank's init also forks, before the spec, the process that becomes the zygote.
 //!
 //! What it must not do:
@@ -36,7 +37,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use seccompiler::BpfProgram;
 
 use crate::err;
-use crate::fds::{close_all_but, read_exact, read_message, send_message};
+use crate::fds::{close_all_but, read_exact, read_message_with_fd, send_message};
 use crate::mounts::{bind_read_only, remount_read_only};
 use crate::procs::sched_other;
 use crate::rootfs;
@@ -126,7 +127,8 @@ impl ChildPlan<'_> {
             None => None,
         };
         let mut stack = vec![0u8; FUNCTION_STACK];
-        let msg = match read_message(self.control) {
+        // With the spec may come the mount of the sandbox's `/tmp` (see `crate::ephemeral`).
+        let (msg, tmp_mount) = match read_message_with_fd(self.control) {
             Ok(Some(m)) => m,
             // Discarded before it was claimed (a zygote's process dies with us).
             Ok(None) => return 1,
@@ -150,7 +152,7 @@ impl ChildPlan<'_> {
                 return 126;
             }
         };
-        if let Err(e) = self.finish_root(&spec) {
+        if let Err(e) = self.finish_root(&spec, tmp_mount) {
             self.report(e.into());
             return 126;
         }
@@ -331,7 +333,9 @@ impl ChildPlan<'_> {
 
     /// The function's own part: hostname, code and layers (from the host's root), then
     /// the host's root detached for good and `/tmp` mounted in its place.
-    fn finish_root(&self, spec: &SandboxSpec) -> Result<(), String> {
+    /// `/tmp` is `tmp_mount` when the helper made one (a file system of the spec's size on
+    /// disk), else a tmpfs of that size.
+    fn finish_root(&self, spec: &SandboxSpec, tmp_mount: Option<RawFd>) -> Result<(), String> {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| err("sethostname", e))?;
         let host_root = Path::new(HOST_ROOT);
         for b in &spec.binds {
@@ -343,6 +347,14 @@ impl ChildPlan<'_> {
         }
         umount2(host_root, MntFlags::MNT_DETACH)
             .map_err(|e| err("detaching the host's root", e))?;
+        if let Some(mnt) = tmp_mount {
+            let moved = crate::ephemeral::move_onto(mnt, c"/tmp");
+            // SAFETY: closing the descriptor the helper passed us, which nothing else uses.
+            unsafe {
+                libc::close(mnt);
+            }
+            return moved;
+        }
         let tmp_opts = format!("size={}m,mode=1777", spec.tmp_mb);
         mount(
             Some("tmpfs"),

@@ -39,7 +39,7 @@ use seccompiler::BpfProgram;
 
 use crate::cgroup::Limits;
 use crate::err;
-use crate::fds::send_message;
+use crate::fds::send_message_with_fd;
 use crate::init_process::ChildPlan;
 use crate::netns::listen_in_netns;
 use crate::procs::{children_of, sched_other};
@@ -191,8 +191,9 @@ pub fn check(cfg: &HelperConfig, spec: &mut SandboxSpec) -> Result<Vec<u8>, Stri
     for b in &mut spec.binds {
         prepare_bind(&cfg.rootfs, b)?;
     }
-    // The spec goes down a pipe the helper writes without waiting for the child to read:
-    // it must fit in the pipe's buffer (64 KiB). Lambda's own limits keep it far smaller.
+    // The spec goes down a socket the helper writes without waiting for the child to read:
+    // it must fit in the socket's buffer (over 64 KiB by default). Lambda's own limits keep
+    // it far smaller.
     let encoded = serde_json::to_vec(spec).map_err(|e| err("encoding spec", e))?;
     if encoded.len() > MAX_SPEC_BYTES {
         return Err(format!(
@@ -236,7 +237,13 @@ pub fn prepare(
     let pipes = (|| -> nix::Result<_> {
         let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         Ok((
-            nix::unistd::pipe2(cloexec)?,
+            // A socket, not a pipe: the spec may come with a descriptor (`/tmp`'s mount).
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )?,
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
@@ -329,11 +336,13 @@ pub fn prepare(
 
 /// Step 2: gives `blank` the function `spec`, `msg` being what [`check`] returned for it.
 /// On error the blank and the cgroup are gone.
+/// `tmp`: a detached mount the init puts at `/tmp` (else it mounts a tmpfs).
 pub fn claim(
     cfg: &HelperConfig,
     blank: Blank,
     spec: &SandboxSpec,
     msg: &[u8],
+    tmp: Option<RawFd>,
 ) -> Result<Spawned, SpawnFailure> {
     let Blank {
         pid,
@@ -382,7 +391,7 @@ pub fn claim(
             let _ = cfg.cgroups.remove(name);
         }
     }
-    if let Err(e) = send_message(&mut control, msg) {
+    if let Err(e) = send_message_with_fd(&mut control, msg, tmp) {
         // The child ended early; its status pipe may say why.
         return match read_status(status) {
             Some(why) => fail_with(why),

@@ -100,6 +100,10 @@ pub struct Config {
     /// corrupt file) instead of refusing to. Default false; meant for one start after the
     /// operator has decided to keep what is left.
     pub accept_damaged_store: bool,
+    /// A function's `/tmp` on disk, at its EphemeralStorage size (an ext4 image on a loop
+    /// device under `<data-dir>/sandbox/ephemeral`), as on Lambda. Default true; false, or a
+    /// host without loop devices or e2fsprogs: a tmpfs, charged to the function's memory.
+    pub tmp_on_disk: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -152,6 +156,7 @@ impl Default for Config {
             usage_retention_days: 90,
             usage_max_rows: 5_000_000,
             accept_damaged_store: false,
+            tmp_on_disk: true,
         }
     }
 }
