@@ -29,6 +29,9 @@ use std::process::{Command, Stdio};
 
 use crate::err;
 
+/// Blocks (4 KiB) ext4 keeps for its own metadata at writeback (see `mount_detached`).
+const RESERVED_CLUSTERS: u64 = 256;
+
 /// Lambda's default EphemeralStorage, in MiB.
 const DEFAULT_MB: u64 = 512;
 
@@ -356,7 +359,23 @@ fn mount_detached(device: &CString) -> Result<OwnedFd, String> {
         .map_err(|e| err("fsconfig source", e))?;
     config(FSCONFIG_SET_FLAG, Some(c"noinit_itable"), None)
         .map_err(|e| err("fsconfig noinit_itable", e))?;
+    // `statfs` reports the whole size asked for (as a tmpfs did), not that less the file
+    // system's own metadata.
+    config(FSCONFIG_SET_FLAG, Some(c"minixdf"), None).map_err(|e| err("fsconfig minixdf", e))?;
     config(FSCONFIG_CMD_CREATE, None, None).map_err(|e| err("mounting the image", e))?;
+    // ext4 keeps 2% of the blocks (at most 16 MiB) for metadata it may need at writeback;
+    // on a small /tmp that is most of what the function would miss of its size. A few large
+    // files need little: keep 1 MiB. (Best effort: a kernel without the knob keeps its own.)
+    let name = device
+        .to_bytes()
+        .rsplit(|&b| b == b'/')
+        .next()
+        .unwrap_or_default();
+    let knob = format!(
+        "/sys/fs/ext4/{}/reserved_clusters",
+        String::from_utf8_lossy(name)
+    );
+    let _ = std::fs::write(knob, RESERVED_CLUSTERS.to_string());
     // SAFETY: fsmount on the configured context; returns a new descriptor or -1.
     let mnt = unsafe {
         libc::syscall(
