@@ -10,6 +10,11 @@
 //! behind: when the sandbox's mount namespace goes, the file system is unmounted, the loop
 //! device detaches itself and the file's blocks are freed.
 //!
+//! Blanks (see `crate::pool`) get theirs when they are made, off the invoke path, at the
+//! size of the last claim (Lambda's default, 512 MiB, at first): the init inherits the
+//! mount's descriptor at its `clone`, and a claim of another size sends a mount of its own.
+//! Attaching a loop device and mounting take 2-10 ms of kernel time, most of a cold start.
+//!
 //! No `mke2fs` on the invoke path: one formatted template per size is made once
 //! (`mke2fs`, then `debugfs` for an empty root of mode 1777, as Lambda's `/tmp`), and each
 //! environment's image is a sparse copy of it (a few hundred KiB of metadata, whatever the
@@ -84,6 +89,14 @@ pub(crate) struct Ephemeral {
 }
 
 impl Ephemeral {
+    /// Uses `dir` as the helper left it (for the preparer, a fork of the helper).
+    pub(crate) fn existing(dir: &Path) -> Ephemeral {
+        Ephemeral {
+            dir: dir.to_owned(),
+            templates: HashMap::new(),
+        }
+    }
+
     /// Uses `dir` (created if needed), removing images a helper that died left there.
     pub(crate) fn open(dir: &Path) -> Result<Ephemeral, String> {
         let envs = dir.join("env");
@@ -131,7 +144,8 @@ impl Ephemeral {
             .dir
             .join(format!("template-v{TEMPLATE_VERSION}-{mb}m.img"));
         if !path.is_file() {
-            let tmp = path.with_extension("tmp");
+            // The helper and its preparer may both make it: each in a file of its own.
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
             let made = make_template(&tmp, mb).and_then(|()| {
                 std::fs::rename(&tmp, &path).map_err(|e| err("naming the template", e))
             });

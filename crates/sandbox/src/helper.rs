@@ -28,6 +28,7 @@ use nix::unistd::Pid;
 
 pub use crate::channel::HelperError;
 use crate::channel::{MAX_MESSAGE, recv, send};
+use crate::ephemeral::Ephemeral;
 use crate::pool::Pool;
 use crate::spec::{Event, HelperConfig, Request, SpawnFailure};
 
@@ -99,7 +100,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     // `/tmp` on disk at each spec's size; without it (no loop devices, ext4 or e2fsprogs),
     // a tmpfs as before.
     let mut ephemeral = cfg.ephemeral_dir.as_deref().and_then(|dir| {
-        crate::ephemeral::Ephemeral::open(dir)
+        Ephemeral::open(dir)
             .inspect_err(|error| {
                 tracing::warn!(%error, "/tmp falls back to memory (tmpfs): no images");
             })
@@ -190,20 +191,26 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                     Ok(Some((Request::Spawn(mut spec), _))) => {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
-                        pool.remember_limits(spec.limits);
+                        pool.remember_limits(
+                            spec.limits,
+                            ephemeral.is_some().then_some(spec.tmp_mb),
+                        );
                         let result = crate::parent_process::check(&cfg, &mut spec)
                             .map_err(SpawnFailure::Platform)
                             .and_then(|msg| {
-                                let tmp = match ephemeral.as_mut().map(|e| e.mount(&spec.id, spec.tmp_mb)) {
-                                    Some(Ok(mnt)) => Some(mnt),
-                                    Some(Err(error)) => {
-                                        tracing::warn!(%error, "/tmp falls back to memory (tmpfs) from now on");
-                                        ephemeral = None;
-                                        None
+                                // `/tmp` of the spec's size: the blank's own if it has
+                                // one (made ahead), else made now.
+                                let own_tmp = |ephemeral: &mut Option<Ephemeral>| {
+                                    match ephemeral.as_mut().map(|e| e.mount(&spec.id, spec.tmp_mb)) {
+                                        Some(Ok(mnt)) => Some(mnt),
+                                        Some(Err(error)) => {
+                                            tracing::warn!(%error, "/tmp falls back to memory (tmpfs) from now on");
+                                            *ephemeral = None;
+                                            None
+                                        }
+                                        None => None,
                                     }
-                                    None => None,
                                 };
-                                let tmp = tmp.as_ref().map(|m| m.as_raw_fd());
                                 let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                                 if let Some(blank) = pool.take(zygote) {
                                     from_pool = Some(if blank.placed.zygote.is_some() {
@@ -211,7 +218,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     } else {
                                         "plain"
                                     });
-                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp) {
+                                    let tmp = (blank.placed.tmp_mb != Some(spec.tmp_mb))
+                                        .then(|| own_tmp(&mut ephemeral))
+                                        .flatten();
+                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp.as_ref().map(|m| m.as_raw_fd())) {
                                         Ok(spawned) => return Ok(spawned),
                                         // Blanks cannot be claimed here (say, no right to
                                         // restore the normal scheduling policy): stop making
@@ -220,6 +230,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     }
                                 }
                                 let slot = pool.slot();
+                                let tmp = own_tmp(&mut ephemeral);
                                 let blank = crate::parent_process::prepare(
                                     &cfg,
                                     &seccomp,
@@ -227,9 +238,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     slot,
                                     false,
                                     None,
+                                    None,
                                 )
                                 .map_err(SpawnFailure::Platform)?;
-                                crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp)
+                                crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp.as_ref().map(|m| m.as_raw_fd()))
                             });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {

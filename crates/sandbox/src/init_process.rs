@@ -65,6 +65,9 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) zygote: Option<&'a Zygote>,
     /// The signals the function's process must stop ignoring (see `confine`).
     pub(crate) ignored: &'static [libc::c_int],
+    /// A `/tmp` file system made with the blank, and its size (MiB): used unless the claim
+    /// sends another (see `crate::ephemeral`).
+    pub(crate) tmp: Option<(RawFd, u64)>,
 }
 
 /// The function's program, ready to exec: built by the init before it starts the process.
@@ -101,7 +104,9 @@ impl ChildPlan<'_> {
         }
         // The init never execs, so close-on-exec does not apply to it: drop every inherited
         // descriptor but ours (the helper's sockets, other sandboxes' pipes).
-        close_all_but(&[self.control, self.status, self.output, self.report]);
+        let mut keep = vec![self.control, self.status, self.output, self.report];
+        keep.extend(self.tmp.map(|(fd, _)| fd));
+        close_all_but(&keep);
         let mut b = [0u8; 1];
         if read_exact(self.control, &mut b).is_err() {
             // The parent gave up on us.
@@ -347,9 +352,19 @@ impl ChildPlan<'_> {
         }
         umount2(host_root, MntFlags::MNT_DETACH)
             .map_err(|e| err("detaching the host's root", e))?;
-        if let Some(mnt) = tmp_mount {
+        // The claim's own mount, else the blank's if it is of the spec's size.
+        let inherited = self
+            .tmp
+            .filter(|&(_, mb)| mb == spec.tmp_mb && tmp_mount.is_none());
+        if let Some((fd, _)) = self.tmp.filter(|_| inherited.is_none()) {
+            // SAFETY: closing the inherited descriptor, which nothing else uses.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+        if let Some(mnt) = tmp_mount.or(inherited.map(|(fd, _)| fd)) {
             let moved = crate::ephemeral::move_onto(mnt, c"/tmp");
-            // SAFETY: closing the descriptor the helper passed us, which nothing else uses.
+            // SAFETY: closing the mount's descriptor, which nothing else uses.
             unsafe {
                 libc::close(mnt);
             }

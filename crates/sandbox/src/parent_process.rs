@@ -153,6 +153,10 @@ pub struct Placed {
     pub normal_policy: bool,
     /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
     pub zygote: Option<usize>,
+    /// The size (MiB) of the `/tmp` file system its init holds, if it has one (see
+    /// `crate::ephemeral`): a claim of that size uses it, another sends its own.
+    #[serde(default)]
+    pub tmp_mb: Option<u64>,
 }
 
 const STACK_SIZE: usize = 1 << 20;
@@ -219,6 +223,8 @@ pub(crate) fn prepare_bind(rootfs: &Path, b: &mut crate::spec::Bind) -> Result<(
 /// `sibling`: the sandbox becomes a child of the caller's parent (`CLONE_PARENT`), so that a
 /// process working for the helper can make sandboxes that the helper reaps. `zygote`: the
 /// blank starts this one of `cfg.zygotes`.
+/// `tmp`: a detached mount for the sandbox's `/tmp` and its size (MiB), which the child
+/// inherits.
 pub fn prepare(
     cfg: &HelperConfig,
     seccomp: &[BpfProgram],
@@ -226,6 +232,7 @@ pub fn prepare(
     slot: Option<u32>,
     sibling: bool,
     zygote: Option<usize>,
+    tmp: Option<(OwnedFd, u64)>,
 ) -> Result<Blank, String> {
     let mut binds: Vec<PathBuf> = Vec::new();
     for path in rootfs::SYSTEM_PATHS {
@@ -264,6 +271,7 @@ pub fn prepare(
         seccomp,
         zygote: zygote.and_then(|i| cfg.zygotes.get(i)),
         ignored: ignored_signals(),
+        tmp: tmp.as_ref().map(|(fd, mb)| (fd.as_raw_fd(), *mb)),
     };
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
@@ -283,6 +291,7 @@ pub fn prepare(
             nix::sched::clone(Box::new(|| child.run()), stack, flags, Some(libc::SIGCHLD))
         })
         .map_err(|e| err("clone", e))?;
+    let tmp_mb = tmp.map(|(_, mb)| mb); // the child has its own copy of the mount now
     drop(control_r);
     drop(status_w);
     drop(out_w);
@@ -320,6 +329,7 @@ pub fn prepare(
                 limits: None,
                 normal_policy: false,
                 zygote,
+                tmp_mb,
             },
         }),
         Err(e) => {
@@ -357,6 +367,7 @@ pub fn claim(
                 limits,
                 normal_policy,
                 zygote: _,
+                tmp_mb: _,
             },
     } = blank;
     let fail_with = |e: SpawnFailure| {
