@@ -47,9 +47,12 @@ pub(crate) fn send_message_with_fd(
     to.write_all(msg)
 }
 
+/// A message and the descriptor that came with it, if any.
+pub(crate) type WithFd = (Vec<u8>, Option<RawFd>);
+
 /// [`read_message`] from a socket, with the descriptor passed along with it, if any
 /// (close-on-exec).
-pub(crate) fn read_message_with_fd(fd: RawFd) -> Result<Option<(Vec<u8>, Option<RawFd>)>, String> {
+pub(crate) fn read_message_with_fd(fd: RawFd) -> Result<Option<WithFd>, String> {
     let mut len = [0u8; 4];
     let mut passed = None;
     let got;
