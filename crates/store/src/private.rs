@@ -52,8 +52,8 @@ pub fn tighten_and_warn(path: &Path, allowed: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates `dir` (and missing parents) if it does not exist; the directories it creates
-/// are exactly 0700. An existing one is left as it is.
+/// Creates `dir` if it does not exist, exactly 0700 (missing parents as `mkdir -p` would:
+/// they are not Stratus's). An existing one is left as it is.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -61,7 +61,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     if let Some(parent) = dir.parent()
         && !parent.as_os_str().is_empty()
     {
-        create_dir(parent)?;
+        fs::create_dir_all(parent)?;
     }
     match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
         Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
@@ -106,6 +106,7 @@ mod tests {
         // Process-wide, briefly: what other tests create meanwhile is set explicitly too.
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let nested = dir.path().join("a/b");
+        create_dir(&dir.path().join("a")).unwrap();
         create_dir(&nested).unwrap();
         let file = nested.join("f");
         create_file(&file).unwrap();
