@@ -20,6 +20,78 @@ pub(crate) fn send_message(to: &mut File, msg: &[u8]) -> std::io::Result<()> {
     to.write_all(&len).and_then(|()| to.write_all(msg))
 }
 
+/// [`send_message`] on a socket, with descriptor `fd` (if any) passed along with the length.
+pub(crate) fn send_message_with_fd(
+    to: &mut File,
+    msg: &[u8],
+    fd: Option<RawFd>,
+) -> std::io::Result<()> {
+    let Some(fd) = fd else {
+        return send_message(to, msg);
+    };
+    use std::os::fd::AsRawFd;
+    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let fds = [fd];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&len)];
+    let sent = nix::sys::socket::sendmsg::<()>(
+        to.as_raw_fd(),
+        &iov,
+        &cmsg,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )?;
+    if sent != len.len() {
+        to.write_all(&len[sent..])?;
+    }
+    to.write_all(msg)
+}
+
+/// A message and the descriptor that came with it, if any.
+pub(crate) type WithFd = (Vec<u8>, Option<RawFd>);
+
+/// [`read_message`] from a socket, with the descriptor passed along with it, if any
+/// (close-on-exec).
+pub(crate) fn read_message_with_fd(fd: RawFd) -> Result<Option<WithFd>, String> {
+    let mut len = [0u8; 4];
+    let mut passed = None;
+    let got;
+    {
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut len)];
+        let msg = loop {
+            match nix::sys::socket::recvmsg::<()>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ENOTSOCK) => {
+                    return read_message(fd).map(|m| m.map(|m| (m, None)));
+                }
+                Err(_) => return Ok(None),
+                Ok(m) => break m,
+            }
+        };
+        got = msg.bytes;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                    passed = fds.first().copied();
+                }
+            }
+        }
+    }
+    if got == 0 {
+        return Ok(None);
+    }
+    read_exact(fd, &mut len[got..]).map_err(|()| "spec cut short".to_string())?;
+    let mut msg = vec![0u8; u32::from_le_bytes(len) as usize];
+    read_exact(fd, &mut msg).map_err(|()| "spec cut short".to_string())?;
+    Ok(Some((msg, passed)))
+}
+
 /// Fills `buf` from `fd`; `Err` at end of file.
 pub(crate) fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), ()> {
     let mut done = 0;

@@ -28,6 +28,7 @@ use nix::unistd::Pid;
 
 pub use crate::channel::HelperError;
 use crate::channel::{MAX_MESSAGE, recv, send};
+use crate::ephemeral::Ephemeral;
 use crate::pool::Pool;
 use crate::spec::{Event, HelperConfig, Request, SpawnFailure};
 
@@ -95,6 +96,16 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     {
         tracing::warn!(error = %e, "could not expedite RCU: cold starts pay a grace period");
     }
+
+    // `/tmp` on disk at each spec's size; without it (no loop devices, ext4 or e2fsprogs),
+    // a tmpfs as before.
+    let mut ephemeral = cfg.ephemeral_dir.as_deref().and_then(|dir| {
+        Ephemeral::open(dir)
+            .inspect_err(|error| {
+                tracing::warn!(%error, "/tmp falls back to memory (tmpfs): no images");
+            })
+            .ok()
+    });
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -180,10 +191,26 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                     Ok(Some((Request::Spawn(mut spec), _))) => {
                         let t = std::time::Instant::now();
                         let mut from_pool = None;
-                        pool.remember_limits(spec.limits);
+                        pool.remember_limits(
+                            spec.limits,
+                            ephemeral.is_some().then_some(spec.tmp_mb),
+                        );
                         let result = crate::parent_process::check(&cfg, &mut spec)
                             .map_err(SpawnFailure::Platform)
                             .and_then(|msg| {
+                                // `/tmp` of the spec's size: the blank's own if it has
+                                // one (made ahead), else made now.
+                                let own_tmp = |ephemeral: &mut Option<Ephemeral>| {
+                                    match ephemeral.as_mut().map(|e| e.mount(&spec.id, spec.tmp_mb)) {
+                                        Some(Ok(mnt)) => Some(mnt),
+                                        Some(Err(error)) => {
+                                            tracing::warn!(%error, "/tmp falls back to memory (tmpfs) from now on");
+                                            *ephemeral = None;
+                                            None
+                                        }
+                                        None => None,
+                                    }
+                                };
                                 let zygote = cfg.zygotes.iter().position(|z| z.serves(&spec));
                                 if let Some(blank) = pool.take(zygote) {
                                     from_pool = Some(if blank.placed.zygote.is_some() {
@@ -191,7 +218,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     } else {
                                         "plain"
                                     });
-                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg) {
+                                    let tmp = (blank.placed.tmp_mb != Some(spec.tmp_mb))
+                                        .then(|| own_tmp(&mut ephemeral))
+                                        .flatten();
+                                    match crate::parent_process::claim(&cfg, blank, &spec, &msg, tmp.as_ref().map(|m| m.as_raw_fd())) {
                                         Ok(spawned) => return Ok(spawned),
                                         // Blanks cannot be claimed here (say, no right to
                                         // restore the normal scheduling policy): stop making
@@ -200,18 +230,28 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                                     }
                                 }
                                 let held = pool.slot().map_err(SpawnFailure::Platform)?;
+                                let tmp = own_tmp(&mut ephemeral);
                                 let mut blank = crate::parent_process::prepare(
                                     &cfg,
                                     &seccomp,
                                     &host_netns,
-                                    held.n,
-                                    network,
-                                    false,
-                                    None,
+                                    crate::parent_process::BlankPlan {
+                                        slot: held.n,
+                                        network,
+                                        sibling: false,
+                                        zygote: None,
+                                        tmp: None,
+                                    },
                                 )
                                 .map_err(SpawnFailure::Platform)?;
                                 blank.slot = Some(held);
-                                crate::parent_process::claim(&cfg, blank, &spec, &msg)
+                                crate::parent_process::claim(
+                                    &cfg,
+                                    blank,
+                                    &spec,
+                                    &msg,
+                                    tmp.as_ref().map(|m| m.as_raw_fd()),
+                                )
                             });
                         tracing::debug!(id = %spec.id, ?from_pool, us = t.elapsed().as_micros() as u64, "sandbox claimed");
                         match result {

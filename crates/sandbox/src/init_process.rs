@@ -5,7 +5,8 @@
 //! the parent's go, builds the root every sandbox shows (the template, system directories,
 //! devices, `/dev/shm`, `/proc`), pivots into it with the host's root kept at [`HOST_ROOT`],
 //! waits for its spec, binds the code and layers from the host's root, detaches that root,
-//! mounts `/tmp` in its place, starts the function's process and reaps until it ends. A
+//! mounts `/tmp` in its place (the file system the helper passed with the spec, see
+//! [`crate::ephemeral`], or a tmpfs), starts the function's process and reaps until it ends. A
 //! zygote blank's init also forks, before the spec, the process that becomes the zygote.
 //!
 //! What it must not do:
@@ -36,7 +37,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use seccompiler::BpfProgram;
 
 use crate::err;
-use crate::fds::{close_all_but, read_exact, read_message, send_message};
+use crate::fds::{close_all_but, read_exact, read_message_with_fd, send_message};
 use crate::mounts::{bind_read_only, remount_read_only};
 use crate::procs::sched_other;
 use crate::rootfs;
@@ -64,6 +65,9 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) zygote: Option<&'a Zygote>,
     /// The signals the function's process must stop ignoring (see `confine`).
     pub(crate) ignored: &'static [libc::c_int],
+    /// A `/tmp` file system made with the blank, and its size (MiB): used unless the claim
+    /// sends another (see `crate::ephemeral`).
+    pub(crate) tmp: Option<(RawFd, u64)>,
 }
 
 /// The function's program, ready to exec: built by the init before it starts the process.
@@ -100,7 +104,9 @@ impl ChildPlan<'_> {
         }
         // The init never execs, so close-on-exec does not apply to it: drop every inherited
         // descriptor but ours (the helper's sockets, other sandboxes' pipes).
-        close_all_but(&[self.control, self.status, self.output, self.report]);
+        let mut keep = vec![self.control, self.status, self.output, self.report];
+        keep.extend(self.tmp.map(|(fd, _)| fd));
+        close_all_but(&keep);
         let mut b = [0u8; 1];
         if read_exact(self.control, &mut b).is_err() {
             // The parent gave up on us.
@@ -126,7 +132,8 @@ impl ChildPlan<'_> {
             None => None,
         };
         let mut stack = vec![0u8; FUNCTION_STACK];
-        let msg = match read_message(self.control) {
+        // With the spec may come the mount of the sandbox's `/tmp` (see `crate::ephemeral`).
+        let (msg, tmp_mount) = match read_message_with_fd(self.control) {
             Ok(Some(m)) => m,
             // Discarded before it was claimed (a zygote's process dies with us).
             Ok(None) => return 1,
@@ -150,7 +157,7 @@ impl ChildPlan<'_> {
                 return 126;
             }
         };
-        if let Err(e) = self.finish_root(&spec) {
+        if let Err(e) = self.finish_root(&spec, tmp_mount) {
             self.report(e.into());
             return 126;
         }
@@ -331,7 +338,9 @@ impl ChildPlan<'_> {
 
     /// The function's own part: hostname, code and layers (from the host's root), then
     /// the host's root detached for good and `/tmp` mounted in its place.
-    fn finish_root(&self, spec: &SandboxSpec) -> Result<(), String> {
+    /// `/tmp` is `tmp_mount` when the helper made one (a file system of the spec's size on
+    /// disk), else a tmpfs of that size.
+    fn finish_root(&self, spec: &SandboxSpec, tmp_mount: Option<RawFd>) -> Result<(), String> {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| err("sethostname", e))?;
         let host_root = Path::new(HOST_ROOT);
         for b in &spec.binds {
@@ -343,6 +352,24 @@ impl ChildPlan<'_> {
         }
         umount2(host_root, MntFlags::MNT_DETACH)
             .map_err(|e| err("detaching the host's root", e))?;
+        // The claim's own mount, else the blank's if it is of the spec's size.
+        let inherited = self
+            .tmp
+            .filter(|&(_, mb)| mb == spec.tmp_mb && tmp_mount.is_none());
+        if let Some((fd, _)) = self.tmp.filter(|_| inherited.is_none()) {
+            // SAFETY: closing the inherited descriptor, which nothing else uses.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+        if let Some(mnt) = tmp_mount.or(inherited.map(|(fd, _)| fd)) {
+            let moved = crate::ephemeral::move_onto(mnt, c"/tmp");
+            // SAFETY: closing the mount's descriptor, which nothing else uses.
+            unsafe {
+                libc::close(mnt);
+            }
+            return moved;
+        }
         let tmp_opts = format!("size={}m,mode=1777", spec.tmp_mb);
         mount(
             Some("tmpfs"),

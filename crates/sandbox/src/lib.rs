@@ -14,7 +14,7 @@
 //! ```text
 //! server:  spawner
 //! helper:  helper ─▶ pool ─▶ parent_process ─▶ init_process
-//! leaves:  channel  netns ─▶ net ◀─ slots  fds  mounts  procs  seccomp  rootfs  spec ─▶ cgroup
+//! leaves:  channel  netns ─▶ net ◀─ slots  fds  mounts  procs  seccomp  rootfs  ephemeral  spec ─▶ cgroup
 //! ```
 //!
 //! A module of an upper row uses only leaves and modules to its right; no leaf uses a module
@@ -26,6 +26,7 @@
 
 pub mod cgroup;
 mod channel;
+mod ephemeral;
 mod fds;
 pub mod helper;
 mod init_process;

@@ -39,7 +39,7 @@ use seccompiler::BpfProgram;
 
 use crate::cgroup::Limits;
 use crate::err;
-use crate::fds::send_message;
+use crate::fds::send_message_with_fd;
 use crate::init_process::ChildPlan;
 use crate::netns::listen_in_netns;
 use crate::procs::{children_of, sched_other};
@@ -164,6 +164,10 @@ pub struct Placed {
     pub normal_policy: bool,
     /// The zygote it runs (an index in [`HelperConfig::zygotes`]), if any.
     pub zygote: Option<usize>,
+    /// The size (MiB) of the `/tmp` file system its init holds, if it has one (see
+    /// `crate::ephemeral`): a claim of that size uses it, another sends its own.
+    #[serde(default)]
+    pub tmp_mb: Option<u64>,
 }
 
 const STACK_SIZE: usize = 1 << 20;
@@ -202,8 +206,9 @@ pub fn check(cfg: &HelperConfig, spec: &mut SandboxSpec) -> Result<Vec<u8>, Stri
     for b in &mut spec.binds {
         prepare_bind(&cfg.rootfs, b)?;
     }
-    // The spec goes down a pipe the helper writes without waiting for the child to read:
-    // it must fit in the pipe's buffer (64 KiB). Lambda's own limits keep it far smaller.
+    // The spec goes down a socket the helper writes without waiting for the child to read:
+    // it must fit in the socket's buffer (over 64 KiB by default). Lambda's own limits keep
+    // it far smaller.
     let encoded = serde_json::to_vec(spec).map_err(|e| err("encoding spec", e))?;
     if encoded.len() > MAX_SPEC_BYTES {
         return Err(format!(
@@ -225,20 +230,36 @@ pub(crate) fn prepare_bind(rootfs: &Path, b: &mut crate::spec::Bind) -> Result<(
     Ok(())
 }
 
-/// Step 1: a blank sandbox, its child busy with (or done with) the common mounts, in slot
-/// `slot` (its host uid, and with `network` its veth pair: see [`crate::slots`]; the caller
-/// holds the slot). `sibling`: the sandbox becomes a child of the caller's parent
-/// (`CLONE_PARENT`), so that a process working for the helper can make sandboxes that the
-/// helper reaps. `zygote`: the blank starts this one of `cfg.zygotes`.
+/// Where and how a blank sandbox is made (see [`prepare`]).
+pub struct BlankPlan {
+    /// Its slot: its host uid, and with `network` its veth pair (see [`crate::slots`]; the
+    /// caller holds the slot).
+    pub slot: u32,
+    pub network: bool,
+    /// The sandbox becomes a child of the caller's parent (`CLONE_PARENT`), so that a
+    /// process working for the helper can make sandboxes that the helper reaps.
+    pub sibling: bool,
+    /// The blank starts this one of `cfg.zygotes`.
+    pub zygote: Option<usize>,
+    /// A detached mount for the sandbox's `/tmp` and its size (MiB), which the child
+    /// inherits.
+    pub tmp: Option<(OwnedFd, u64)>,
+}
+
+/// Step 1: a blank sandbox, its child busy with (or done with) the common mounts.
 pub fn prepare(
     cfg: &HelperConfig,
     seccomp: &[BpfProgram],
     host_netns: &File,
-    slot: u32,
-    network: bool,
-    sibling: bool,
-    zygote: Option<usize>,
+    plan: BlankPlan,
 ) -> Result<Blank, String> {
+    let BlankPlan {
+        slot,
+        network,
+        sibling,
+        zygote,
+        tmp,
+    } = plan;
     let host_uid = cfg.host_uid + slot;
     let mut binds: Vec<PathBuf> = Vec::new();
     for path in rootfs::SYSTEM_PATHS {
@@ -250,7 +271,13 @@ pub fn prepare(
     let pipes = (|| -> nix::Result<_> {
         let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         Ok((
-            nix::unistd::pipe2(cloexec)?,
+            // A socket, not a pipe: the spec may come with a descriptor (`/tmp`'s mount).
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )?,
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
             nix::unistd::pipe2(cloexec)?,
@@ -271,6 +298,7 @@ pub fn prepare(
         seccomp,
         zygote: zygote.and_then(|i| cfg.zygotes.get(i)),
         ignored: ignored_signals(),
+        tmp: tmp.as_ref().map(|(fd, mb)| (fd.as_raw_fd(), *mb)),
     };
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
@@ -293,6 +321,7 @@ pub fn prepare(
     });
     owner.restore()?;
     let pid = pid.map_err(|e| err("clone", e))?;
+    let tmp_mb = tmp.map(|(_, mb)| mb); // the child has its own copy of the mount now
     drop(control_r);
     drop(status_w);
     drop(out_w);
@@ -330,6 +359,7 @@ pub fn prepare(
                 limits: None,
                 normal_policy: false,
                 zygote,
+                tmp_mb,
             },
             slot: None,
         }),
@@ -347,11 +377,13 @@ pub fn prepare(
 
 /// Step 2: gives `blank` the function `spec`, `msg` being what [`check`] returned for it.
 /// On error the blank and the cgroup are gone.
+/// `tmp`: a detached mount the init puts at `/tmp` (else it mounts a tmpfs).
 pub fn claim(
     cfg: &HelperConfig,
     blank: Blank,
     spec: &SandboxSpec,
     msg: &[u8],
+    tmp: Option<RawFd>,
 ) -> Result<Spawned, SpawnFailure> {
     let Blank {
         pid,
@@ -366,6 +398,7 @@ pub fn claim(
                 limits,
                 normal_policy,
                 zygote: _,
+                tmp_mb: _,
             },
         slot,
     } = blank;
@@ -401,7 +434,7 @@ pub fn claim(
             let _ = cfg.cgroups.remove(name);
         }
     }
-    if let Err(e) = send_message(&mut control, msg) {
+    if let Err(e) = send_message_with_fd(&mut control, msg, tmp) {
         // The child ended early; its status pipe may say why.
         return match read_status(status) {
             Some(why) => fail_with(why),

@@ -115,6 +115,9 @@ enum Ask {
         /// The limits of the last claim, for the blank's cgroup: the next claim likely has
         /// the same, and then writes none.
         limits: Option<Limits>,
+        /// The `/tmp` size of the last claim, for the blank's own `/tmp` (see
+        /// `crate::ephemeral`); none when `/tmp` is a tmpfs.
+        tmp_mb: Option<u64>,
     },
 }
 
@@ -143,6 +146,8 @@ pub(crate) struct Pool {
     asked: usize,
     /// The limits of the last claim (see [`Ask::Prepare`]).
     last_limits: Option<Limits>,
+    /// The `/tmp` size of the last claim (see [`Ask::Prepare`]).
+    last_tmp_mb: Option<u64>,
     /// Slots handed to the preparer whose blank has not come back yet.
     reserved: HashMap<u32, Slot>,
     preparer: Option<(Pid, OwnedFd)>,
@@ -177,6 +182,8 @@ impl Pool {
                 .collect(),
             asked: 0,
             last_limits: None,
+            // Lambda's default until a claim says otherwise.
+            last_tmp_mb: cfg.ephemeral_dir.is_some().then_some(512),
             reserved: HashMap::new(),
             preparer: None,
             slots: Slots::new(network),
@@ -247,9 +254,11 @@ impl Pool {
         self.blanks.remove(i)
     }
 
-    /// A request came with `limits`: blanks made from now on get them (see [`Ask::Prepare`]).
-    pub(crate) fn remember_limits(&mut self, limits: Limits) {
+    /// A request came with `limits` and a `/tmp` on disk of `tmp_mb` (none: a tmpfs):
+    /// blanks made from now on get them (see [`Ask::Prepare`]).
+    pub(crate) fn remember_limits(&mut self, limits: Limits, tmp_mb: Option<u64>) {
         self.last_limits = Some(limits);
+        self.last_tmp_mb = tmp_mb;
     }
 
     /// Whether zygote `k` exists and has not been given up on.
@@ -332,6 +341,7 @@ impl Pool {
                         slot,
                         zygote,
                         limits: self.last_limits,
+                        tmp_mb: self.last_tmp_mb,
                     },
                     &[],
                 ),
@@ -469,19 +479,48 @@ fn prepare_forever(
     unsafe {
         libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
+    let mut ephemeral = cfg
+        .ephemeral_dir
+        .as_deref()
+        .map(crate::ephemeral::Ephemeral::existing);
+    let mut made_tmp = 0u64;
     let mut buf = vec![0u8; 4096];
     while let Ok(Some((
         Ask::Prepare {
             slot,
             zygote,
             limits,
+            tmp_mb,
         },
         _,
     ))) = recv::<Ask>(sock.as_fd(), &mut buf)
     {
-        let made =
-            crate::parent_process::prepare(cfg, seccomp, host_netns, slot, network, true, zygote)
-                .and_then(|blank| place(cfg, blank, limits, self_normal));
+        // The blank's `/tmp`, made now rather than at its claim. Without it the claim makes
+        // one (and says why if it cannot).
+        let tmp = tmp_mb.zip(ephemeral.as_mut()).and_then(|(mb, e)| {
+            made_tmp += 1;
+            let id = format!("blank-{}-{made_tmp}", std::process::id());
+            match e.mount(&id, mb) {
+                Ok(mnt) => Some((mnt, mb)),
+                Err(error) => {
+                    tracing::debug!(%error, "no /tmp made ahead");
+                    None
+                }
+            }
+        });
+        let made = crate::parent_process::prepare(
+            cfg,
+            seccomp,
+            host_netns,
+            crate::parent_process::BlankPlan {
+                slot,
+                network,
+                sibling: true,
+                zygote,
+                tmp,
+            },
+        )
+        .and_then(|blank| place(cfg, blank, limits, self_normal));
         let sent = match made {
             Ok(blank) => send(
                 sock.as_fd(),

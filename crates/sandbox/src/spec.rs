@@ -26,7 +26,7 @@ pub struct SandboxSpec {
     pub workdir: String,
     /// Read-only binds besides the system directories (code at `/var/task`, runtime, layers).
     pub binds: Vec<Bind>,
-    /// Size of the private `/tmp`, in MiB.
+    /// Size of the private `/tmp`, in MiB: writes past it fail with `ENOSPC`.
     pub tmp_mb: u64,
     pub limits: Limits,
     pub hostname: String,
@@ -112,6 +112,11 @@ pub struct HelperConfig {
     pub zygote_pool: usize,
     /// `tracing` filter for the helper's own log (on the server's stderr).
     pub log: String,
+    /// Where each sandbox's `/tmp` image is made (see `crate::ephemeral`): a file system of
+    /// the spec's `tmp_mb` on disk. `None`, or a host without loop devices, ext4 or
+    /// e2fsprogs: a tmpfs of that size, charged to the sandbox's memory.
+    #[serde(default)]
+    pub ephemeral_dir: Option<PathBuf>,
 }
 
 /// Why a sandbox could not be created. Crosses two process seams as a value: from the

@@ -5,6 +5,15 @@
 //! writer holds until its commit is done, and garbage collection keeps every blob pinned at
 //! any moment of a collection. So any number of services may write blobs while another
 //! collects.
+//!
+//! A blob is only ever deleted when something durable says it may be: the database's record
+//! that its last reference was removed (see [`crate::SqliteStore`]), or its *pending marker*,
+//! `pending/<sha256 hex>`, written (and synced) before a new blob gets its name and removed
+//! by the first collection that finds the blob referenced. A marked blob that no document
+//! references and nobody pins is a write whose commit never happened (the writer failed, or
+//! the process died in between): a collection deletes it. A blob that is neither marked nor
+//! released is kept whatever the database says, so one rolled back past the commit that
+//! referenced it still has its package on disk.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -15,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sha2::{Digest as _, Sha256};
 
 use crate::StoreError;
+use crate::private::{self, DIR_MODE, FILE_MODE};
 
 /// A SHA-256 digest naming a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,7 +131,13 @@ impl Collection<'_> {
         }
         // Removed under the lock: a writer finding the file still there pins it first.
         self.store.remove(digest)?;
+        self.store.unmark(digest)?;
         Ok(true)
+    }
+
+    /// Drops the pending marker of a blob found referenced: its commit is done.
+    pub fn settle(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.store.unmark(digest)
     }
 }
 
@@ -191,7 +207,11 @@ impl Drop for BlobWriter<'_> {
 
 impl BlobStore {
     pub fn open(root: &Path) -> Result<BlobStore, StoreError> {
-        fs::create_dir_all(root.join("tmp")).map_err(|e| StoreError::io(root, e))?;
+        for dir in [root.to_owned(), root.join("tmp"), root.join(PENDING)] {
+            private::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            private::tighten_and_warn(&dir, DIR_MODE).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        tighten_blobs(root)?;
         // Anything in tmp/ is a write that never reached its rename: it was never visible.
         let tmp = root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(|e| StoreError::io(&tmp, e))? {
@@ -224,7 +244,7 @@ impl BlobStore {
             self.root
                 .join("tmp")
                 .join(format!("stream-{}-{}", std::process::id(), uuid_like()));
-        let file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let file = private::create_file(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         Ok(BlobWriter {
             store: self,
             file,
@@ -245,7 +265,10 @@ impl BlobStore {
             let _ = fs::remove_file(tmp);
             return Ok(pinned);
         }
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        private::create_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        // Marked before it is named: from the moment the blob exists, a crash before its
+        // commit leaves something that says it may go.
+        self.mark(&digest)?;
         fs::rename(tmp, &dest).map_err(|e| StoreError::io(&dest, e))?;
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -259,6 +282,51 @@ impl BlobStore {
             digest,
             pins: self.pins.clone(),
         }
+    }
+
+    fn marker(&self, digest: &Digest) -> PathBuf {
+        self.root.join(PENDING).join(digest.to_hex())
+    }
+
+    /// Writes `digest`'s pending marker, durably.
+    fn mark(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.marker(digest);
+        private::create_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        let dir = self.root.join(PENDING);
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(&dir, e))
+    }
+
+    fn unmark(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.marker(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Blobs with a pending marker: written, their commit not yet seen by a collection.
+    pub fn pending(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = self.root.join(PENDING);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            if let Some(d) = entry.file_name().to_str().and_then(Digest::from_hex) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops every pending marker, keeping the blobs: after the database was found to have
+    /// lost commits, a marked blob may be one whose commit was acknowledged and then lost.
+    pub fn forget_pending(&self) -> Result<(), StoreError> {
+        for d in self.pending()? {
+            self.unmark(&d)?;
+        }
+        Ok(())
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -325,6 +393,44 @@ impl BlobStore {
         Ok(out)
     }
 }
+
+/// Tightens shard directories and blob files an older version left readable by others
+/// (one warning for all of them: there may be thousands).
+fn tighten_blobs(root: &Path) -> Result<(), StoreError> {
+    let mut tightened = 0usize;
+    let rd = fs::read_dir(root).map_err(|e| StoreError::io(root, e))?;
+    for shard in rd {
+        let shard = shard.map_err(|e| StoreError::io(root, e))?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        tightened += usize::from(
+            private::tighten(&shard, DIR_MODE)
+                .map_err(|e| StoreError::io(&shard, e))?
+                .is_some(),
+        );
+        for entry in fs::read_dir(&shard).map_err(|e| StoreError::io(&shard, e))? {
+            let path = entry.map_err(|e| StoreError::io(&shard, e))?.path();
+            tightened += usize::from(
+                private::tighten(&path, FILE_MODE)
+                    .map_err(|e| StoreError::io(&path, e))?
+                    .is_some(),
+            );
+        }
+    }
+    if tightened > 0 {
+        tracing::warn!(
+            path = %root.display(),
+            tightened,
+            "blobs and their directories were readable by others than Stratus's owner: \
+             tightened to 0600/0700"
+        );
+    }
+    Ok(())
+}
+
+/// Where pending markers live, under the blob root.
+const PENDING: &str = "pending";
 
 /// A name no other temporary file of this process has.
 fn uuid_like() -> String {

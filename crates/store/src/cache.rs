@@ -127,6 +127,16 @@ impl<S: MetaStore> MetaStore for CachedMeta<S> {
         self.inner.referenced_blobs()
     }
 
+    fn released_blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        refuse_io()?;
+        self.inner.released_blobs()
+    }
+
+    fn forget_released(&self, digests: &[Digest]) -> Result<(), StoreError> {
+        refuse_io()?;
+        self.inner.forget_released(digests)
+    }
+
     fn adopt_unnamespaced(&self, namespace: &str) -> Result<usize, StoreError> {
         refuse_io()?;
         let moved = self.inner.adopt_unnamespaced(namespace)?;

@@ -23,6 +23,13 @@ pub enum StoreError {
     /// Inside [`crate::cache_only`]: the answer needs the database.
     #[error("not in the cache")]
     NotCached,
+    /// The database at `path` was found damaged at open and left untouched (see
+    /// [`crate::Damage`]).
+    #[error("the store at {path} is damaged: {damage}")]
+    Damaged {
+        path: PathBuf,
+        damage: crate::Damage,
+    },
 }
 
 impl StoreError {

@@ -9,9 +9,15 @@
 //! * [`BlobStore`]: content-addressed files on disk (code packages), named by SHA-256.
 //!
 //! Documents declare the blobs they reference inside the same commit, so the store knows at
-//! all times which blobs are live and [`Store::collect_garbage`] can remove the others. This
-//! is what keeps a `kill -9` between "blob written" and "metadata committed" from leaving an
-//! orphaned package behind.
+//! all times which blobs are live. [`Store::collect_garbage`] removes a blob only when a
+//! durable record says it may: the commit that dropped its last reference recorded its
+//! release, or its pending marker shows a write whose commit never came (a `kill -9` between
+//! "blob written" and "metadata committed"). A blob that merely looks unreferenced is kept:
+//! a database rolled back (a cut-short WAL, an old copy) must not cost the packages that
+//! would let it be repaired.
+//!
+//! [`Store::open`] refuses a damaged database (see [`SqliteStore`] for how lost commits are
+//! told apart from a whole database); [`Store::open_with`] can accept one.
 //!
 //! Invariant: this crate knows nothing about HTTP, AWS or what the documents mean.
 
@@ -19,13 +25,14 @@ mod blob;
 mod cache;
 mod error;
 mod namespace;
+pub mod private;
 mod sqlite;
 
 pub use blob::{BlobStore, Digest};
 pub use cache::{CachedMeta, cache_only};
 pub use error::StoreError;
 pub use namespace::Namespaced;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Damage, SqliteStore, make_private, record_path};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -134,6 +141,13 @@ pub trait MetaStore: Send + Sync {
     /// Every blob referenced by at least one document.
     fn referenced_blobs(&self) -> Result<Vec<Digest>, StoreError>;
 
+    /// Blobs whose last reference a commit removed (and no later commit added back): the
+    /// only ones, besides pending writes, that garbage collection may delete.
+    fn released_blobs(&self) -> Result<Vec<Digest>, StoreError>;
+
+    /// Drops the release records of `digests` (their blobs are gone, or must be kept).
+    fn forget_released(&self, digests: &[Digest]) -> Result<(), StoreError>;
+
     /// Moves tables written before namespaces existed (names without a `/`) into
     /// `namespace`; returns how many documents moved. Idempotent: once moved, nothing is
     /// left to move. Only the root store can do this.
@@ -149,17 +163,49 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store under `dir`: `dir/stratus.db` and `dir/blobs/`.
-    /// Removes leftovers of interrupted writes and unreferenced blobs before returning.
+    /// Removes leftovers of interrupted writes and released blobs before returning. A
+    /// damaged database is refused ([`StoreError::Damaged`]), the files left as they are.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        let meta = Arc::new(CachedMeta::new(SqliteStore::open(&dir.join("stratus.db"))?));
+        Self::open_with(dir, false)
+    }
+
+    /// [`Store::open`], but with `accept_damaged` a damaged database is opened as it is:
+    /// the damage is logged, and nothing on disk is collected on what it says — release
+    /// records and pending markers written before the damage are dropped (their blobs kept,
+    /// as every blob the database no longer references), since a commit the database lost
+    /// may have referenced them again.
+    pub fn open_with(dir: &Path, accept_damaged: bool) -> Result<Store, StoreError> {
+        private::create_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+        let (sqlite, damage) = SqliteStore::open_with(&dir.join("stratus.db"), accept_damaged)?;
+        let meta = Arc::new(CachedMeta::new(sqlite));
         let blobs = Arc::new(BlobStore::open(&dir.join("blobs"))?);
         let store = Store { meta, blobs };
+        if let Some(damage) = damage {
+            let released = store.meta.released_blobs()?;
+            store.meta.forget_released(&released)?;
+            store.blobs.forget_pending()?;
+            let live: std::collections::HashSet<Digest> =
+                store.meta.referenced_blobs()?.into_iter().collect();
+            let unreferenced = store
+                .blobs
+                .list()?
+                .into_iter()
+                .filter(|d| !live.contains(d))
+                .count();
+            tracing::warn!(
+                %damage,
+                unreferenced_blobs_kept = unreferenced,
+                blobs = %dir.join("blobs").display(),
+                "running on a damaged store, as accepted; blobs no document references are \
+                 kept (named by their SHA-256) for repair"
+            );
+            return Ok(store);
+        }
         let removed = store.collect_garbage()?;
         if removed > 0 {
             tracing::info!(
                 removed,
-                "removed unreferenced blobs left by an interrupted write"
+                "removed released blobs and blobs of writes that never committed"
             );
         }
         Ok(store)
@@ -175,21 +221,37 @@ impl Store {
         }
     }
 
-    /// Deletes every blob no document references. Safe while any number of writers store
-    /// blobs: a blob pinned at any moment of the collection (written, not yet committed,
-    /// see [`BlobStore::put`]) is kept, and one unpinned before it started was committed
-    /// before the references are read.
+    /// Deletes every blob whose release was committed or whose write never was (see the
+    /// crate docs), and no other. Safe while any number of writers store blobs: a blob
+    /// pinned at any moment of the collection (written, not yet committed, see
+    /// [`BlobStore::put`]) is kept, and one unpinned before it started was committed (or
+    /// abandoned) before the references are read.
     pub fn collect_garbage(&self) -> Result<usize, StoreError> {
         let collection = self.blobs.begin_collection()?;
-        let on_disk = self.blobs.list()?;
+        let released = self.meta.released_blobs()?;
+        let pending = self.blobs.pending()?;
         let live: std::collections::HashSet<Digest> =
             self.meta.referenced_blobs()?.into_iter().collect();
         let mut removed = 0;
-        for digest in on_disk {
+        let mut forgotten = Vec::new();
+        for digest in released {
             if !live.contains(&digest) && collection.remove_if_unpinned(&digest)? {
+                removed += 1;
+                forgotten.push(digest);
+            }
+        }
+        for digest in pending {
+            if forgotten.contains(&digest) {
+                continue; // released, and removed above with its marker
+            }
+            if live.contains(&digest) {
+                collection.settle(&digest)?;
+            } else if collection.remove_if_unpinned(&digest)? {
                 removed += 1;
             }
         }
+        drop(collection);
+        self.meta.forget_released(&forgotten)?;
         Ok(removed)
     }
 }

@@ -94,6 +94,14 @@ impl MetaStore for Namespaced {
         self.inner.referenced_blobs()
     }
 
+    fn released_blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        self.inner.released_blobs()
+    }
+
+    fn forget_released(&self, digests: &[Digest]) -> Result<(), StoreError> {
+        self.inner.forget_released(digests)
+    }
+
     fn adopt_unnamespaced(&self, _namespace: &str) -> Result<usize, StoreError> {
         Err(StoreError::Nested)
     }

@@ -104,6 +104,14 @@ pub struct Config {
     /// The most usage records kept (about 200 bytes each); the oldest go first. Default
     /// 5,000,000.
     pub usage_max_rows: u64,
+    /// Start on a store found damaged (a cut-short WAL, an older copy of the database, a
+    /// corrupt file) instead of refusing to. Default false; meant for one start after the
+    /// operator has decided to keep what is left.
+    pub accept_damaged_store: bool,
+    /// A function's `/tmp` on disk, at its EphemeralStorage size (an ext4 image on a loop
+    /// device under `<data-dir>/sandbox/ephemeral`), as on Lambda. Default true; false, or a
+    /// host without loop devices or e2fsprogs: a tmpfs, charged to the function's memory.
+    pub tmp_on_disk: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -156,6 +164,8 @@ impl Default for Config {
             price_per_gb_second: 0.000_016_666_7,
             usage_retention_days: 90,
             usage_max_rows: 5_000_000,
+            accept_damaged_store: false,
+            tmp_on_disk: true,
         }
     }
 }

@@ -187,6 +187,11 @@ pub fn write(path: &Path, creds: &Credentials) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
+    // Exactly 0600 whatever the umask (and whatever an earlier, interrupted write left).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     write!(
         f,
         "# Written by Stratus: the root key pair of this server.\n\

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+mod privacy;
 mod sandbox;
 pub mod server;
 pub mod surfaces;

@@ -79,6 +79,15 @@ struct ServerArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     test_mode: bool,
+    /// Start even if the store is damaged (lost commits, a corrupt database), running on
+    /// what is left; without it such a store is refused with what is wrong.
+    #[arg(
+        long,
+        env = "STRATUS_ACCEPT_DAMAGED_STORE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    accept_damaged_store: bool,
 }
 
 impl ServerArgs {
@@ -111,6 +120,9 @@ impl ServerArgs {
         }
         if self.test_mode {
             c.test_mode = true;
+        }
+        if self.accept_damaged_store {
+            c.accept_damaged_store = true;
         }
         c.validate()?;
         Ok(c)

@@ -16,6 +16,29 @@ use crate::Config;
 use crate::credentials::{self, Credentials, KeyRing};
 use crate::surfaces::{GaugeSource, Observer, UsageApi, metrics_handler};
 
+/// The store's error, with what to do about it when the store was refused as damaged.
+fn damaged_store(e: stratus_store::StoreError) -> anyhow::Error {
+    match &e {
+        stratus_store::StoreError::Damaged { path, .. } => {
+            let dir = path.parent().unwrap_or(path);
+            anyhow::anyhow!(
+                "{e}.\nStratus will not run on it: functions and versions acknowledged to \
+                 clients may be missing, silently. Nothing was changed.\n\
+                 To restore: stop, copy the whole data directory {dir} aside, then restore it \
+                 from a backup (all of it: stratus.db with its -wal file and \
+                 stratus.db-commits, and blobs/).\n\
+                 To run on what is left instead: start once with --accept-damaged-store \
+                 (STRATUS_ACCEPT_DAMAGED_STORE=1, or accept_damaged_store = true in the \
+                 config file). Code packages the database no longer references are kept in \
+                 {blobs} (named by their SHA-256), so lost functions can be created again.",
+                dir = dir.display(),
+                blobs = dir.join("blobs").display(),
+            )
+        }
+        _ => anyhow::Error::new(e).context("opening the store"),
+    }
+}
+
 /// What a started server tells its caller.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -29,8 +52,7 @@ pub struct Started {
 pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials, Metering)> {
     config.validate()?;
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    crate::privacy::prepare(&data_dir)?;
     let configured = config
         .access_key_id
         .clone()
@@ -69,9 +91,10 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         },
         ..Default::default()
     };
+    let accept_damaged = config.accept_damaged_store;
     let (functions, catalog, logs, metering) = tokio::task::spawn_blocking(
         move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService, Metering)> {
-            let store = Store::open(&data_dir).context("opening the store")?;
+            let store = Store::open_with(&data_dir, accept_damaged).map_err(damaged_store)?;
             // Lambda's tables predate namespaces: they are Lambda's.
             let adopted = store.meta.adopt_unnamespaced("lambda")?;
             if adopted > 0 {

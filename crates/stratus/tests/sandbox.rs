@@ -50,6 +50,7 @@ fn helper_with(
         zygote_pool: 1,
         zygotes,
         log: "warn".into(),
+        ephemeral_dir: None,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
