@@ -93,7 +93,11 @@ impl ChildPlan<'_> {
     /// start the function's program (or hand the spec to the zygote), reap.
     pub(crate) fn run(&self) -> isize {
         // The init dies with the helper (its parent, even when the preparer made it), so no
-        // sandbox outlives a helper killed outright.
+        // sandbox outlives a helper killed outright. Should the helper have died before
+        // this prctl, no signal comes, and `getppid` cannot tell (it is 0 in a new PID
+        // namespace): the control pipe does. Its write end is the helper's (or, for a blank
+        // in the making, the preparer's, which dies with the helper too), so the reads
+        // below end at end-of-file and the init leaves before anything of a function runs.
         // SAFETY: prctl with integer arguments only.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);

@@ -111,6 +111,12 @@ pub struct HelperConfig {
     pub zygote_pool: usize,
     /// `tracing` filter for the helper's own log (on the server's stderr).
     pub log: String,
+    /// This server run's instance tag ([`crate::instance::new_tag`]): its sandbox ids and
+    /// blanks' cgroups carry it, so that what it leaves is known to be its own.
+    pub instance: String,
+    /// Where instances register while they live (see [`crate::instance`]); the default is
+    /// [`crate::instance::REGISTRY`].
+    pub registry: PathBuf,
 }
 
 /// Why a sandbox could not be created. Crosses two process seams as a value: from the

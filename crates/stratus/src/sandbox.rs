@@ -59,6 +59,8 @@ pub fn start(
         zygotes: stratus_invoke::launch::zygotes(&catalog, &launch),
         zygote_pool: config.zygote_pool,
         log: config.log.clone(),
+        instance: stratus_sandbox::instance::new_tag(),
+        registry: stratus_sandbox::instance::REGISTRY.into(),
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -50,6 +50,8 @@ fn helper_with(
         zygote_pool: 1,
         zygotes,
         log: "warn".into(),
+        instance: stratus_sandbox::instance::new_tag(),
+        registry: root.join("instances"),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
