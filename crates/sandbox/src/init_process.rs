@@ -105,6 +105,18 @@ impl ChildPlan<'_> {
         // The init never execs, so close-on-exec does not apply to it: drop every inherited
         // descriptor but ours (the helper's sockets, other sandboxes' pipes).
         close_all_but(&[self.control, self.status, self.output, self.report]);
+        // Nor the server's standard input and output (its stderr stays, for our log lines):
+        // an init that outlives its helper (frozen on cgroup v1, until the next start
+        // removes it) must not keep whoever reads the server's output waiting for its end.
+        // SAFETY: open/dup2/close on our own descriptor table; a failed open changes nothing.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, 0);
+                libc::dup2(null, 1);
+                libc::close(null);
+            }
+        }
         let mut b = [0u8; 1];
         if read_exact(self.control, &mut b).is_err() {
             // The parent gave up on us.
