@@ -464,9 +464,7 @@ impl Layout {
 
     /// Whether environment `id`'s cgroup holds no process (or no longer exists).
     pub fn is_empty(&self, id: &str) -> bool {
-        self.paths(id)
-            .iter()
-            .all(|dir| listed(dir).is_empty())
+        self.paths(id).iter().all(|dir| listed(dir).is_empty())
     }
 
     /// The processes in environment `id`'s cgroup (host pids).
@@ -481,9 +479,7 @@ impl Layout {
     fn lift_cpu(&self, id: &str) {
         let _ = match self {
             Layout::V2 { root } => write_existing(&root.join(id).join("cpu.max"), "max"),
-            Layout::V1 { cpu, .. } => {
-                write_existing(&cpu.join(id).join("cpu.cfs_quota_us"), "-1")
-            }
+            Layout::V1 { cpu, .. } => write_existing(&cpu.join(id).join("cpu.cfs_quota_us"), "-1"),
         };
     }
 
@@ -589,11 +585,7 @@ const FREEZE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// Freezes through `state` (writing `values.0`), SIGKILLs every process listed in `dir`,
 /// thaws (`values.1`): frozen, no process forks a new one between the listing and the
 /// signals, and every signal is pending when they wake.
-fn freeze_kill_thaw(
-    state: &Path,
-    values: (&str, &str),
-    dir: &Path,
-) -> Result<(), CgroupError> {
+fn freeze_kill_thaw(state: &Path, values: (&str, &str), dir: &Path) -> Result<(), CgroupError> {
     let frozen = write_existing(state, values.0);
     if frozen.is_ok() {
         // v1 reports FREEZING until every task is frozen; v2 says `frozen 1` in
@@ -906,7 +898,10 @@ mod tests {
 
     /// A process to kill: a child of the test, reaped by it.
     fn victim() -> std::process::Child {
-        std::process::Command::new("sleep").arg("60").spawn().unwrap()
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap()
     }
 
     fn died(child: &mut std::process::Child) -> bool {
@@ -1034,10 +1029,20 @@ mod tests {
         fs::write(d.path().join("env/cgroup.freeze"), "0").unwrap();
         let f = v2.freezer("env").unwrap();
         f.freeze().unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(), "1");
+        assert_eq!(
+            fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(),
+            "1"
+        );
         f.thaw().unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(), "0");
-        fs::write(d.path().join("env/cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(),
+            "0"
+        );
+        fs::write(
+            d.path().join("env/cgroup.events"),
+            "populated 1\nfrozen 1\n",
+        )
+        .unwrap();
         assert_eq!(v2.frozen("env"), Some(true));
         // Never created where the kernel has no such file.
         assert!(v2.freezer("absent").is_err());

@@ -50,7 +50,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     )?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
-        Some((Request::Init(cfg), _)) => cfg,
+        Some((Request::Init(cfg), _)) => *cfg,
         Some(_) => return Err(HelperError::Protocol("expected Init first".into())),
         None => return Ok(()),
     };
@@ -323,7 +323,10 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     }
     for (pid, l) in live.drain() {
         let _ = waitpid(pid, None);
-        if !cfg.cgroups.kill_and_wait(&l.id, std::time::Duration::from_secs(1)) {
+        if !cfg
+            .cgroups
+            .kill_and_wait(&l.id, std::time::Duration::from_secs(1))
+        {
             tracing::warn!(id = %l.id, "processes left in a sandbox's cgroup after its end");
         }
         let _ = cfg.cgroups.remove(&l.id);
@@ -337,7 +340,9 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
     for id in cfg.cgroups.list() {
         if crate::instance::owner(&id).is_none_or(|t| t == cfg.instance) {
-            let _ = cfg.cgroups.kill_and_wait(&id, std::time::Duration::from_secs(1));
+            let _ = cfg
+                .cgroups
+                .kill_and_wait(&id, std::time::Duration::from_secs(1));
             let _ = cfg.cgroups.remove(&id);
         }
     }
@@ -433,7 +438,9 @@ fn report_exit(
     // same: a process moved in from outside the namespace would keep it.)
     let usage = cfg.cgroups.usage(&id);
     if !cfg.cgroups.is_empty(&id) {
-        let _ = cfg.cgroups.kill_and_wait(&id, std::time::Duration::from_secs(1));
+        let _ = cfg
+            .cgroups
+            .kill_and_wait(&id, std::time::Duration::from_secs(1));
     }
     if let Err(e) = cfg.cgroups.remove(&id) {
         tracing::warn!(%id, error = %e, "removing cgroup");

@@ -252,7 +252,14 @@ mod tests {
         assert_eq!(owner(&id), Some(tag.as_str()));
         assert_eq!(owner(&pool_cgroup(&tag, 4242)), Some(tag.as_str()));
         assert_ne!(sandbox_id(&tag), id);
-        for untagged in ["orphan", "pool-123", "e1234", "stratus-host", "pool-zz-1", "eXYZ"] {
+        for untagged in [
+            "orphan",
+            "pool-123",
+            "e1234",
+            "stratus-host",
+            "pool-zz-1",
+            "eXYZ",
+        ] {
             assert_eq!(owner(untagged), None, "{untagged}");
         }
     }

@@ -106,7 +106,9 @@ impl Spawner {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() != server {
-                    return Err(std::io::Error::other("the server ended before its helper started"));
+                    return Err(std::io::Error::other(
+                        "the server ended before its helper started",
+                    ));
                 }
                 Ok(())
             });
@@ -114,7 +116,7 @@ impl Spawner {
         let child = cmd.spawn()?;
         drop(theirs);
         let sock = Arc::new(ours);
-        send(sock.as_fd(), &Request::Init(cfg.clone()), &[])?;
+        send(sock.as_fd(), &Request::Init(Box::new(cfg.clone())), &[])?;
         let pending: Arc<Mutex<Pending>> = Arc::default();
         let reader_sock = sock.clone();
         let reader_pending = pending.clone();

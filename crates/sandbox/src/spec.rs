@@ -165,7 +165,7 @@ pub enum Event {
 /// The server's messages to the helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Init(HelperConfig),
+    Init(Box<HelperConfig>),
     Spawn(Box<SandboxSpec>),
 }
 
