@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,10 @@ def test_provisioned_environments_are_replaced_when_they_die(exec_server):
             os.kill(int(pid), signal.SIGKILL)
         except ProcessLookupError:
             pass  # gone with its namespace's init
+    # Idle, it is frozen: on cgroup v1 a frozen process dies of its SIGKILL once thawed.
+    v1_freezer = Path("/sys/fs/cgroup/freezer") / exec_server.cgroup_parent / envs[0].name
+    if (v1_freezer / "freezer.state").exists():
+        (v1_freezer / "freezer.state").write_text("THAWED")
     wait_until(lambda: not envs[0].exists(), timeout=10, what="the killed environment's cgroup to go")
     wait_until(lambda: health(exec_server)["services"]["lambda"]["environments"] == 1
                and lam.get_provisioned_concurrency_config(FunctionName="pc2", Qualifier="1")[

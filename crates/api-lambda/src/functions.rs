@@ -131,7 +131,13 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             ))
         }
         Endpoint::DeleteFunction { name, qualifier } => {
+            let function =
+                stratus_lambda::FunctionRef::parse(&name, qualifier.as_deref(), svc.scope());
             blocking(svc, move |s| s.delete(&name, qualifier.as_deref())).await?;
+            // Its environments go with it: nothing of a deleted function runs on.
+            if let (Some(invoker), Ok(f)) = (state.invoke.invoker(), function) {
+                invoker.end_function(&f.name, f.qualifier.as_deref());
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Endpoint::UpdateFunctionCode { name } => {

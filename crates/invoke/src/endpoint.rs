@@ -59,10 +59,35 @@ pub enum RuntimeApiError {
 
 struct Inner {
     env_id: String,
+    /// The environment's freezer: frozen while it waits for an event.
+    freezer: std::sync::OnceLock<stratus_sandbox::Freezer>,
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
     current: Mutex<Option<String>>,
     events: mpsc::UnboundedSender<RuntimeEvent>,
     started: AtomicBool,
+}
+
+/// An environment frozen until this is dropped.
+struct Frozen<'a>(&'a stratus_sandbox::Freezer);
+
+impl<'a> Frozen<'a> {
+    fn new(f: &'a stratus_sandbox::Freezer) -> Option<Frozen<'a>> {
+        match f.freeze() {
+            Ok(()) => Some(Frozen(f)),
+            Err(e) => {
+                tracing::debug!(error = %e, "freezing an idle environment");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.thaw() {
+            tracing::warn!(error = %e, "thawing an environment");
+        }
+    }
 }
 
 /// Cloneable handle on one environment's Runtime API.
@@ -72,7 +97,10 @@ pub struct RuntimeEndpoint {
 }
 
 impl RuntimeEndpoint {
-    pub(crate) fn new() -> (
+    /// The endpoint of environment `env_id` (its sandbox id).
+    pub(crate) fn new(
+        env_id: String,
+    ) -> (
         RuntimeEndpoint,
         mpsc::Sender<Invocation>,
         mpsc::UnboundedReceiver<RuntimeEvent>,
@@ -80,10 +108,10 @@ impl RuntimeEndpoint {
     ) {
         let (qtx, qrx) = mpsc::channel(1);
         let (etx, erx) = mpsc::unbounded_channel();
-        let env_id = format!("e{}", uuid::Uuid::new_v4().simple());
         let ep = RuntimeEndpoint {
             inner: std::sync::Arc::new(Inner {
                 env_id: env_id.clone(),
+                freezer: std::sync::OnceLock::new(),
                 queue: tokio::sync::Mutex::new(qrx),
                 current: Mutex::new(None),
                 events: etx,
@@ -97,14 +125,31 @@ impl RuntimeEndpoint {
         &self.inner.env_id
     }
 
+    /// Freezes the environment whenever [`RuntimeEndpoint::next`] finds no event waiting.
+    pub(crate) fn set_freezer(&self, freezer: stratus_sandbox::Freezer) {
+        let _ = self.inner.freezer.set(freezer);
+    }
+
     /// `GET /runtime/invocation/next`: waits for the next invocation. The first call marks the
     /// end of init. Pends forever once the environment is being torn down.
+    ///
+    /// As on Lambda, an environment gets no CPU between invocations: with no event waiting,
+    /// its cgroup is frozen (the runtime itself is blocked on this very request), and
+    /// thawed, one write, before the event is handed over, or should this request go away.
     pub async fn next(&self) -> Invocation {
         if !self.inner.started.swap(true, Ordering::SeqCst) {
             let _ = self.inner.events.send(RuntimeEvent::Ready);
         }
         let mut q = self.inner.queue.lock().await;
-        match q.recv().await {
+        let next = match q.try_recv() {
+            Ok(inv) => Some(inv),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let _frozen = self.inner.freezer.get().and_then(Frozen::new);
+                q.recv().await
+            }
+        };
+        match next {
             Some(inv) => {
                 if let Ok(mut cur) = self.inner.current.lock() {
                     *cur = Some(inv.request_id.clone());
@@ -207,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_marks_ready_and_only_the_current_request_can_answer() {
-        let (ep, tx, mut events, _) = RuntimeEndpoint::new();
+        let (ep, tx, mut events, _) = RuntimeEndpoint::new("e1".into());
         tx.send(invocation("r1")).await.unwrap();
         let inv = ep.next().await;
         assert_eq!(inv.request_id, "r1");
@@ -229,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversize_responses_fail_the_invocation() {
-        let (ep, tx, mut events, _) = RuntimeEndpoint::new();
+        let (ep, tx, mut events, _) = RuntimeEndpoint::new("e1".into());
         tx.send(invocation("r")).await.unwrap();
         ep.next().await;
         let big = Bytes::from(vec![b'x'; MAX_RESPONSE_BYTES + 1]);

@@ -30,6 +30,11 @@ impl EnvKey {
             revision: c.revision_id.clone(),
         }
     }
+
+    /// Whether it is function `name`'s (of `version`, if given).
+    pub(crate) fn is(&self, name: &str, version: Option<&str>) -> bool {
+        self.name == name && version.is_none_or(|v| self.version == v)
+    }
 }
 
 pub(crate) struct Env {
@@ -46,6 +51,8 @@ pub(crate) struct Env {
     pub(crate) lease: Mutex<Option<MemoryLease>>,
     /// Kept initialised for provisioned concurrency: never reaped or evicted while set.
     pub(crate) provisioned: std::sync::atomic::AtomicBool,
+    /// Its function is gone: it ends after its invocation instead of waiting for another.
+    pub(crate) retired: std::sync::atomic::AtomicBool,
     /// Its cgroup's peak-memory counter, for REPORT's Max Memory Used.
     pub(crate) peak: Option<stratus_sandbox::PeakMeter>,
 }
@@ -59,6 +66,10 @@ impl Env {
         if let Ok(mut l) = self.lease.lock() {
             l.take();
         }
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn is_provisioned(&self) -> bool {

@@ -29,6 +29,9 @@ use crate::request::{Code, InvokeError, InvokeRequest, InvokeResult};
 /// Lambda's limit on the init phase.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an environment's end may take: from the kill until no process of it is left.
+pub const END_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Serves an environment's listener (Runtime API and AWS endpoint); returns a handle that
 /// stops serving when aborted. Provided by the API crate.
 pub type ServeFn =
@@ -307,8 +310,50 @@ impl Invoker {
         None
     }
 
+    /// Ends `env` for good, through its cgroup (see [`Layout::kill`]): every process of
+    /// it, frozen or spinning or forking, is gone within [`END_DEADLINE`]. The kill and the
+    /// wait run off the async threads; the helper then reports the exit.
     fn destroy(&self, env: &Env) {
-        stratus_sandbox::kill(env.pid);
+        let cgroups = self.inner.opts.cgroups.clone();
+        let (id, pid) = (env.id.clone(), env.pid);
+        let end = move || {
+            if !cgroups.kill_and_wait(&id, END_DEADLINE) {
+                tracing::warn!(env = %id, "processes left in the environment's cgroup after its end");
+                stratus_sandbox::kill(pid);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(end)),
+            Err(_) => end(),
+        }
+    }
+
+    /// Ends the environments of function `name` (of version `version` only, if given):
+    /// idle ones now, busy ones when their invocation ends (the function was deleted).
+    pub fn end_function(&self, name: &str, version: Option<&str>) {
+        let of = |e: &Env| e.key.is(name, version);
+        let doomed: Vec<Arc<Env>> = {
+            let mut idle = self.lock_idle();
+            let mut doomed = Vec::new();
+            for list in idle.values_mut() {
+                list.retain(|e| {
+                    if of(e) {
+                        doomed.push(e.clone());
+                    }
+                    !of(e)
+                });
+            }
+            doomed
+        };
+        for env in self.lock_live().values().filter(|e| of(e)) {
+            env.retired
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        for env in doomed {
+            tracing::debug!(env = %env.id, "ending an environment of a deleted function");
+            env.release_memory();
+            self.destroy(&env);
+        }
     }
 
     /// Claims memory for a new environment, evicting idle environments (least recently
@@ -456,7 +501,8 @@ impl Invoker {
     ) -> Result<Created, InvokeError> {
         let started = Instant::now();
         let code_path = req.code.path(&req.config).await?;
-        let (endpoint, queue, events, env_id) = RuntimeEndpoint::new();
+        let (endpoint, queue, events, env_id) =
+            RuntimeEndpoint::new(self.inner.spawner.sandbox_id());
         let plan = launch::plan(
             &env_id,
             &req.config,
@@ -512,6 +558,13 @@ impl Invoker {
         // The cold invocation's log includes what init printed.
         output.begin_invocation();
         tokio::spawn(output.clone().run());
+        // Frozen whenever it waits for an event (see `RuntimeEndpoint::next`).
+        match self.inner.opts.cgroups.freezer(&env_id) {
+            Ok(f) => endpoint.set_freezer(f),
+            Err(e) => {
+                tracing::debug!(env = %env_id, error = %e, "no freezer: the environment runs between invocations")
+            }
+        }
         let server = (self.inner.serve)(spawned.listener, endpoint);
         let env = Arc::new(Env {
             id: env_id.clone(),
@@ -525,6 +578,7 @@ impl Invoker {
             last_used: Mutex::new(Instant::now()),
             lease: Mutex::new(Some(lease)),
             provisioned: std::sync::atomic::AtomicBool::new(false),
+            retired: std::sync::atomic::AtomicBool::new(false),
             peak: self.inner.opts.cgroups.peak_meter(&env_id).ok(),
         });
         self.lock_live().insert(env_id.clone(), env.clone());
@@ -750,7 +804,10 @@ impl Invoker {
         env.output
             .platform_lines(&[&report::end(&request_id), &report]);
         let log_tail = env.output.end_invocation();
-        if keep && env.exited().is_none() {
+        if keep && env.is_retired() {
+            env.release_memory();
+            self.destroy(&env);
+        } else if keep && env.exited().is_none() {
             if let Ok(mut t) = env.last_used.lock() {
                 *t = Instant::now();
             }

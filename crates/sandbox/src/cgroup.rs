@@ -1,9 +1,18 @@
-//! One cgroup per environment, on cgroup v2 or on the v1 hierarchies (`memory`, `pids`, `cpu`).
+//! One cgroup per environment, on cgroup v2 or on the v1 hierarchies (`memory`, `pids`, `cpu`,
+//! and `freezer` where it is mounted).
 //!
 //! Limits: memory with no swap, CPU as a CFS quota of the share the caller gives (how much
 //! CPU a function gets is its service's policy, not the sandbox's), and a pids cap. The root
 //! of Stratus's cgroups is a plain directory path, so tests can point it at a temporary
 //! directory.
+//!
+//! Ends go through the cgroup, never through one pid: [`Layout::kill`] lifts the CPU quota
+//! (a dying process needs CPU to exit, and a fork bomb's quota would starve its own
+//! teardown for minutes), then kills every process in the cgroup: `cgroup.kill` on v2;
+//! on v1 freeze, SIGKILL each listed process, thaw (frozen, nothing forks meanwhile).
+//! [`Layout::wait_empty`] polls until the cgroup holds no process. Between invocations an
+//! environment is frozen through a [`Freezer`] (`cgroup.freeze`, v1 `freezer.state`),
+//! whose thaw is one write to a descriptor opened once.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,6 +50,10 @@ pub enum Layout {
         memory: PathBuf,
         pids: PathBuf,
         cpu: PathBuf,
+        /// The v1 freezer hierarchy's subtree, where it is mounted: without it an
+        /// environment is neither frozen between invocations nor frozen while it is killed.
+        #[serde(default)]
+        freezer: Option<PathBuf>,
     },
 }
 
@@ -124,10 +137,12 @@ impl Layout {
             } else {
                 v1("cpu,cpuacct")
             };
+            let freezer = v1("freezer").join("cgroup.procs").is_file();
             return Ok(Layout::V1 {
                 memory: v1("memory").join(parent),
                 pids: v1("pids").join(parent),
                 cpu: cpu.join(parent),
+                freezer: freezer.then(|| v1("freezer").join(parent)),
             });
         }
         Err(CgroupError::Unavailable(format!(
@@ -146,8 +161,8 @@ impl Layout {
                 fs::create_dir_all(root).map_err(io(root))?;
                 enable_v2_controllers(root);
             }
-            Layout::V1 { memory, pids, cpu } => {
-                for dir in [memory, pids, cpu] {
+            Layout::V1 { .. } => {
+                for dir in self.parents() {
                     fs::create_dir_all(dir).map_err(io(dir))?;
                 }
             }
@@ -155,14 +170,22 @@ impl Layout {
         Ok(())
     }
 
+    /// Stratus's parent cgroups: one on v2, one per hierarchy on v1.
+    fn parents(&self) -> Vec<&PathBuf> {
+        match self {
+            Layout::V2 { root } => vec![root],
+            Layout::V1 {
+                memory,
+                pids,
+                cpu,
+                freezer,
+            } => [memory, pids, cpu].into_iter().chain(freezer).collect(),
+        }
+    }
+
     /// The cgroup directories of environment `id`.
     pub fn paths(&self, id: &str) -> Vec<PathBuf> {
-        match self {
-            Layout::V2 { root } => vec![root.join(id)],
-            Layout::V1 { memory, pids, cpu } => {
-                vec![memory.join(id), pids.join(id), cpu.join(id)]
-            }
-        }
+        self.parents().into_iter().map(|p| p.join(id)).collect()
     }
 
     /// Creates environment `id`'s cgroup with its limits. Idempotent.
@@ -219,6 +242,7 @@ impl Layout {
                 memory: m,
                 pids: p,
                 cpu: c,
+                ..
             } => {
                 let m = m.join(id);
                 if memory {
@@ -367,13 +391,144 @@ impl Layout {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Ends every process of environment `id`, whatever it does: the CPU quota is lifted
+    /// first (dying processes must not be throttled by the quota of the very cgroup being
+    /// emptied), then v2 writes `cgroup.kill`; v1 (or a v2 kernel without `cgroup.kill`)
+    /// freezes the cgroup so nothing forks meanwhile, SIGKILLs every process listed, and
+    /// thaws it (a frozen v1 task dies only once thawed). Works on a frozen cgroup. Does not
+    /// wait for the processes to be gone: [`Layout::wait_empty`] does. A cgroup that no
+    /// longer exists has nothing to kill.
+    pub fn kill(&self, id: &str) -> Result<(), CgroupError> {
+        self.lift_cpu(id);
+        match self {
+            Layout::V2 { root } => {
+                let dir = root.join(id);
+                match write_existing(&dir.join("cgroup.kill"), "1") {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !dir.is_dir() {
+                            return Ok(());
+                        }
+                        // A kernel before 5.14: the freezer's way.
+                        freeze_kill_thaw(&dir.join("cgroup.freeze"), ("1", "0"), &dir)?;
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Io {
+                            path: dir.join("cgroup.kill"),
+                            source,
+                        });
+                    }
+                }
+                // Killed tasks leave a frozen cgroup by themselves; thawed, the cgroup is
+                // not left frozen should anything be moved into it later.
+                let _ = write_existing(&dir.join("cgroup.freeze"), "0");
+                Ok(())
+            }
+            Layout::V1 { pids, freezer, .. } => match freezer {
+                Some(f) => {
+                    let dir = f.join(id);
+                    if !dir.is_dir() {
+                        return Ok(());
+                    }
+                    freeze_kill_thaw(&dir.join("freezer.state"), ("FROZEN", "THAWED"), &dir)
+                }
+                None => {
+                    kill_listed(&pids.join(id));
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Kills environment `id` ([`Layout::kill`]) and waits, at most `within`, until no
+    /// process is left in its cgroup (killing again every 50 ms, should one have escaped
+    /// a round). Says whether it is empty (or gone).
+    pub fn kill_and_wait(&self, id: &str, within: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        let mut last_kill = start;
+        let _ = self.kill(id);
+        loop {
+            if self.is_empty(id) {
+                return true;
+            }
+            if start.elapsed() >= within {
+                return false;
+            }
+            if last_kill.elapsed() >= std::time::Duration::from_millis(50) {
+                let _ = self.kill(id);
+                last_kill = std::time::Instant::now();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Whether environment `id`'s cgroup holds no process (or no longer exists).
+    pub fn is_empty(&self, id: &str) -> bool {
+        self.paths(id).iter().all(|dir| listed(dir).is_empty())
+    }
+
+    /// The processes in environment `id`'s cgroup (host pids).
+    pub fn procs(&self, id: &str) -> Vec<i32> {
+        let mut out: Vec<i32> = self.paths(id).iter().flat_map(|d| listed(d)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Removes environment `id`'s CPU quota (before its processes are killed). Best effort.
+    fn lift_cpu(&self, id: &str) {
+        let _ = match self {
+            Layout::V2 { root } => write_existing(&root.join(id).join("cpu.max"), "max"),
+            Layout::V1 { cpu, .. } => write_existing(&cpu.join(id).join("cpu.cfs_quota_us"), "-1"),
+        };
+    }
+
+    /// Opens environment `id`'s freezer, to freeze it between invocations. Unavailable on
+    /// v1 without the freezer hierarchy.
+    pub fn freezer(&self, id: &str) -> Result<Freezer, CgroupError> {
+        let (path, values) = match self {
+            Layout::V2 { root } => (root.join(id).join("cgroup.freeze"), ("1", "0")),
+            Layout::V1 {
+                freezer: Some(f), ..
+            } => (f.join(id).join("freezer.state"), ("FROZEN", "THAWED")),
+            Layout::V1 { freezer: None, .. } => {
+                return Err(CgroupError::Unavailable(
+                    "no v1 freezer hierarchy is mounted".into(),
+                ));
+            }
+        };
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(Freezer {
+            file,
+            frozen: values.0,
+            thawed: values.1,
+        })
+    }
+
+    /// Whether environment `id` is frozen now, as the kernel reports it (v2
+    /// `cgroup.events`, v1 `freezer.state`); `None` without a freezer.
+    pub fn frozen(&self, id: &str) -> Option<bool> {
+        match self {
+            Layout::V2 { root } => {
+                let events = fs::read_to_string(root.join(id).join("cgroup.events")).ok()?;
+                Some(events.lines().any(|l| l.trim() == "frozen 1"))
+            }
+            Layout::V1 {
+                freezer: Some(f), ..
+            } => {
+                let state = fs::read_to_string(f.join(id).join("freezer.state")).ok()?;
+                Some(state.trim() == "FROZEN")
+            }
+            Layout::V1 { freezer: None, .. } => None,
+        }
+    }
+
     /// Removes Stratus's parent cgroups if no environment is left in them.
     pub fn remove_parent(&self) {
-        let dirs = match self {
-            Layout::V2 { root } => vec![root],
-            Layout::V1 { memory, pids, cpu } => vec![memory, pids, cpu],
-        };
-        for d in dirs {
+        for d in self.parents() {
             let _ = fs::remove_dir(d);
         }
     }
@@ -381,11 +536,8 @@ impl Layout {
     /// Environment cgroups that exist now (for leak checks and start-up cleanup).
     /// On v1, a name found in any of the hierarchies (a half-removed one included).
     pub fn list(&self) -> Vec<String> {
-        let dirs = match self {
-            Layout::V2 { root } => vec![root],
-            Layout::V1 { memory, pids, cpu } => vec![memory, pids, cpu],
-        };
-        let mut out: Vec<String> = dirs
+        let mut out: Vec<String> = self
+            .parents()
             .into_iter()
             .flat_map(|dir| {
                 fs::read_dir(dir)
@@ -402,6 +554,94 @@ impl Layout {
         out.dedup();
         out
     }
+}
+
+/// An environment's freezer, held open: freezing or thawing costs one write and no path
+/// lookup (the thaw is on the warm invoke's path). A frozen environment gets no CPU at all;
+/// it can still be killed ([`Layout::kill`] thaws what it kills).
+#[derive(Debug)]
+pub struct Freezer {
+    file: fs::File,
+    frozen: &'static str,
+    thawed: &'static str,
+}
+
+impl Freezer {
+    pub fn freeze(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_at(self.frozen.as_bytes(), 0).map(|_| ())
+    }
+
+    pub fn thaw(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_at(self.thawed.as_bytes(), 0).map(|_| ())
+    }
+}
+
+/// How long a v1 kill waits for the cgroup to reach `FROZEN` before it signals anyway (a
+/// task in uninterruptible sleep holds it in `FREEZING`; it dies once it wakes).
+const FREEZE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Freezes through `state` (writing `values.0`), SIGKILLs every process listed in `dir`,
+/// thaws (`values.1`): frozen, no process forks a new one between the listing and the
+/// signals, and every signal is pending when they wake.
+fn freeze_kill_thaw(state: &Path, values: (&str, &str), dir: &Path) -> Result<(), CgroupError> {
+    let frozen = write_existing(state, values.0);
+    if frozen.is_ok() {
+        // v1 reports FREEZING until every task is frozen; v2 says `frozen 1` in
+        // `cgroup.events`.
+        let start = std::time::Instant::now();
+        while start.elapsed() < FREEZE_WAIT {
+            let done = match state.file_name().and_then(|n| n.to_str()) {
+                Some("freezer.state") => fs::read_to_string(state)
+                    .map(|s| s.trim() == "FROZEN")
+                    .unwrap_or(true),
+                _ => fs::read_to_string(dir.join("cgroup.events"))
+                    .map(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+                    .unwrap_or(true),
+            };
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    kill_listed(dir);
+    if frozen.is_ok() {
+        write_existing(state, values.1).map_err(io(state))?;
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process `dir`'s `cgroup.procs` lists.
+fn kill_listed(dir: &Path) {
+    for pid in listed(dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The processes `dir`'s `cgroup.procs` lists (none if it does not exist).
+fn listed(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|&p: &i32| p > 0)
+        .collect()
+}
+
+/// Writes a cgroup file that must exist already (a missing one is `NotFound`, never
+/// created: in a test's plain directory as in the kernel's).
+fn write_existing(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?
+        .write_all(value.as_bytes())
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
@@ -557,6 +797,7 @@ mod tests {
             memory: d.path().join("memory"),
             pids: d.path().join("pids"),
             cpu: d.path().join("cpu"),
+            freezer: None,
         };
         v1.create_empty("whole").unwrap();
         // Half removed: only its pids directory is left.
@@ -583,6 +824,7 @@ mod tests {
             memory: d.path().join("memory"),
             pids: d.path().join("pids"),
             cpu: d.path().join("cpu"),
+            freezer: None,
         };
         fs::create_dir_all(d.path().join("memory/env2")).unwrap();
         fs::write(
@@ -627,6 +869,7 @@ mod tests {
             memory: d.path().join("memory"),
             pids: d.path().join("pids"),
             cpu: d.path().join("cpu"),
+            freezer: None,
         };
         let limits = Limits {
             memory_mb: 128,
@@ -651,5 +894,171 @@ mod tests {
         )
         .unwrap();
         assert_eq!(layout.usage("e").oom_kills, 1);
+    }
+
+    /// A process to kill: a child of the test, reaped by it.
+    fn victim() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap()
+    }
+
+    fn died(child: &mut std::process::Child) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        false
+    }
+
+    #[test]
+    fn v2_kill_lifts_the_quota_then_writes_cgroup_kill() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V2 {
+            root: d.path().to_owned(),
+        };
+        let limits = Limits {
+            memory_mb: 128,
+            pids_max: 1024,
+            cpu_millis: 72,
+        };
+        layout.create("env", &limits).unwrap();
+        for f in ["cgroup.kill", "cgroup.freeze", "cgroup.procs"] {
+            fs::write(d.path().join("env").join(f), "").unwrap();
+        }
+        layout.kill("env").unwrap();
+        let read = |f: &str| fs::read_to_string(d.path().join("env").join(f)).unwrap();
+        assert_eq!(read("cpu.max"), "max");
+        assert_eq!(read("cgroup.kill"), "1");
+        // A frozen cgroup is thawed as well: nothing is left frozen.
+        assert_eq!(read("cgroup.freeze"), "0");
+        // Nothing listed: empty; a cgroup that is gone has nothing to kill.
+        assert!(layout.kill_and_wait("env", std::time::Duration::ZERO));
+        layout.kill("absent").unwrap();
+        assert!(layout.is_empty("absent"));
+    }
+
+    #[test]
+    fn v2_without_cgroup_kill_freezes_signals_each_process_and_thaws() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V2 {
+            root: d.path().to_owned(),
+        };
+        fs::create_dir_all(d.path().join("env")).unwrap();
+        let mut child = victim();
+        let dir = d.path().join("env");
+        fs::write(dir.join("cgroup.procs"), format!("{}\n", child.id())).unwrap();
+        fs::write(dir.join("cgroup.freeze"), "0").unwrap();
+        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        layout.kill("env").unwrap();
+        assert!(died(&mut child), "the listed process was killed");
+        assert_eq!(fs::read_to_string(dir.join("cgroup.freeze")).unwrap(), "0");
+        // Still listed (a fake tree does not update): not empty within the deadline.
+        assert!(!layout.kill_and_wait("env", std::time::Duration::from_millis(20)));
+        assert_eq!(layout.procs("env"), vec![child.id() as i32]);
+    }
+
+    #[test]
+    fn v1_kill_freezes_signals_thaws_and_lifts_the_quota() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+            freezer: Some(d.path().join("freezer")),
+        };
+        let limits = Limits {
+            memory_mb: 128,
+            pids_max: 1024,
+            cpu_millis: 72,
+        };
+        layout.create("e", &limits).unwrap();
+        assert!(d.path().join("freezer/e").is_dir());
+        let mut child = victim();
+        let procs = format!("{}\n", child.id());
+        for h in ["memory", "pids", "cpu", "freezer"] {
+            fs::write(d.path().join(h).join("e/cgroup.procs"), &procs).unwrap();
+        }
+        // The fake freezer reports what was last written: FROZEN at once.
+        fs::write(d.path().join("freezer/e/freezer.state"), "THAWED").unwrap();
+        layout.kill("e").unwrap();
+        assert!(died(&mut child));
+        let read = |p: &str| fs::read_to_string(d.path().join(p)).unwrap();
+        assert_eq!(read("freezer/e/freezer.state"), "THAWED");
+        assert_eq!(read("cpu/e/cpu.cfs_quota_us"), "-1");
+        for h in ["memory", "pids", "cpu", "freezer"] {
+            fs::write(d.path().join(h).join("e/cgroup.procs"), "").unwrap();
+        }
+        assert!(layout.kill_and_wait("e", std::time::Duration::from_secs(1)));
+        // The freezer hierarchy is one of the environment's, renamed and removed with it.
+        layout.rename("e", "f").unwrap();
+        assert!(d.path().join("freezer/f").is_dir());
+        assert_eq!(layout.list(), ["f"]);
+    }
+
+    #[test]
+    fn v1_without_a_freezer_still_kills_every_listed_process() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+            freezer: None,
+        };
+        layout.create_empty("e").unwrap();
+        let mut child = victim();
+        fs::write(d.path().join("pids/e/cgroup.procs"), child.id().to_string()).unwrap();
+        layout.kill("e").unwrap();
+        assert!(died(&mut child));
+        assert!(layout.freezer("e").is_err());
+        assert_eq!(layout.frozen("e"), None);
+    }
+
+    #[test]
+    fn a_freezer_writes_its_layouts_state_file() {
+        let d = tempfile::tempdir().unwrap();
+        let v2 = Layout::V2 {
+            root: d.path().to_owned(),
+        };
+        fs::create_dir_all(d.path().join("env")).unwrap();
+        fs::write(d.path().join("env/cgroup.freeze"), "0").unwrap();
+        let f = v2.freezer("env").unwrap();
+        f.freeze().unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(),
+            "1"
+        );
+        f.thaw().unwrap();
+        assert_eq!(
+            fs::read_to_string(d.path().join("env/cgroup.freeze")).unwrap(),
+            "0"
+        );
+        fs::write(
+            d.path().join("env/cgroup.events"),
+            "populated 1\nfrozen 1\n",
+        )
+        .unwrap();
+        assert_eq!(v2.frozen("env"), Some(true));
+        // Never created where the kernel has no such file.
+        assert!(v2.freezer("absent").is_err());
+
+        let v1 = Layout::V1 {
+            memory: d.path().join("memory"),
+            pids: d.path().join("pids"),
+            cpu: d.path().join("cpu"),
+            freezer: Some(d.path().join("freezer")),
+        };
+        v1.create_empty("e").unwrap();
+        fs::write(d.path().join("freezer/e/freezer.state"), "THAWED").unwrap();
+        let f = v1.freezer("e").unwrap();
+        f.freeze().unwrap();
+        assert_eq!(v1.frozen("e"), Some(true));
+        f.thaw().unwrap();
+        assert_eq!(v1.frozen("e"), Some(false));
     }
 }

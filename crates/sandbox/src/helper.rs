@@ -9,9 +9,16 @@
 //! Protocol: a `SOCK_SEQPACKET` socket pair, one JSON message per packet. The server sends
 //! [`Request`]s; the helper answers each spawn with [`Event::Spawned`] (plus two descriptors
 //! by `SCM_RIGHTS`) or [`Event::Failed`], and reports every sandbox's end with
-//! [`Event::Exited`]. When the server goes away (its end closes, even on `kill -9`), the helper
-//! kills every sandbox, removes their cgroups and exits: nothing outlives the server. The
-//! server's end is `spawner`; the framing is `channel`'s.
+//! [`Event::Exited`]. When the server goes away (its end closes, even on `kill -9`; or the
+//! parent-death signal the server set, `SIGUSR1`, comes and our parent has changed), the
+//! helper kills every sandbox through its cgroup, removes their cgroups and exits: nothing
+//! outlives the server. The server's end is `spawner`; the framing is `channel`'s.
+//!
+//! Ends: when a sandbox's init reports its function's end (its report pipe becomes
+//! readable: the function exited, crashed or was killed by the OOM killer), the helper
+//! kills the rest of its cgroup at once, with the CPU quota lifted, rather than let the
+//! init's exit wait for stragglers that the quota throttles. At start the helper registers
+//! its instance and removes what dead instances left (see [`crate::instance`]).
 //!
 //! Runs in the helper process only, from [`main`] on. Nothing may start a thread in it:
 //! every sandbox (and the preparer) is a `clone` or `fork` of it that goes on running Rust
@@ -44,7 +51,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
     )?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut cfg: HelperConfig = match recv(sock.as_fd(), &mut buf)? {
-        Some((Request::Init(cfg), _)) => cfg,
+        Some((Request::Init(cfg), _)) => *cfg,
         Some(_) => return Err(HelperError::Protocol("expected Init first".into())),
         None => return Ok(()),
     };
@@ -64,15 +71,40 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             }
         }
     });
+    // SIGUSR1 is our parent-death signal (set by the server before our exec): blocked from
+    // here on, it comes through the signalfd below, like SIGCHLD. Before this point it
+    // ends the helper outright, when it has nothing to clean yet.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGUSR1);
+    mask.thread_block()?;
+    let server = nix::unistd::getppid();
     let seccomp = crate::seccomp::programs().map_err(|e| HelperError::Protocol(e.to_string()))?;
     let host_netns = File::open("/proc/self/ns/net")?;
     cfg.cgroups
         .prepare()
         .map_err(|e| HelperError::Protocol(e.to_string()))?;
-    // Leftovers of a helper that died before cleaning up (empty cgroups only: a live
-    // environment's cgroup holds processes and cannot be removed).
-    for id in cfg.cgroups.list() {
-        let _ = cfg.cgroups.remove(&id);
+    // Registered before anything is made: from now on our cgroups are a live instance's.
+    let registration = crate::instance::register(&cfg.registry, &cfg.instance, &cfg.cgroups)
+        .map_err(|e| {
+            HelperError::Protocol(format!(
+                "registering instance {} in {}: {e}",
+                cfg.instance,
+                cfg.registry.display()
+            ))
+        })?;
+    // Leftovers of servers that died without cleaning up (this data directory's last run
+    // or another's): only those of instances whose lock is free.
+    let cleaned = crate::instance::clean_leftovers(&cfg.registry, &cfg.instance, &cfg.cgroups);
+    if !cleaned.is_empty() {
+        tracing::warn!(
+            instances = ?cleaned.instances,
+            cgroups = ?cleaned.cgroups,
+            processes = cleaned.processes,
+            failed = ?cleaned.failed,
+            "removed leftovers of dead Stratus instances: their cgroups, and with their \
+             processes their network namespaces, veth pairs and mounts"
+        );
     }
     // A terminal's Ctrl-C or a signal to the server's process group must not kill the helper
     // before it has cleaned up: it leaves when the server's socket closes, and only then.
@@ -106,18 +138,14 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             })
             .ok()
     });
-
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block()?;
     // Non-blocking: the loop below drains it until it would block.
     let sigfd = SignalFd::with_flags(
         &mask,
         nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
     )?;
 
-    // Running sandboxes by init pid: their id and the init's report pipe.
-    let mut live: Live = HashMap::new();
+    // Running sandboxes by init pid.
+    let mut live: HashMap<Pid, Live> = HashMap::new();
     // Sandboxes whose child is still building its root, by init pid.
     let mut starting: HashMap<Pid, Starting> = HashMap::new();
     let mut pool = Pool::start(
@@ -125,7 +153,7 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
         &seccomp,
         &host_netns,
         network,
-        &[sock.as_raw_fd(), sigfd.as_raw_fd()],
+        &[sock.as_raw_fd(), sigfd.as_raw_fd(), registration.raw_fd()],
     );
     // Whatever ends the loop (the server going away, or an error), the cleanup below runs.
     let served = (|| -> Result<(), HelperError> {
@@ -148,6 +176,21 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
                 fds.push(nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN));
                 fds.len() - 1
             });
+            // Report pipes of running sandboxes whose function has not ended yet.
+            let ending_base = fds.len();
+            let watched: Vec<Pid> = live
+                .iter()
+                .filter(|(_, l)| !l.killed)
+                .map(|(p, _)| *p)
+                .collect();
+            for pid in &watched {
+                if let Some(l) = live.get(pid) {
+                    fds.push(nix::poll::PollFd::new(
+                        l.report.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    ));
+                }
+            }
             let base = fds.len();
             let order: Vec<Pid> = starting.keys().copied().collect();
             for pid in &order {
@@ -167,6 +210,12 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             let sock_ready = ready(0);
             let child_ready = ready(1);
             let preparer_ready = preparer.is_some_and(ready);
+            let ended: Vec<Pid> = watched
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ready(i + ending_base))
+                .map(|(_, p)| *p)
+                .collect();
             let finished: Vec<Pid> = order
                 .iter()
                 .enumerate()
@@ -177,14 +226,34 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             if preparer_ready {
                 pool.receive();
             }
+            for pid in ended {
+                // The function ended (or the init did): whatever else runs in the cgroup
+                // goes now, unthrottled, so that the init's exit need not wait for it.
+                if let Some(l) = live.get_mut(&pid) {
+                    l.killed = true;
+                    if let Err(e) = cfg.cgroups.kill(&l.id) {
+                        tracing::warn!(id = %l.id, error = %e, "killing an ended sandbox's cgroup");
+                    }
+                }
+            }
             for pid in finished {
                 if let Some(s) = starting.remove(&pid) {
                     finish_spawn(&cfg, s, &mut live, sock.as_fd())?;
                 }
             }
             if child_ready {
-                while let Ok(Some(_)) = sigfd.read_signal() {}
+                let mut orphaned = false;
+                while let Ok(Some(info)) = sigfd.read_signal() {
+                    // Our parent-death signal, also sent when the server thread that started
+                    // us ends: only a new parent means the server is gone.
+                    orphaned |= info.ssi_signo == Signal::SIGUSR1 as u32
+                        && nix::unistd::getppid() != server;
+                }
                 reap(&cfg, &mut live, &mut starting, &mut pool, sock.as_fd())?;
+                if orphaned {
+                    tracing::warn!("the server is gone: ending every sandbox");
+                    return Ok(());
+                }
             }
             if sock_ready {
                 match recv::<Request>(sock.as_fd(), &mut buf) {
@@ -283,38 +352,71 @@ pub fn main(fd: RawFd) -> Result<(), HelperError> {
             }
         }
     })();
-    // The server is gone: nothing it started may outlive it.
+    // The server is gone: nothing it started may outlive it. Every sandbox is killed
+    // through its cgroup (quota lifted, frozen ones included) before any is waited for.
     pool.shutdown();
     for (pid, s) in starting.drain() {
-        live.insert(pid, (s.id, s.spawned.report, s.spawned.slot));
+        live.insert(pid, Live::new(s.id, s.spawned.report, s.spawned.slot));
     }
-    for pid in live.keys() {
+    for (pid, l) in &live {
+        let _ = cfg.cgroups.kill(&l.id);
         let _ = kill(*pid, Signal::SIGKILL);
     }
-    for (pid, (id, _, _)) in live.drain() {
+    for (pid, l) in live.drain() {
         let _ = waitpid(pid, None);
-        let _ = cfg.cgroups.remove(&id);
+        if !cfg
+            .cgroups
+            .kill_and_wait(&l.id, std::time::Duration::from_secs(1))
+        {
+            tracing::warn!(id = %l.id, "processes left in a sandbox's cgroup after its end");
+        }
+        let _ = cfg.cgroups.remove(&l.id);
     }
     // Any child left is one we lost track of (a blank the preparer was making when it was
     // killed is our child too): kill them all, wait for every child, then remove whatever
-    // cgroup is left empty.
+    // cgroup of ours is left (another live instance's, sharing our parent, stay).
     for pid in crate::procs::children_of(nix::unistd::getpid()) {
         let _ = kill(pid, Signal::SIGKILL);
     }
     while let Ok(_) | Err(nix::errno::Errno::EINTR) = waitpid(None::<Pid>, None) {}
     for id in cfg.cgroups.list() {
-        let _ = cfg.cgroups.remove(&id);
+        if crate::instance::owner(&id).is_none_or(|t| t == cfg.instance) {
+            let _ = cfg
+                .cgroups
+                .kill_and_wait(&id, std::time::Duration::from_secs(1));
+            let _ = cfg.cgroups.remove(&id);
+        }
     }
     cfg.cgroups.remove_parent();
+    registration.remove();
     match served {
         Ok(()) | Err(HelperError::Gone) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Running sandboxes by init pid: their id, the init's report pipe, and their slot (held
-/// until the init is reaped: its processes are gone then, and the uid is free).
-type Live = HashMap<Pid, (String, File, Option<crate::slots::Slot>)>;
+/// A running sandbox, by its init's pid in the helper's map.
+struct Live {
+    id: String,
+    /// The init's report pipe: readable once the function ended (or the init did).
+    report: File,
+    /// Its cgroup was killed already (the function ended): the pipe is no longer watched.
+    killed: bool,
+    /// Its slot, held until the init is reaped: its processes are gone then, and the uid
+    /// is free.
+    slot: Option<crate::slots::Slot>,
+}
+
+impl Live {
+    fn new(id: String, report: File, slot: Option<crate::slots::Slot>) -> Live {
+        Live {
+            id,
+            report,
+            killed: false,
+            slot,
+        }
+    }
+}
 
 /// A sandbox between `clone` and its function's `execve`.
 struct Starting {
@@ -329,7 +431,7 @@ struct Starting {
 fn finish_spawn(
     cfg: &HelperConfig,
     s: Starting,
-    live: &mut Live,
+    live: &mut HashMap<Pid, Live>,
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     let Starting {
@@ -363,7 +465,7 @@ fn finish_spawn(
             sent.and(reported)
         }
         None => {
-            live.insert(pid, (id, spawned.report, spawned.slot));
+            live.insert(pid, Live::new(id, spawned.report, spawned.slot));
             sent
         }
     }
@@ -377,8 +479,14 @@ fn report_exit(
     sock: BorrowedFd<'_>,
 ) -> Result<(), HelperError> {
     // The init is reaped, so every process of the namespace is gone (the kernel waits for
-    // them before the init's exit completes): the cgroup can go.
+    // them before the init's exit completes): the cgroup can go. (Killed first all the
+    // same: a process moved in from outside the namespace would keep it.)
     let usage = cfg.cgroups.usage(&id);
+    if !cfg.cgroups.is_empty(&id) {
+        let _ = cfg
+            .cgroups
+            .kill_and_wait(&id, std::time::Duration::from_secs(1));
+    }
     if let Err(e) = cfg.cgroups.remove(&id) {
         tracing::warn!(%id, error = %e, "removing cgroup");
     }
@@ -396,7 +504,7 @@ fn report_exit(
 
 fn reap(
     cfg: &HelperConfig,
-    live: &mut Live,
+    live: &mut HashMap<Pid, Live>,
     starting: &mut HashMap<Pid, Starting>,
     pool: &mut Pool,
     sock: BorrowedFd<'_>,
@@ -417,7 +525,13 @@ fn reap(
         if pool.on_exit(pid) {
             continue;
         }
-        if let Some((id, report, _slot)) = live.remove(&pid) {
+        if let Some(Live {
+            id,
+            report,
+            slot: _slot,
+            ..
+        }) = live.remove(&pid)
+        {
             // The init's report says how the function ended; its own status is the fallback.
             let (exit_code, signal) =
                 crate::parent_process::read_report(&report).unwrap_or((exit_code, signal));

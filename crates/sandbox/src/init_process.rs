@@ -97,7 +97,11 @@ impl ChildPlan<'_> {
     /// start the function's program (or hand the spec to the zygote), reap.
     pub(crate) fn run(&self) -> isize {
         // The init dies with the helper (its parent, even when the preparer made it), so no
-        // sandbox outlives a helper killed outright.
+        // sandbox outlives a helper killed outright. Should the helper have died before
+        // this prctl, no signal comes, and `getppid` cannot tell (it is 0 in a new PID
+        // namespace): the control pipe does. Its write end is the helper's (or, for a blank
+        // in the making, the preparer's, which dies with the helper too), so the reads
+        // below end at end-of-file and the init leaves before anything of a function runs.
         // SAFETY: prctl with integer arguments only.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
@@ -107,6 +111,18 @@ impl ChildPlan<'_> {
         let mut keep = vec![self.control, self.status, self.output, self.report];
         keep.extend(self.tmp.map(|(fd, _)| fd));
         close_all_but(&keep);
+        // Nor the server's standard input and output (its stderr stays, for our log lines):
+        // an init that outlives its helper (frozen on cgroup v1, until the next start
+        // removes it) must not keep whoever reads the server's output waiting for its end.
+        // SAFETY: open/dup2/close on our own descriptor table; a failed open changes nothing.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, 0);
+                libc::dup2(null, 1);
+                libc::close(null);
+            }
+        }
         let mut b = [0u8; 1];
         if read_exact(self.control, &mut b).is_err() {
             // The parent gave up on us.

@@ -15,10 +15,21 @@
 //! server:  spawner
 //! helper:  helper ─▶ pool ─▶ parent_process ─▶ init_process
 //! leaves:  channel  netns ─▶ net ◀─ slots  fds  mounts  procs  seccomp  rootfs  ephemeral  spec ─▶ cgroup
+//!          instance ─▶ cgroup
 //! ```
 //!
 //! A module of an upper row uses only leaves and modules to its right; no leaf uses a module
 //! of an upper row.
+//!
+//! Ends are final: an environment ends through its cgroup ([`cgroup::Layout::kill`]: CPU
+//! quota lifted, then `cgroup.kill` on v2, freeze-kill-thaw on v1), never by signalling one
+//! pid, so whatever its processes do (fork, spin, sit frozen) they are gone within a
+//! second. Between invocations the caller freezes it ([`cgroup::Freezer`]).
+//!
+//! Nothing outlives the server: the helper ends every sandbox when the server's socket
+//! closes (or its parent-death signal says the server is gone), the preparer and every
+//! sandbox's init die with the helper (`PR_SET_PDEATHSIG`), and what a dead server's helper
+//! could not clean is removed by the next helper to start on the host ([`instance`]).
 //!
 //! Invariant: the only crate with `unsafe` and the only one that mounts, clones or writes
 //! cgroup files. It knows nothing about Lambda, HTTP or the store: it runs a program with
@@ -30,6 +41,7 @@ mod ephemeral;
 mod fds;
 pub mod helper;
 mod init_process;
+pub mod instance;
 mod mounts;
 pub mod net;
 mod netns;
@@ -42,13 +54,15 @@ mod slots;
 mod spawner;
 pub mod spec;
 
-pub use cgroup::{Layout, Limits, PeakMeter, Usage};
+pub use cgroup::{Freezer, Layout, Limits, PeakMeter, Usage};
 pub use channel::HelperError;
 pub use spawner::{Exit, SpawnError, SpawnedSandbox, Spawner};
 pub use spec::{Bind, HelperConfig, SandboxSpec, SpawnFailure, Zygote};
 
-/// Kills a sandbox: SIGKILL to its init takes its whole PID namespace down. The helper then
-/// reports the exit and removes the cgroup.
+/// Kills a sandbox's init by its pid alone: SIGKILL takes its whole PID namespace down, as
+/// fast as the namespace's processes get the CPU to exit. An environment's end goes through
+/// its cgroup instead ([`Layout::kill`], [`Layout::kill_and_wait`]), which lifts its CPU
+/// quota first and also reaches a frozen environment; this is for tests and the last resort.
 pub fn kill(pid: i32) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),

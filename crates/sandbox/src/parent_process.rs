@@ -542,6 +542,7 @@ pub fn discard(pid: Pid) {
 
 /// Removes what is left of a sandbox that failed to start.
 pub fn abandon(cfg: &HelperConfig, id: &str, pid: Pid) {
+    let _ = cfg.cgroups.kill(id);
     discard(pid);
     let _ = cfg.cgroups.remove(id);
 }

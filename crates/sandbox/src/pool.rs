@@ -73,7 +73,7 @@
 //! themselves once their spec has come (the preparer raises `RLIMIT_NICE` to 20, which allows
 //! exactly that and lets a function ask for nice 0 at most); a zygote blank's claim changes
 //! its processes' policy (a test asserts the function runs under SCHED_OTHER). Where cgroups
-//! can be renamed (v1), the preparer also puts each blank in a `pool-<pid>` cgroup, with the
+//! can be renamed (v1), the preparer also puts each blank in a `pool-<tag>-<pid>` cgroup, with the
 //! limits of the last claim (usually the next one's too), and the claim writes only the limits
 //! that differ, sends the spec, then renames the cgroup to the environment's id: moving a
 //! process between cgroups waits for an RCU grace period, a rename does not (claim 0.45-0.8 ms
@@ -82,7 +82,8 @@
 //! own, a claim of a blank that fails (then the request makes its sandbox the plain way), or a
 //! preparer that dies stops the pool for good (requests still make their sandboxes, and say
 //! why they fail). When the helper leaves it kills every child it still has, tracked or not. Every sandbox init closes the descriptors it inherited and dies with the
-//! helper (`PR_SET_PDEATHSIG`).
+//! helper (`PR_SET_PDEATHSIG`), and so does the preparer. A v1 blank's cgroup is `pool-<tag>-<pid>`,
+//! tagged with the instance (see [`crate::instance`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -206,10 +207,21 @@ impl Pool {
                 return pool;
             }
         };
+        let helper = nix::unistd::getpid();
         // SAFETY: the helper is single-threaded (its module doc), so the child may run
         // ordinary code; it leaves through `_exit` and never returns into the helper's loop.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
+                // The preparer dies with the helper. Had the helper died before the prctl,
+                // no signal would come: our parent would already be another process.
+                // SAFETY: prctl with integer arguments only.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                }
+                if nix::unistd::getppid() != helper {
+                    // SAFETY: leaving the forked child without running the helper's destructors.
+                    unsafe { libc::_exit(0) }
+                }
                 drop(ours);
                 for fd in close {
                     // SAFETY: closing the helper's descriptors in our own copy of its table.
@@ -554,7 +566,7 @@ fn place(
     if !cfg.cgroups.renames() {
         return Ok(blank);
     }
-    let name = format!("pool-{}", blank.pid);
+    let name = crate::instance::pool_cgroup(&cfg.instance, blank.pid.as_raw());
     let placed = cfg
         .cgroups
         .create_empty(&name)

@@ -2,9 +2,14 @@
 //! spawn requests and hands back what it answers, and forwards every sandbox's end.
 //!
 //! Runs in the server, a multi-threaded tokio process: nothing here clones, mounts or
-//! touches a sandbox's processes beyond killing an init nobody waits for; all of that is the
-//! helper's ([`crate::helper`]). A thread of its own reads the helper's events; an async
-//! thread never blocks on the helper's socket.
+//! touches a sandbox's processes beyond killing a sandbox nobody waits for (through its
+//! cgroup); all of that is the helper's ([`crate::helper`]). A thread of its own reads the
+//! helper's events; an async thread never blocks on the helper's socket.
+//!
+//! The helper gets `SIGUSR1` as its parent-death signal, set between fork and exec with a
+//! check that the server is still its parent then (a server dying before the prctl sends
+//! no signal): the helper's socket closing is how it usually learns the server is gone, the
+//! signal is for a socket some other process still holds.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -48,6 +53,8 @@ pub enum SpawnError {
 #[derive(Clone)]
 pub struct Spawner {
     sock: Arc<OwnedFd>,
+    /// The instance tag of this server run (see [`crate::instance`]).
+    instance: Arc<str>,
     pending: Arc<Mutex<Pending>>,
     /// Keeps the child handle so it is reaped when it ends.
     child: Arc<Mutex<Child>>,
@@ -76,6 +83,7 @@ impl Spawner {
             SockFlag::SOCK_CLOEXEC,
         )?;
         let theirs_raw = theirs.as_raw_fd();
+        let server = nix::unistd::getpid().as_raw();
         let mut cmd = Command::new(exe);
         // Every sandbox's init is a copy of the helper, and its /proc/1/cmdline is readable
         // inside: a plain name rather than the binary's path on the host.
@@ -85,13 +93,22 @@ impl Spawner {
             .arg("3")
             .arg("--log")
             .arg(&cfg.log);
-        // SAFETY: between fork and exec the closure only calls dup2, which is
-        // async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
+        // SAFETY: between fork and exec the closure only calls dup2, prctl and getppid,
+        // which are async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
                 if libc::dup2(theirs_raw, 3) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Survives the exec; the helper blocks it and reads it from its signalfd.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1 as libc::c_ulong) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != server {
+                    return Err(std::io::Error::other(
+                        "the server ended before its helper started",
+                    ));
                 }
                 Ok(())
             });
@@ -99,18 +116,30 @@ impl Spawner {
         let child = cmd.spawn()?;
         drop(theirs);
         let sock = Arc::new(ours);
-        send(sock.as_fd(), &Request::Init(cfg.clone()), &[])?;
+        send(sock.as_fd(), &Request::Init(Box::new(cfg.clone())), &[])?;
         let pending: Arc<Mutex<Pending>> = Arc::default();
         let reader_sock = sock.clone();
         let reader_pending = pending.clone();
+        let cgroups = cfg.cgroups.clone();
         std::thread::Builder::new()
             .name("sandbox-events".into())
-            .spawn(move || read_events(&reader_sock, &reader_pending, &exits))?;
+            .spawn(move || read_events(&reader_sock, &reader_pending, &exits, &cgroups))?;
         Ok(Spawner {
             sock,
+            instance: cfg.instance.as_str().into(),
             pending,
             child: Arc::new(Mutex::new(child)),
         })
+    }
+
+    /// The instance tag of this server run, which its sandbox ids carry.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// A fresh sandbox id of this instance (see [`crate::instance::sandbox_id`]).
+    pub fn sandbox_id(&self) -> String {
+        crate::instance::sandbox_id(&self.instance)
     }
 
     /// The helper's process id.
@@ -158,6 +187,7 @@ fn read_events(
     sock: &OwnedFd,
     pending: &Mutex<Pending>,
     exits: &tokio::sync::mpsc::UnboundedSender<Exit>,
+    cgroups: &crate::cgroup::Layout,
 ) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -192,6 +222,7 @@ fn read_events(
                 // Nobody waits for it any more (the invocation was cancelled, say, by its
                 // client leaving): end it now rather than when its runtime gives up.
                 if let Some(Ok(_)) = undelivered {
+                    let _ = cgroups.kill(&id);
                     let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }

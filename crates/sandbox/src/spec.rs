@@ -117,6 +117,12 @@ pub struct HelperConfig {
     /// e2fsprogs: a tmpfs of that size, charged to the sandbox's memory.
     #[serde(default)]
     pub ephemeral_dir: Option<PathBuf>,
+    /// This server run's instance tag ([`crate::instance::new_tag`]): its sandbox ids and
+    /// blanks' cgroups carry it, so that what it leaves is known to be its own.
+    pub instance: String,
+    /// Where instances register while they live (see [`crate::instance`]); the default is
+    /// [`crate::instance::REGISTRY`].
+    pub registry: PathBuf,
 }
 
 /// Why a sandbox could not be created. Crosses two process seams as a value: from the
@@ -165,7 +171,7 @@ pub enum Event {
 /// The server's messages to the helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    Init(HelperConfig),
+    Init(Box<HelperConfig>),
     Spawn(Box<SandboxSpec>),
 }
 

@@ -61,6 +61,8 @@ pub fn start(
         log: config.log.clone(),
         // Functions' /tmp, on disk at their EphemeralStorage size.
         ephemeral_dir: config.tmp_on_disk.then(|| data.join("sandbox/ephemeral")),
+        instance: stratus_sandbox::instance::new_tag(),
+        registry: stratus_sandbox::instance::REGISTRY.into(),
     };
     let exe = std::env::current_exe().context("locating the stratus binary")?;
     let (exits_tx, exits_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -51,6 +51,8 @@ fn helper_with(
         zygotes,
         log: "warn".into(),
         ephemeral_dir: None,
+        instance: stratus_sandbox::instance::new_tag(),
+        registry: root.join("instances"),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let s = Spawner::start(Path::new(env!("CARGO_BIN_EXE_stratus")), &cfg, tx).unwrap();
