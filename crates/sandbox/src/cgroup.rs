@@ -161,9 +161,17 @@ impl Layout {
                 fs::create_dir_all(root).map_err(io(root))?;
                 enable_v2_controllers(root);
             }
-            Layout::V1 { .. } => {
+            Layout::V1 { freezer, .. } => {
                 for dir in self.parents() {
                     fs::create_dir_all(dir).map_err(io(dir))?;
+                }
+                if let Some(anchor) = freezer.as_deref().and_then(freezer_anchor) {
+                    // Best effort: without it freezing works, only slower.
+                    if let Err(e) = fs::create_dir_all(&anchor)
+                        .and_then(|()| fs::write(anchor.join("freezer.state"), "FROZEN"))
+                    {
+                        tracing::debug!(error = %e, path = %anchor.display(), "no freezer anchor");
+                    }
                 }
             }
         }
@@ -554,6 +562,18 @@ impl Layout {
         out.dedup();
         out
     }
+}
+
+/// An empty v1 cgroup beside Stratus's freezer subtree (`<parent>.anchor`), kept frozen for
+/// good. The v1 freezer switches a kernel static key on when the number of freezing
+/// cgroups goes from 0 to 1 and off when it returns to 0, and each switch patches the
+/// kernel's text on every CPU (an IPI to each): at one freeze and one thaw per invocation
+/// that cost more than the rest of a warm invoke. With one cgroup always frozen the count
+/// never returns to 0, and freezing costs a counter's increment. Never removed: an empty
+/// frozen cgroup holds nothing, and another server may count on it.
+fn freezer_anchor(freezer: &Path) -> Option<PathBuf> {
+    let name = freezer.file_name()?.to_str()?;
+    Some(freezer.with_file_name(format!("{name}.anchor")))
 }
 
 /// An environment's freezer, held open: freezing or thawing costs one write and no path
@@ -961,6 +981,26 @@ mod tests {
         // Still listed (a fake tree does not update): not empty within the deadline.
         assert!(!layout.kill_and_wait("env", std::time::Duration::from_millis(20)));
         assert_eq!(layout.procs("env"), vec![child.id() as i32]);
+    }
+
+    #[test]
+    fn v1_prepare_keeps_one_cgroup_frozen_beside_the_subtree() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::V1 {
+            memory: d.path().join("memory/stratus"),
+            pids: d.path().join("pids/stratus"),
+            cpu: d.path().join("cpu/stratus"),
+            freezer: Some(d.path().join("freezer/stratus")),
+        };
+        layout.prepare().unwrap();
+        assert!(d.path().join("freezer/stratus").is_dir());
+        // Beside the subtree, not in it: never listed as an environment, never in the way
+        // of removing the subtree.
+        assert_eq!(
+            fs::read_to_string(d.path().join("freezer/stratus.anchor/freezer.state")).unwrap(),
+            "FROZEN"
+        );
+        assert!(layout.list().is_empty());
     }
 
     #[test]
