@@ -177,6 +177,23 @@ fn alive(dir: &Path, tag: &str) -> bool {
 pub fn clean_leftovers(dir: &Path, me: &str, mine: &Layout) -> Cleaned {
     let mut cleaned = Cleaned::default();
     let entries = fs::read_dir(dir).map(|rd| rd.flatten().collect::<Vec<_>>());
+    // The parents live instances use (ours among them): a dead instance's parent is
+    // removed only if none does. An emptied parent removed under a live server would cost
+    // it its delegated controllers on v2, and every environment after.
+    let mut in_use = vec![mine.clone()];
+    for entry in entries.iter().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(tag) = name.strip_suffix(".lock")
+            && !name.starts_with('.')
+            && tag != me
+            && alive(dir, tag)
+            && let Ok(record) = serde_json::from_str::<Record>(
+                &fs::read_to_string(entry.path()).unwrap_or_default(),
+            )
+        {
+            in_use.push(record.cgroups);
+        }
+    }
     for entry in entries.unwrap_or_default() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(tag) = name.strip_suffix(".lock") else {
@@ -198,7 +215,9 @@ pub fn clean_leftovers(dir: &Path, me: &str, mine: &Layout) -> Cleaned {
             Ok(record) => {
                 cleaned.instances.push((record.tag.clone(), record.pid));
                 remove_cgroups(&record.cgroups, |t| t == record.tag, &mut cleaned);
-                record.cgroups.remove_parent();
+                if !in_use.contains(&record.cgroups) {
+                    record.cgroups.remove_parent();
+                }
             }
             // Unreadable: nothing to go by but the name.
             Err(_) => cleaned.instances.push((tag.to_owned(), 0)),
@@ -318,5 +337,21 @@ mod tests {
         assert!(registry.join(format!("{live}.lock")).exists());
         live_reg.remove();
         assert!(!alive(&registry, live));
+    }
+
+    #[test]
+    fn a_dead_instance_sharing_our_parent_leaves_it_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let registry = d.path().join("instances");
+        let ours = layout(&d.path().join("ours"));
+        let (me, dead) = ("aaaaaaaa", "cccccccc");
+        let dead_reg = register(&registry, dead, &ours).unwrap();
+        let dead_id = sandbox_id(dead);
+        ours.create_empty(&dead_id).unwrap();
+        drop(dead_reg);
+        let cleaned = clean_leftovers(&registry, me, &ours);
+        assert_eq!(cleaned.cgroups, vec![dead_id]);
+        // Emptied, but ours: removing it would cost us its delegated controllers (v2).
+        assert!(d.path().join("ours").is_dir());
     }
 }
