@@ -331,10 +331,10 @@ def test_nothing_leaks_after_environments_are_reaped(exec_server_factory):
     make_probe(lam, "p1")
     make_probe(lam, "p2", MemorySize=256)
     create_function(lam, "node", {"app.js": (FIXTURES / "invoke" / "app.js").read_text()},
-                    runtime="nodejs20.x", handler="app.sleep", Timeout=10)
+                    runtime="nodejs20.x", handler="app.sleep", Timeout=30)
     create_function(lam, "custom", {"bootstrap": (FIXTURES / "provided_bootstrap.py").read_text(),
                                     "app.py": (FIXTURES / "invoke" / "app.py").read_text()},
-                    runtime="provided.al2023", handler="app.sleep", Timeout=10)
+                    runtime="provided.al2023", handler="app.sleep", Timeout=30)
     # A process the function leaves behind must go with its environment.
     probe(lam, "spawn_daemon", name="p1", seconds=600)
     # (The check below sees the environment's processes while it lives: the runtime and
