@@ -73,7 +73,8 @@ class StratusServer:
                 sink.put(raw.decode(errors="replace").rstrip("\n"))
             sink.put(None)
 
-        threading.Thread(target=pump, args=(self.proc.stdout, lines), daemon=True).start()
+        self._pump = threading.Thread(target=pump, args=(self.proc.stdout, lines), daemon=True)
+        self._pump.start()
         self.stdout_lines = []
         self.url = None
         self.credentials_file = None
@@ -127,9 +128,20 @@ class StratusServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT)
+        self._close_stdout()
+        return self.proc.returncode
+
+    def _close_stdout(self):
+        # Closing waits for the reader thread's read, which ends only once every process
+        # holding the pipe's write end has gone: never close under a reader still reading
+        # (a leftover holding the pipe is for the tests of ends to find, not a reason to hang).
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.join(timeout=STOP_TIMEOUT)
+            if pump.is_alive():
+                return
         if self.proc.stdout:
             self.proc.stdout.close()
-        return self.proc.returncode
 
     def kill9(self) -> int | None:
         """SIGKILL: no chance to clean up."""
@@ -145,8 +157,7 @@ class StratusServer:
             self.proc.kill()
             self.proc.wait()
             pytest.fail(f"stratus did not exit within {timeout}s of SIGTERM")
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_stdout()
         return code
 
     def restart(self) -> "StratusServer":

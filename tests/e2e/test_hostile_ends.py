@@ -107,6 +107,20 @@ def alive(pid: int) -> bool:
     return stat.rsplit(") ", 1)[1].split()[0] != "Z"
 
 
+def open_files(pid: int) -> set[str]:
+    """What process `pid`'s descriptors point at (`pipe:[n]`, paths)."""
+    out = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                out.add(os.readlink(fd))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
 def cpu_ticks(pids) -> int:
     total = 0
     for pid in pids:
@@ -281,6 +295,13 @@ def test_kill_9_of_the_server_ends_its_helper_and_a_stuck_environment(exec_serve
     lam = server.client("lambda")
     _, dirs, pids = start_stuck(lam, server.cgroup_parent)
     helper = helper_of(server)
+    # Nothing the server started holds its stdout (a pipe to whoever supervises it), which
+    # would keep that reader waiting for as long as a sandbox lives.
+    stdout = os.readlink(f"/proc/{server.proc.pid}/fd/1")
+    assert stdout.startswith("pipe:"), stdout
+    holders = {p: fds for p in [helper, *pids]
+               if stdout in (fds := open_files(p))}
+    assert not holders, f"the server's stdout ({stdout}) is held by {holders}"
     server.kill9()
     wait_until(lambda: not alive(helper) and gone(dirs, pids), timeout=10,
                what="the helper and the stuck environment after kill -9 of the server")

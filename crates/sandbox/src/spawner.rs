@@ -92,7 +92,13 @@ impl Spawner {
             .arg("--fd")
             .arg("3")
             .arg("--log")
-            .arg(&cfg.log);
+            .arg(&cfg.log)
+            // Every sandbox's init and the preparer are copies of the helper and keep its
+            // standard descriptors: with the server's stdout they would hold open whatever
+            // reads it (a pipe to a supervisor or a test) for as long as any sandbox lives.
+            // stderr stays the server's, for a panic's message.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
         // SAFETY: between fork and exec the closure only calls dup2, prctl and getppid,
         // which are async-signal-safe; dup2 clears close-on-exec on the new descriptor 3.
         unsafe {
