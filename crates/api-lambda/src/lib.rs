@@ -16,6 +16,7 @@ pub mod error;
 mod event_config;
 mod functions;
 mod invoke;
+mod permission;
 mod presign;
 mod provisioned;
 pub mod router;
@@ -99,8 +100,17 @@ impl Service for LambdaApi {
                 Ok(e) => e,
                 Err(e) => return e.into_response(),
             };
-            let host = req.host().to_owned();
             let operation = stratus_protocol::Operation(endpoint.name());
+            if let Some((action, resource)) =
+                permission::access(&endpoint, &req.body.bytes(), state.functions.scope())
+                && let Err(denied) = req.authorize(&action, &resource)
+            {
+                let mut resp = stratus_protocol::AwsError::denied(Protocol::RestJson, denied)
+                    .render(Protocol::RestJson, &req.request_id);
+                resp.extensions_mut().insert(operation);
+                return resp;
+            }
+            let host = req.host().to_owned();
             let authed = Authed {
                 endpoint,
                 body: req.body.bytes(),

@@ -54,6 +54,11 @@ impl Service for LogsApi {
         Box::pin(async move {
             let op = req.target_operation().unwrap_or("").to_owned();
             let body = req.body.bytes();
+            let resource = resource_of(logs.scope(), &body);
+            if let Err(denied) = req.authorize(&format!("logs:{op}"), &resource) {
+                return AwsError::denied(Protocol::Json11, denied)
+                    .render(Protocol::Json11, &req.request_id);
+            }
             let result = tokio::task::spawn_blocking(move || dispatch(&logs, &op, &body)).await;
             match result {
                 Ok(Ok(value)) => json::response(Protocol::Json11, StatusCode::OK, &value),
@@ -71,6 +76,28 @@ impl Service for LogsApi {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// The resource an operation acts on, as CloudWatch Logs' ARNs name it: a stream
+/// (`log-group:<g>:log-stream:<s>`), a group (`log-group:<g>:*`), or `*` for operations on
+/// no one group (DescribeLogGroups). Read from the body's `logGroupName` and
+/// `logStreamName`; a group named by ARN or identifier is judged as `*`.
+fn resource_of(scope: &stratus_aws::Scope, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Names {
+        #[serde(rename = "logGroupName")]
+        group: Option<String>,
+        #[serde(rename = "logStreamName")]
+        stream: Option<String>,
+    }
+    match serde_json::from_slice::<Names>(body) {
+        Ok(Names {
+            group: Some(g),
+            stream: Some(s),
+        }) => scope.arn("logs", &format!("log-group:{g}:log-stream:{s}")),
+        Ok(Names { group: Some(g), .. }) => scope.arn("logs", &format!("log-group:{g}:*")),
+        _ => "*".to_owned(),
     }
 }
 

@@ -95,6 +95,8 @@ mod tests {
                 arn: arn.into(),
             },
             request_id: "rid".into(),
+            authorizer: std::sync::Arc::new(stratus_aws::AllowAll),
+            region: "us-east-1".into(),
         };
         let resp = StsApi.handle(req).await;
         let status = resp.status();

@@ -4,13 +4,15 @@
 //! [`Page`] for paginated listings, one clock ([`clock`]) with the time formats AWS APIs
 //! use, request and resource ids ([`ids`]), and the traits through which one service
 //! reaches another without depending on it ([`LogSink`] to write log events,
-//! [`FunctionInvoker`] to run a function, [`Meter`] to record an invocation's usage): the
-//! binary wires each trait to the service that provides it.
+//! [`FunctionInvoker`] to run a function, [`Meter`] to record an invocation's usage,
+//! [`Authorizer`] to ask whether a caller may act): the binary wires each trait to the
+//! service that provides it.
 //!
 //! Invariant: no HTTP, no wire format, no storage, and no service's own types. A service
 //! crate depends on this one and on the store, never on another service's crate.
 
 pub mod arn;
+pub mod auth;
 pub mod clock;
 pub mod ids;
 mod invoke;
@@ -19,6 +21,7 @@ mod page;
 pub mod usage;
 
 pub use arn::{Arn, ArnError};
+pub use auth::{Access, AllowAll, Authorizer, Denied, RoleSessions, TemporaryCredentials};
 pub use invoke::{
     BoxFuture, FunctionCall, FunctionInvoker, FunctionResponse, FunctionResult, InvocationType,
     InvokeFailure,

@@ -29,6 +29,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use stratus_aws::{AllowAll, Authorizer};
 use stratus_protocol::{
     AwsError, AwsRequest, BodyPolicy, Caller, Operation, Protocol, RequestBody, Service,
     ServiceInfo,
@@ -45,8 +46,49 @@ const LARGE_BODY: usize = 256 * 1024;
 
 /// The key ring: secrets for SigV4, and who each key belongs to.
 pub trait Keys: SecretLookup + Send + Sync {
-    /// The principal behind a known access key.
-    fn caller(&self, access_key_id: &str) -> Option<Caller>;
+    /// The principal behind a known access key. A temporary key (a session's) is good only
+    /// with its session token (`X-Amz-Security-Token`) and until it expires.
+    fn caller(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Caller, KeyRefusal>;
+}
+
+/// Why a signed request's key does not authenticate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// No such key, an inactive one, or a session key with the wrong token.
+    Invalid,
+    /// A session's key past its expiry.
+    Expired,
+}
+
+impl KeyRefusal {
+    /// The error AWS answers with, in `protocol`'s spelling.
+    fn error(self, protocol: Protocol) -> AwsError {
+        let query = matches!(protocol, Protocol::Query | Protocol::RestXml);
+        match self {
+            KeyRefusal::Invalid => AwsError::new(
+                StatusCode::FORBIDDEN,
+                if query {
+                    "InvalidClientTokenId"
+                } else {
+                    "UnrecognizedClientException"
+                },
+                "The security token included in the request is invalid.",
+            ),
+            KeyRefusal::Expired => AwsError::new(
+                StatusCode::FORBIDDEN,
+                if query {
+                    "ExpiredToken"
+                } else {
+                    "ExpiredTokenException"
+                },
+                "The security token included in the request is expired",
+            ),
+        }
+    }
 }
 
 /// How long a client may take between two pieces of a body before it is cut off.
@@ -96,6 +138,8 @@ pub struct Gateway {
     fixed: Router,
     fixed_paths: Vec<(Method, &'static str)>,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// Decides what each caller may do; services ask it per operation.
+    authorizer: Arc<dyn Authorizer>,
     /// The body budget, in bytes, and its size.
     bodies: Arc<Semaphore>,
     body_budget: usize,
@@ -117,7 +161,15 @@ impl Gateway {
             fixed: Router::new(),
             fixed_paths: Vec::new(),
             observer: None,
+            authorizer: Arc::new(AllowAll),
         }
+    }
+
+    /// What decides each caller's permissions (IAM, wired by the binary). Without it every
+    /// authenticated caller may do everything: tests of the front door only.
+    pub fn authorize_with(mut self, authorizer: Arc<dyn Authorizer>) -> Gateway {
+        self.authorizer = authorizer;
+        self
     }
 
     /// Adds an unauthenticated `GET` route at `path` (`/_stratus/metrics`). It answers only
@@ -509,16 +561,38 @@ async fn authenticate(
             return fail(auth_error(e));
         }
     };
-    let Some(caller) = gw.keys.caller(claim.access_key_id()) else {
-        return fail(auth_error(AuthError::UnknownAccessKey));
+    let token = parts
+        .headers
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_value(parts.uri.query().unwrap_or(""), "X-Amz-Security-Token"));
+    let caller = match gw.keys.caller(claim.access_key_id(), token.as_deref()) {
+        Ok(c) => c,
+        Err(refusal) => return fail(refusal.error(protocol)),
     };
     let req = AwsRequest {
         parts,
         body,
         caller,
         request_id: request_id.to_owned(),
+        authorizer: gw.authorizer.clone(),
+        region: gw.opts.region.clone(),
     };
     (protocol, name, Ok((req, permit)))
+}
+
+/// The decoded value of `name` in a URL's query string (presigned URLs carry the session
+/// token there).
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
 }
 
 fn too_large(limit: usize) -> AwsError {

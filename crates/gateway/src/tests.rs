@@ -21,12 +21,14 @@ impl SecretLookup for TestKeys {
 }
 
 impl Keys for TestKeys {
-    fn caller(&self, id: &str) -> Option<Caller> {
-        (id == KEY).then(|| Caller {
-            access_key_id: id.to_owned(),
-            account_id: "123456789012".into(),
-            arn: "arn:aws:iam::123456789012:root".into(),
-        })
+    fn caller(&self, id: &str, _token: Option<&str>) -> Result<Caller, KeyRefusal> {
+        (id == KEY)
+            .then(|| Caller {
+                access_key_id: id.to_owned(),
+                account_id: "123456789012".into(),
+                arn: "arn:aws:iam::123456789012:root".into(),
+            })
+            .ok_or(KeyRefusal::Invalid)
     }
 }
 

@@ -36,10 +36,14 @@ pub struct LaunchContext {
     pub region: String,
     /// Host directory with `python/bootstrap.py` and `node/bootstrap.js`.
     pub runtime_dir: PathBuf,
-    /// Credentials the function's SDK uses to call Stratus.
+    /// Credentials the function's SDK uses to call Stratus when no session of its role can
+    /// be had (no [`LaunchContext::roles`]).
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: String,
+    /// Sessions of execution roles: a function's credentials are a session of its role,
+    /// named after the function, so that it can do exactly what its role allows.
+    pub roles: Option<std::sync::Arc<dyn stratus_aws::RoleSessions>>,
 }
 
 /// Writes the managed runtimes' bootstraps under `dir`, and compiles the Python one for
@@ -89,6 +93,9 @@ pub fn install_bootstraps(dir: &Path, pythons: &[PathBuf]) -> std::io::Result<()
 pub enum LaunchError {
     #[error("runtime {0} is not offered by this host")]
     UnknownRuntime(String),
+    /// AWS's words when a function's execution role cannot be assumed.
+    #[error("The role defined for the function cannot be assumed by Lambda: {0}")]
+    Role(String),
 }
 
 /// What the invoker needs to know besides the spec.
@@ -243,6 +250,16 @@ pub fn plan(
             env.push((k.clone(), v.clone()));
         }
     }
+    let creds = match &ctx.roles {
+        Some(roles) => roles
+            .credentials(&config.role, &config.name)
+            .ok_or_else(|| LaunchError::Role(config.role.clone()))?,
+        None => stratus_aws::TemporaryCredentials {
+            access_key_id: ctx.access_key_id.clone(),
+            secret_access_key: ctx.secret_access_key.clone(),
+            session_token: ctx.session_token.clone(),
+        },
+    };
     let mut reserved: Vec<(&str, String)> = vec![
         ("_HANDLER", config.handler.clone()),
         ("AWS_REGION", ctx.region.clone()),
@@ -258,9 +275,9 @@ pub fn plan(
         ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.clone()),
         ("AWS_LAMBDA_RUNTIME_API", endpoint.clone()),
         ("AWS_ENDPOINT_URL", format!("http://{endpoint}")),
-        ("AWS_ACCESS_KEY_ID", ctx.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", ctx.secret_access_key.clone()),
-        ("AWS_SESSION_TOKEN", ctx.session_token.clone()),
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key),
+        ("AWS_SESSION_TOKEN", creds.session_token),
         ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
     ];

@@ -214,6 +214,11 @@ impl Inner {
 }
 
 impl LogService {
+    /// The account and region this service's ARNs carry.
+    pub fn scope(&self) -> &Scope {
+        &self.inner.scope
+    }
+
     /// Opens (creating if needed) `<data_dir>/logs` and loads every group in it.
     pub fn open(data_dir: &Path, scope: Scope, options: LogsOptions) -> Result<LogService> {
         let root = data_dir.join("logs");

@@ -50,6 +50,22 @@ impl AwsError {
         )
     }
 
+    /// A refusal by the authorizer, in the code `protocol`'s services use: 403
+    /// `AccessDeniedException` (json, rest-json), `AccessDenied` (query, rest-xml).
+    pub fn denied(protocol: Protocol, denied: stratus_aws::Denied) -> AwsError {
+        let code = match protocol {
+            Protocol::RestJson | Protocol::Json10 | Protocol::Json11 => "AccessDeniedException",
+            Protocol::Query | Protocol::RestXml => "AccessDenied",
+        };
+        let e = AwsError::new(StatusCode::FORBIDDEN, code, denied.0);
+        // As AWS writes it for Lambda (`Message`); json services write `message`.
+        if protocol == Protocol::RestJson {
+            e.with_member("Message")
+        } else {
+            e
+        }
+    }
+
     pub fn with_member(mut self, member: &'static str) -> AwsError {
         self.message_member = member;
         self

@@ -19,7 +19,8 @@ pub mod xml;
 
 pub use error::{AwsError, Fault};
 pub use service::{
-    AwsRequest, BodyPolicy, BoxFuture, Caller, Operation, RequestBody, Service, ServiceInfo,
+    AwsRequest, BodyPolicy, BoxFuture, Caller, Operation, PeerAddr, RequestBody, Service,
+    ServiceInfo,
 };
 
 /// The wire protocols of botocore's models (`metadata.protocol`).

@@ -4,8 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
 use axum::http::request::Parts;
 use axum::response::Response;
+use stratus_aws::{Access, Authorizer, Denied};
 
 use crate::Protocol;
 
@@ -68,9 +71,30 @@ pub struct AwsRequest {
     pub caller: Caller,
     /// The id the response carries in `x-amzn-RequestId` unless the service sets its own.
     pub request_id: String,
+    /// Decides what the caller may do: every operation asks it through
+    /// [`AwsRequest::authorize`] before acting.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// The region the request was signed for (the server's).
+    pub region: String,
 }
 
+/// The peer address of a request's connection, put in its extensions by the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 impl AwsRequest {
+    /// Whether the caller may perform `action` on `resource` (an ARN, or `*`), as the
+    /// server's [`Authorizer`] decides. Answer a refusal with [`crate::AwsError::denied`].
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denied> {
+        self.authorizer.authorize(&Access {
+            principal: &self.caller.arn,
+            action,
+            resource,
+            source_ip: self.parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()),
+            region: &self.region,
+        })
+    }
+
     /// The `Host` header, or `localhost`.
     pub fn host(&self) -> &str {
         self.parts

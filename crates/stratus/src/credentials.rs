@@ -14,14 +14,46 @@ pub struct Credentials {
     pub secret_access_key: String,
 }
 
-/// The keys this server knows (the root pair and the functions' session pair): their
-/// secrets, and the principal each belongs to.
-#[derive(Debug, Clone, Default)]
+/// A key the ring can look up besides its fixed ones: an IAM user's key or a session's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub secret_access_key: String,
+    /// The principal the key acts as.
+    pub principal_arn: String,
+    /// A session's token; `None` for a long-term key.
+    pub session_token: Option<String>,
+    /// When a session's key stops working (epoch milliseconds).
+    pub expires_ms: Option<i64>,
+    /// `false` for a user's key set `Inactive`.
+    pub active: bool,
+}
+
+/// Where the ring finds keys it was not given: IAM's users' keys and STS sessions.
+pub trait KeySource: Send + Sync {
+    fn key(&self, access_key_id: &str) -> Option<KeyEntry>;
+}
+
+/// The keys this server knows: the root pair, the functions' sessions, and whatever
+/// [`KeySource`] (IAM) knows; their secrets, and the principal each belongs to.
+#[derive(Clone, Default)]
 pub struct KeyRing {
     account_id: String,
     keys: HashMap<String, (String, String)>,
+    /// Sessions made in memory (functions' execution roles): die with the server, as the
+    /// environments that hold them do.
+    sessions: std::sync::Arc<std::sync::RwLock<HashMap<String, KeyEntry>>>,
+    source: Option<std::sync::Arc<dyn KeySource>>,
     /// Signing keys derived from the secrets, by key, day, region and service.
     derived: std::sync::Arc<std::sync::Mutex<HashMap<String, [u8; 32]>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("account_id", &self.account_id)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Derived signing keys kept at most; past it the cache starts over (a day's keys for every
@@ -46,13 +78,51 @@ impl KeyRing {
             (creds.secret_access_key.clone(), principal_arn.to_owned()),
         );
     }
+
+    /// Looks up keys it does not hold in `source` too.
+    pub fn with_source(mut self, source: std::sync::Arc<dyn KeySource>) -> KeyRing {
+        self.source = Some(source);
+        self
+    }
+
+    /// Holds a session made in memory until it expires (see [`KeyRing::sessions`]).
+    pub fn add_session(&self, access_key_id: &str, entry: KeyEntry) {
+        let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        // Expired sessions go whenever a new one comes, so the map stays as large as the
+        // live sessions.
+        let now = stratus_aws::clock::now_ms();
+        sessions.retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
+        sessions.insert(access_key_id.to_owned(), entry);
+    }
+
+    /// A key's entry: the fixed ones, then in-memory sessions, then the source.
+    fn entry(&self, access_key_id: &str) -> Option<KeyEntry> {
+        if let Some((secret, arn)) = self.keys.get(access_key_id) {
+            return Some(KeyEntry {
+                secret_access_key: secret.clone(),
+                principal_arn: arn.clone(),
+                session_token: None,
+                expires_ms: None,
+                active: true,
+            });
+        }
+        if let Some(e) = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(access_key_id)
+        {
+            return Some(e.clone());
+        }
+        self.source.as_ref()?.key(access_key_id)
+    }
 }
 
 impl SecretLookup for KeyRing {
     fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        self.keys
-            .get(access_key_id)
-            .map(|(secret, _)| secret.clone())
+        self.entry(access_key_id)
+            .filter(|e| e.active)
+            .map(|e| e.secret_access_key)
     }
 
     fn signing_key(
@@ -62,30 +132,59 @@ impl SecretLookup for KeyRing {
         region: &str,
         service: &str,
     ) -> Option<[u8; 32]> {
-        let (secret, _) = self.keys.get(access_key_id)?;
         let id = format!("{access_key_id}/{date}/{region}/{service}");
-        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(key) = derived.get(&id) {
-            return Some(*key);
+        // Only fixed keys' derived keys are cached: another key may be deleted, made
+        // inactive or expire, and is looked up each time.
+        let fixed = self.keys.get(access_key_id).map(|(s, _)| s);
+        if fixed.is_some() {
+            let derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(key) = derived.get(&id) {
+                return Some(*key);
+            }
         }
-        let key = stratus_sigv4::signing_key(secret, date, region, service);
-        if derived.len() >= DERIVED_KEYS {
-            derived.clear();
+        let secret = match fixed {
+            Some(s) => s.clone(),
+            None => self.secret_access_key(access_key_id)?,
+        };
+        let key = stratus_sigv4::signing_key(&secret, date, region, service);
+        if fixed.is_some() {
+            let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+            if derived.len() >= DERIVED_KEYS {
+                derived.clear();
+            }
+            derived.insert(id, key);
         }
-        derived.insert(id, key);
         Some(key)
     }
 }
 
 impl stratus_gateway::Keys for KeyRing {
-    fn caller(&self, access_key_id: &str) -> Option<stratus_protocol::Caller> {
-        self.keys
-            .get(access_key_id)
-            .map(|(_, arn)| stratus_protocol::Caller {
-                access_key_id: access_key_id.to_owned(),
-                account_id: self.account_id.clone(),
-                arn: arn.clone(),
-            })
+    fn caller(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<stratus_protocol::Caller, stratus_gateway::KeyRefusal> {
+        use stratus_gateway::KeyRefusal;
+        let entry = self.entry(access_key_id).ok_or(KeyRefusal::Invalid)?;
+        if !entry.active {
+            return Err(KeyRefusal::Invalid);
+        }
+        if let Some(token) = &entry.session_token {
+            if session_token != Some(token.as_str()) {
+                return Err(KeyRefusal::Invalid);
+            }
+            if entry
+                .expires_ms
+                .is_some_and(|t| t <= stratus_aws::clock::now_ms())
+            {
+                return Err(KeyRefusal::Expired);
+            }
+        }
+        Ok(stratus_protocol::Caller {
+            access_key_id: access_key_id.to_owned(),
+            account_id: self.account_id.clone(),
+            arn: entry.principal_arn,
+        })
     }
 }
 

@@ -26,6 +26,7 @@ pub fn start(
     aws: Arc<OnceLock<axum::Router>>,
     logs: Arc<dyn stratus_aws::LogSink>,
     meter: Arc<dyn stratus_aws::Meter>,
+    roles: Option<Arc<dyn stratus_aws::RoleSessions>>,
 ) -> anyhow::Result<Invoker> {
     let data = &config.data_dir;
     let layout =
@@ -44,6 +45,7 @@ pub fn start(
         access_key_id: creds.access_key_id.clone(),
         secret_access_key: creds.secret_access_key.clone(),
         session_token: token.clone(),
+        roles,
     };
     let helper = HelperConfig {
         rootfs,

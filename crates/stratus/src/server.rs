@@ -141,6 +141,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             aws_app.clone(),
             Arc::new(logs.clone()),
             Arc::new(metering.clone()),
+            None,
         ) {
             Ok(inv) => Some(inv),
             Err(e) => {
