@@ -30,11 +30,30 @@ pub struct Access<'a> {
 pub struct Denied(pub String);
 
 impl Denied {
-    /// AWS's wording: "User: <principal> is not authorized to perform: <action> on
-    /// resource: <resource> because <why>".
-    pub fn new(access: &Access<'_>, why: &str) -> Denied {
+    /// No policy allows the request: "User: <principal> is not authorized to perform:
+    /// <action> on resource: <resource> because no identity-based policy allows the
+    /// <action> action", as AWS words it.
+    pub fn not_allowed(access: &Access<'_>) -> Denied {
+        Denied::new(
+            access,
+            &format!(
+                "because no identity-based policy allows the {} action",
+                access.action
+            ),
+        )
+    }
+
+    /// A statement denies the request: "... with an explicit deny in an identity-based
+    /// policy".
+    pub fn explicitly(access: &Access<'_>) -> Denied {
+        Denied::new(access, "with an explicit deny in an identity-based policy")
+    }
+
+    /// "User: <principal> is not authorized to perform: <action> on resource: <resource>
+    /// <tail>".
+    pub fn new(access: &Access<'_>, tail: &str) -> Denied {
         Denied(format!(
-            "User: {} is not authorized to perform: {} on resource: {} because {why}",
+            "User: {} is not authorized to perform: {} on resource: {} {tail}",
             access.principal, access.action, access.resource
         ))
     }
@@ -69,6 +88,10 @@ pub struct TemporaryCredentials {
 /// function's credentials are a session of its role, named after the function). The binary
 /// wires it to IAM; a service that runs code asks it when it prepares an environment.
 pub trait RoleSessions: Send + Sync + 'static {
+    /// Whether the service may assume `role_arn`: it exists and its trust policy lets the
+    /// service assume it (checked when a function is created or its role changed).
+    fn assumable(&self, role_arn: &str) -> bool;
+
     /// Credentials acting as `role_arn`, for a session called `session_name`; `None` when
     /// the role cannot be assumed (it does not exist, or does not trust the service).
     fn credentials(&self, role_arn: &str, session_name: &str) -> Option<TemporaryCredentials>;

@@ -61,7 +61,7 @@ impl FunctionService {
                     .into(),
             ));
         };
-        validate::role(&input.role)?;
+        self.check_role(&input.role)?;
         validate::handler(&handler)?;
         self.check_runtime(&runtime)?;
         let description = input.description.clone().unwrap_or_default();
@@ -392,7 +392,7 @@ impl FunctionService {
             c.runtime = runtime;
         }
         if let Some(role) = input.role {
-            validate::role(&role)?;
+            self.check_role(&role)?;
             c.role = role;
         }
         if let Some(handler) = input.handler {

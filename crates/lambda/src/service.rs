@@ -17,6 +17,7 @@ use crate::model::FunctionRecord;
 use crate::names::{FunctionRef, Scope};
 use crate::records::{FUNCTIONS, LATEST, decode, needs_preparation};
 use crate::runtimes::RuntimeCatalog;
+use crate::validate;
 use crate::{FunctionConfig, FunctionView, LambdaError};
 
 /// Lambda's default regional concurrency quota.
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     /// reads its function's record). Bytes, not versions, say "the same": a function
     /// deleted and created again starts its versions over.
     decoded: Mutex<std::collections::HashMap<String, Decoded>>,
+    /// Execution roles: when set, a function's role must be one Lambda may assume.
+    roles: std::sync::OnceLock<Arc<dyn stratus_aws::RoleSessions>>,
 }
 
 /// The function service. Cheap to clone; every method is synchronous (store I/O and zip
@@ -84,6 +87,7 @@ impl FunctionService {
                 prepare: Mutex::new(tx),
                 concurrency_listeners: Mutex::default(),
                 decoded: Mutex::default(),
+                roles: std::sync::OnceLock::new(),
             }),
         };
         // The worker holds a weak handle: when the last service handle goes, the sender goes
@@ -108,6 +112,23 @@ impl FunctionService {
             }
         })?;
         Ok(svc)
+    }
+
+    /// Checks functions' execution roles with `roles` from now on (see
+    /// [`FunctionService::check_role`]); without it any well-formed role ARN is accepted.
+    pub fn check_roles_with(&self, roles: Arc<dyn stratus_aws::RoleSessions>) {
+        let _ = self.inner.roles.set(roles);
+    }
+
+    /// A role Lambda may assume, or AWS's refusal.
+    pub(crate) fn check_role(&self, role: &str) -> Result<(), LambdaError> {
+        validate::role(role)?;
+        match self.inner.roles.get() {
+            Some(roles) if !roles.assumable(role) => Err(LambdaError::InvalidParameter(
+                "The role defined for the function cannot be assumed by Lambda.".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Calls `f` with every function's record, in name order, a page at a time.
