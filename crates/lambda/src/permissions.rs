@@ -723,7 +723,8 @@ mod tests {
 
     #[test]
     fn parameters_are_checked_against_the_model() {
-        let bad: Vec<(&str, fn(&mut AddPermission))> = vec![
+        type Edit = fn(&mut AddPermission);
+        let bad: Vec<(&str, Edit)> = vec![
             ("statementId", |i| i.statement_id = "a.b".into()),
             ("statementId", |i| i.statement_id = String::new()),
             ("statementId", |i| i.statement_id = "x".repeat(101)),
