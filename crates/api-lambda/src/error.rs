@@ -100,6 +100,9 @@ impl From<LambdaError> for ApiError {
                 (S::PRECONDITION_FAILED, "PreconditionFailedException")
             }
             LambdaError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "RequestTooLargeException"),
+            LambdaError::PolicyLengthExceeded(_) => {
+                (S::BAD_REQUEST, "PolicyLengthExceededException")
+            }
             LambdaError::Store(_) | LambdaError::Internal(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, e.to_string())

@@ -13,7 +13,7 @@ use stratus_lambda::{FunctionService, LambdaError};
 use crate::error::ApiError;
 use crate::router::Endpoint;
 use crate::wire::*;
-use crate::{ApiState, Authed, concurrency, event_config, invoke, provisioned, versions};
+use crate::{ApiState, Authed, concurrency, event_config, invoke, policy, provisioned, versions};
 
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
@@ -241,6 +241,16 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
         | Endpoint::UpdateAlias { .. }
         | Endpoint::DeleteAlias { .. }
         | Endpoint::ListAliases { .. }) => versions::handle(state, ep, &req.body).await,
+        Endpoint::AddPermission { name, qualifier } => {
+            policy::add(state, name, qualifier, &req.body).await
+        }
+        Endpoint::RemovePermission {
+            name,
+            statement_id,
+            qualifier,
+            revision_id,
+        } => policy::remove(state, name, statement_id, qualifier, revision_id).await,
+        Endpoint::GetPolicy { name, qualifier } => policy::get(state, name, qualifier).await,
         Endpoint::DownloadCode { name, version } => {
             let zip = blocking(svc, move |s| {
                 let view = s.get(&name, Some(&version))?;

@@ -17,6 +17,7 @@ mod event_config;
 mod functions;
 mod invoke;
 mod permission;
+mod policy;
 mod presign;
 mod provisioned;
 pub mod router;

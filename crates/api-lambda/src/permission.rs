@@ -46,7 +46,12 @@ pub(crate) fn access(endpoint: &Endpoint, body: &[u8], scope: &Scope) -> Option<
         }
         | Endpoint::ProvisionedConcurrency {
             name, qualifier, ..
-        } => function(name, qualifier.as_ref()),
+        }
+        | Endpoint::AddPermission { name, qualifier }
+        | Endpoint::RemovePermission {
+            name, qualifier, ..
+        }
+        | Endpoint::GetPolicy { name, qualifier } => function(name, qualifier.as_ref()),
         Endpoint::UpdateFunctionCode { name }
         | Endpoint::UpdateFunctionConfiguration { name }
         | Endpoint::PutFunctionConcurrency { name }
@@ -135,6 +140,49 @@ mod tests {
         for (endpoint, body, action, resource) in cases {
             assert_eq!(
                 access(&endpoint, body, &scope()),
+                Some((action.to_owned(), resource)),
+                "{endpoint:?}"
+            );
+        }
+        let policy_cases = [
+            (
+                Endpoint::AddPermission {
+                    name: "f".into(),
+                    qualifier: None,
+                },
+                "lambda:AddPermission",
+                f.to_owned(),
+            ),
+            (
+                Endpoint::AddPermission {
+                    name: "f".into(),
+                    qualifier: Some("live".into()),
+                },
+                "lambda:AddPermission",
+                format!("{f}:live"),
+            ),
+            (
+                Endpoint::RemovePermission {
+                    name: "f:2".into(),
+                    statement_id: "s".into(),
+                    qualifier: None,
+                    revision_id: None,
+                },
+                "lambda:RemovePermission",
+                format!("{f}:2"),
+            ),
+            (
+                Endpoint::GetPolicy {
+                    name: f.into(),
+                    qualifier: Some("3".into()),
+                },
+                "lambda:GetPolicy",
+                format!("{f}:3"),
+            ),
+        ];
+        for (endpoint, action, resource) in policy_cases {
+            assert_eq!(
+                access(&endpoint, b"", &scope()),
                 Some((action.to_owned(), resource)),
                 "{endpoint:?}"
             );

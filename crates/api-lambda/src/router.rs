@@ -100,6 +100,20 @@ pub enum Endpoint {
         name: String,
         alias: String,
     },
+    AddPermission {
+        name: String,
+        qualifier: Option<String>,
+    },
+    RemovePermission {
+        name: String,
+        statement_id: String,
+        qualifier: Option<String>,
+        revision_id: Option<String>,
+    },
+    GetPolicy {
+        name: String,
+        qualifier: Option<String>,
+    },
     /// Stratus's own: the zip behind GetFunction's `Code.Location` (a presigned URL).
     DownloadCode {
         name: String,
@@ -146,6 +160,9 @@ impl Endpoint {
             Endpoint::GetAlias { .. } => "GetAlias",
             Endpoint::UpdateAlias { .. } => "UpdateAlias",
             Endpoint::DeleteAlias { .. } => "DeleteAlias",
+            Endpoint::AddPermission { .. } => "AddPermission",
+            Endpoint::RemovePermission { .. } => "RemovePermission",
+            Endpoint::GetPolicy { .. } => "GetPolicy",
             Endpoint::DownloadCode { .. } => "DownloadCode",
         }
     }
@@ -304,6 +321,22 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                 _ => Endpoint::DeleteAlias { name, alias },
             }
         }
+        ("POST", ["2015-03-31", "functions", name, "policy"]) => Endpoint::AddPermission {
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        ("GET", ["2015-03-31", "functions", name, "policy"]) => Endpoint::GetPolicy {
+            name: (*name).to_owned(),
+            qualifier: qualifier(),
+        },
+        ("DELETE", ["2015-03-31", "functions", name, "policy", sid]) => {
+            Endpoint::RemovePermission {
+                name: (*name).to_owned(),
+                statement_id: (*sid).to_owned(),
+                qualifier: qualifier(),
+                revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
+            }
+        }
         ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
             name: (*name).to_owned(),
             version: (*version).to_owned(),
@@ -432,6 +465,46 @@ mod tests {
             );
         }
         assert!(p(Method::POST, "/2015-03-31/functions/f/aliases/live", "").is_err());
+    }
+
+    #[test]
+    fn routes_resource_policy_operations() {
+        let f = |s: &str| s.to_owned();
+        assert_eq!(
+            p(
+                Method::POST,
+                "/2015-03-31/functions/f/policy",
+                "Qualifier=live"
+            )
+            .unwrap(),
+            Endpoint::AddPermission {
+                name: f("f"),
+                qualifier: Some(f("live"))
+            }
+        );
+        assert_eq!(
+            p(Method::GET, "/2015-03-31/functions/f/policy", "").unwrap(),
+            Endpoint::GetPolicy {
+                name: f("f"),
+                qualifier: None
+            }
+        );
+        assert_eq!(
+            p(
+                Method::DELETE,
+                "/2015-03-31/functions/f/policy/s3-invoke.1",
+                "Qualifier=3&RevisionId=r-1"
+            )
+            .unwrap(),
+            Endpoint::RemovePermission {
+                name: f("f"),
+                statement_id: f("s3-invoke.1"),
+                qualifier: Some(f("3")),
+                revision_id: Some(f("r-1"))
+            }
+        );
+        assert!(p(Method::PUT, "/2015-03-31/functions/f/policy", "").is_err());
+        assert!(p(Method::DELETE, "/2015-03-31/functions/f/policy", "").is_err());
     }
 
     #[test]

@@ -375,11 +375,14 @@ impl FunctionService {
         if self.load_alias(&r.name, alias)?.is_none() {
             return Ok(());
         }
-        self.inner.store.meta.commit(&[Op::delete(
+        let mut ops = vec![Op::delete(
             ALIASES,
             &alias_key(&r.name, alias),
             Expect::Present,
-        )])?;
+        )];
+        // Its resource-based policy goes with it: an alias made again starts without one.
+        ops.extend(self.drop_policy_op(&r.name, alias)?);
+        self.inner.store.meta.commit(&ops)?;
         tracing::info!(function = %r.name, alias = %alias, "alias deleted");
         Ok(())
     }
@@ -432,6 +435,17 @@ impl FunctionService {
     }
 
     // ---- Used by the rest of the service ---------------------------------------------------
+
+    /// The RevisionId of alias `alias` of `function`, if it exists.
+    pub(crate) fn alias_revision(
+        &self,
+        function: &str,
+        alias: &str,
+    ) -> Result<Option<String>, LambdaError> {
+        Ok(self
+            .load_alias(function, alias)?
+            .map(|(a, _)| a.revision_id))
+    }
 
     /// Ops deleting every alias of `function`, for DeleteFunction's single commit.
     pub(crate) fn alias_delete_ops(&self, function: &str) -> Result<Vec<Op>, LambdaError> {

@@ -23,6 +23,9 @@ pub enum LambdaError {
     PreconditionFailed(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A resource-based policy would grow past Lambda's size limit.
+    #[error("{0}")]
+    PolicyLengthExceeded(String),
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]

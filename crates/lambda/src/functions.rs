@@ -137,6 +137,7 @@ impl FunctionService {
             last_published: 0,
             reserved_concurrency: None,
             published_fingerprint: None,
+            policies: Default::default(),
         };
         let mut ops = Vec::new();
         let mut published = None;
@@ -509,6 +510,8 @@ impl FunctionService {
                 }
                 self.check_version_unaliased(&r.name, q)?;
                 ops.push(Op::delete(VERSIONS, &key, Expect::Present));
+                // Its resource-based policy goes with it.
+                ops.extend(self.drop_policy_op(&r.name, q)?);
             }
         }
         self.inner.store.meta.commit(&ops)?;

@@ -2,7 +2,8 @@
 //!
 //! Owns what a function *is*: its configuration and its validation against Lambda's quotas,
 //! its code package (checked, stored content-addressed, unpacked for execution), published
-//! versions, tags, and the state machine `Pending → Active` / `InProgress → Successful`.
+//! versions, tags, resource-based policies, and the state machine `Pending → Active` /
+//! `InProgress → Successful`.
 //!
 //! It takes and returns typed values ([`CreateFunction`], [`FunctionConfig`], [`LambdaError`]).
 //! Invariant: nothing here knows HTTP, JSON wire shapes or AWS error codes; the API crate maps
@@ -13,7 +14,7 @@
 //!
 //! ```text
 //! operations   functions  preparation  versions  aliases  tags  account
-//!              concurrency  provisioned  event_config
+//!              concurrency  provisioned  event_config  permissions
 //!                   │ (each adds an `impl FunctionService` block)
 //!                   ▼
 //! the type     service: FunctionService, Inner, ServiceOptions, the constructor, the write
@@ -43,6 +44,7 @@ mod event_config;
 mod functions;
 mod model;
 mod names;
+mod permissions;
 mod preparation;
 mod provisioned;
 mod records;
@@ -66,6 +68,9 @@ pub use model::{
     ListPage, UpdateCode, UpdateConfig,
 };
 pub use names::{FunctionRef, Scope};
+pub use permissions::{
+    AddPermission, Conditions, MAX_POLICY_BYTES, PolicyStatement, PolicyView, Principal,
+};
 pub use provisioned::ProvisionedConfig;
 pub use runtimes::{RuntimeCatalog, RuntimeInfo, RuntimeKind};
 pub use service::{DEFAULT_CONCURRENT_EXECUTIONS, FunctionService, ServiceOptions};

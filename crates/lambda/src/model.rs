@@ -180,4 +180,9 @@ pub(crate) struct FunctionRecord {
     /// cut from it, so PublishVersion can tell "nothing changed" (see `versions.rs`).
     #[serde(default)]
     pub published_fingerprint: Option<String>,
+    /// Resource-based policies (AddPermission), by qualifier: `""` for the function itself
+    /// (unqualified or `$LATEST`), else a version number or an alias name. Kept here so the
+    /// invoke path reads them from the record it already has; see `permissions.rs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, crate::permissions::ResourcePolicy>,
 }

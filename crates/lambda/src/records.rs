@@ -4,7 +4,8 @@
 //!
 //! Storage layout (tables of `stratus_store::MetaStore`):
 //! * `lambda.functions/<name>`: a [`crate::model::FunctionRecord`] (the `$LATEST`
-//!   configuration, tags, version counter, reserved concurrency), referencing its zip blob.
+//!   configuration, tags, version counter, reserved concurrency, resource-based policies),
+//!   referencing its zip blob.
 //! * `lambda.versions/<name>/<version as 10 digits>`: a published [`FunctionConfig`] snapshot,
 //!   referencing its zip blob. Zero-padding keeps versions in numeric order.
 //! * `lambda.aliases/<name>/<alias>`: an alias (see `aliases.rs`).
