@@ -151,10 +151,10 @@ fn applies(st: &Statement, principal: Option<Principal>, req: &Request) -> bool 
     if !matches_any(&st.actions, |p: &Pattern| p.matches(req.action, ctx)) {
         return false;
     }
-    if let Some(resources) = &st.resources {
-        if !matches_any(resources, |p: &Pattern| p.matches(req.resource, ctx)) {
-            return false;
-        }
+    if let Some(resources) = &st.resources
+        && !matches_any(resources, |p: &Pattern| p.matches(req.resource, ctx))
+    {
+        return false;
     }
     if let Some(principal) = principal {
         match &st.principals {

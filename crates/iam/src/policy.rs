@@ -175,10 +175,10 @@ fn parse(text: &str, kind: Kind) -> Result<PolicyDocument, PolicyError> {
         return Err(syntax());
     }
     let version = optional_string(top, "Version")?;
-    if let Some(v) = &version {
-        if !VERSIONS.contains(&v.as_str()) {
-            return Err(syntax());
-        }
+    if let Some(v) = &version
+        && !VERSIONS.contains(&v.as_str())
+    {
+        return Err(syntax());
     }
     let id = optional_string(top, "Id")?;
     let raw: Vec<&Map<String, Value>> = match top.get("Statement") {
@@ -224,15 +224,15 @@ fn parse(text: &str, kind: Kind) -> Result<PolicyDocument, PolicyError> {
 
     let mut sids: Vec<&str> = Vec::new();
     for st in &raw {
-        if let Some(sid) = st.get("Sid").and_then(Value::as_str) {
-            if !sid.is_empty() {
-                if sids.contains(&sid) {
-                    return Err(PolicyError(
-                        "Statement IDs (SID) in a single policy must be unique.".into(),
-                    ));
-                }
-                sids.push(sid);
+        if let Some(sid) = st.get("Sid").and_then(Value::as_str)
+            && !sid.is_empty()
+        {
+            if sids.contains(&sid) {
+                return Err(PolicyError(
+                    "Statement IDs (SID) in a single policy must be unique.".into(),
+                ));
             }
+            sids.push(sid);
         }
     }
 

@@ -62,7 +62,7 @@ fn any_value_matches(test: Test, values: &Values, v: &str, ctx: &Context) -> boo
             None => false,
         },
         (Test::Bool, Values::Bools(bs)) => match parse_bool(v) {
-            Some(x) => bs.iter().any(|b| *b == Some(x)),
+            Some(x) => bs.contains(&Some(x)),
             None => false,
         },
         (Test::Binary, Values::Texts(ts)) => ts.iter().any(|t| **t == *v),

@@ -64,23 +64,24 @@ impl Pattern {
         let mut simple = true;
         let mut rest = source;
         while let Some(c) = rest.chars().next() {
-            if syntax.variables && rest.starts_with("${") {
-                if let Some(end) = rest.find('}') {
-                    let inner = &rest[2..end];
-                    rest = &rest[end + 1..];
-                    match inner.trim() {
-                        // AWS's escapes for characters that are otherwise special.
-                        "*" => lit.push('*'),
-                        "?" => lit.push('?'),
-                        "$" => lit.push('$'),
-                        inner => {
-                            simple = false;
-                            flush(&mut lit, &mut atoms, ignore_case);
-                            atoms.push(variable(inner));
-                        }
+            if syntax.variables
+                && rest.starts_with("${")
+                && let Some(end) = rest.find('}')
+            {
+                let inner = &rest[2..end];
+                rest = &rest[end + 1..];
+                match inner.trim() {
+                    // AWS's escapes for characters that are otherwise special.
+                    "*" => lit.push('*'),
+                    "?" => lit.push('?'),
+                    "$" => lit.push('$'),
+                    inner => {
+                        simple = false;
+                        flush(&mut lit, &mut atoms, ignore_case);
+                        atoms.push(variable(inner));
                     }
-                    continue;
                 }
+                continue;
             }
             rest = &rest[c.len_utf8()..];
             match c {
@@ -147,11 +148,11 @@ impl Pattern {
         for seg in middle {
             let mut found = None;
             for start in pos..=text.len() {
-                if text.is_char_boundary(start) {
-                    if let Some(end) = self.match_at(seg, text, start, ctx) {
-                        found = Some(end);
-                        break;
-                    }
+                if text.is_char_boundary(start)
+                    && let Some(end) = self.match_at(seg, text, start, ctx)
+                {
+                    found = Some(end);
+                    break;
                 }
             }
             match found {
