@@ -133,6 +133,32 @@ impl PolicyDocument {
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
+
+    /// The IAM ARNs (users, roles, sessions) the document's `Principal`/`NotPrincipal`
+    /// elements name, in order; accounts, roots and `*` are left out. AWS refuses a trust
+    /// policy naming a user or role that does not exist ("Invalid principal in policy"):
+    /// that check needs the store, so it is the caller's, with these.
+    pub fn principal_arns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for st in &self.statements {
+            let Some(Match::In(specs) | Match::NotIn(specs)) = &st.principals else {
+                continue;
+            };
+            for spec in specs {
+                if let Principals::Named { aws, .. } = spec {
+                    for p in aws {
+                        match p {
+                            AwsPrincipal::Role { arn, .. } | AwsPrincipal::Arn(arn) => {
+                                out.push(arn.as_str())
+                            }
+                            AwsPrincipal::Any | AwsPrincipal::Account(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Statement {

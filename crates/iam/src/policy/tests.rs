@@ -261,3 +261,26 @@ fn accessors() {
     assert_eq!(sids, [Some("LambdaRead"), Some("Logs")]);
     assert!(doc.statements().iter().all(|s| s.effect() == Effect::Allow));
 }
+
+#[test]
+fn principal_arns_lists_users_roles_and_sessions_only() {
+    let doc = PolicyDocument::resource(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":["123456789012","arn:aws:iam::1:root","*","arn:aws:iam::111122223333:role/path/R","arn:aws:iam::111122223333:user/alice"],"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"},
+            {"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:sts::111122223333:assumed-role/R/s"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    // "arn:aws:iam::1:root" has no 12-digit account: refused.
+    assert!(doc.is_err());
+    let doc = PolicyDocument::resource(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":["123456789012","arn:aws:iam::111122223333:root","*","arn:aws:iam::111122223333:role/path/R","arn:aws:iam::111122223333:user/alice"],"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"},
+            {"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:sts::111122223333:assumed-role/R/s"},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        doc.principal_arns(),
+        [
+            "arn:aws:iam::111122223333:role/path/R",
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:sts::111122223333:assumed-role/R/s"
+        ]
+    );
+}
