@@ -365,6 +365,7 @@ pub(crate) fn merge_tags(existing: &mut Vec<Tag>, new: Vec<Tag>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
