@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use stratus_api_lambda::{ApiState, LambdaApi};
 use stratus_gateway::{Gateway, GatewayOptions, ServeOptions};
+use stratus_iam::IamService;
 use stratus_lambda::{FunctionService, RuntimeCatalog, Scope, ServiceOptions};
 use stratus_logs::LogService;
 use stratus_metering::{Metering, MeteringOptions, PlatformGauges, Prices};
@@ -92,8 +93,9 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         ..Default::default()
     };
     let accept_damaged = config.accept_damaged_store;
-    let (functions, catalog, logs, metering) = tokio::task::spawn_blocking(
-        move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService, Metering)> {
+    let iam_scope = aws_scope.clone();
+    let (functions, catalog, logs, metering, iam) = tokio::task::spawn_blocking(
+        move || -> anyhow::Result<(FunctionService, RuntimeCatalog, LogService, Metering, IamService)> {
             let store = Store::open_with(&data_dir, accept_damaged).map_err(damaged_store)?;
             // Lambda's tables predate namespaces: they are Lambda's.
             let adopted = store.meta.adopt_unnamespaced("lambda")?;
@@ -103,6 +105,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
                     "moved Lambda's tables into its namespace"
                 );
             }
+            let iam = IamService::new(store.namespace("iam"), iam_scope);
             let store = store.namespace("lambda");
             let logs =
                 LogService::open(&data_dir, aws_scope, logs_options).context("opening the logs")?;
@@ -115,6 +118,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
                 catalog,
                 logs,
                 metering,
+                iam,
             ))
         },
     )
@@ -211,7 +215,8 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         },
     )
     .register(Arc::new(lambda))
-    .register(Arc::new(stratus_api_sts::StsApi))
+    .register(Arc::new(stratus_api_sts::StsApi::new(iam.clone())))
+    .register(Arc::new(stratus_api_iam::IamApi::new(iam)))
     .register(Arc::new(stratus_api_logs::LogsApi::new(logs)))
     .register(Arc::new(UsageApi {
         metering: metering.clone(),
