@@ -25,7 +25,7 @@ import boto3
 import botocore.config
 import pytest
 
-from helpers import STRATUS_BIN, cgroup_dirs, clean_env, wait_until
+from helpers import STRATUS_BIN, cgroup_dirs, clean_env, ensure_role, wait_until
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -97,6 +97,9 @@ class StratusServer:
                 self.credentials_file = Path(line[len(CREDENTIALS_PREFIX):].strip())
         self._wait_healthy(deadline)
         self.credentials = read_credentials(self.credentials_file)
+        # The execution role the tests' functions name (helpers.ROLE), as AWS requires one
+        # to exist before a function can use it.
+        ensure_role(self.client("iam"))
         return self
 
     def _fail_start(self, why: str):

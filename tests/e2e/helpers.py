@@ -41,6 +41,14 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 ROLE = "arn:aws:iam::000000000000:role/stratus-e2e"
+# A role Lambda may assume (as AWS requires of a function's role), allowed everything: the
+# tests' functions that call Stratus from inside keep working; tests of permissions make
+# roles of their own.
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]})
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "*", "Resource": "*"}]})
 DEFAULT_ACCOUNT = "000000000000"
 # A runtime every host offers: the zip brings its own `bootstrap`.
 RUNTIME = "provided.al2023"
@@ -306,3 +314,16 @@ def aws(server, tmp_path, *args, check=True, extra_env=None):
     if check:
         assert proc.returncode == 0, f"{args}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
+
+
+def ensure_role(iam, name: str = ROLE.rsplit("/", 1)[1], trust: str = LAMBDA_TRUST,
+                policy: str | None = ALLOW_ALL) -> str:
+    """Creates role `name` (trusting Lambda, with `policy` inline) unless it exists; returns
+    its ARN."""
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    if policy is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="all", PolicyDocument=policy)
+    return arn

@@ -61,7 +61,7 @@ def test_missing_authentication(server):
 
 def test_missing_authentication_on_create(server):
     body = json.dumps({"FunctionName": "sneaky", "Runtime": "provided.al2023",
-                       "Role": "arn:aws:iam::000000000000:role/x", "Handler": "bootstrap",
+                       "Role": "arn:aws:iam::000000000000:role/stratus-e2e", "Handler": "bootstrap",
                        "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}).encode()
     resp = http_request("POST", server.url + "/2015-03-31/functions",
                         {"Content-Type": "application/json"}, body)
@@ -130,7 +130,7 @@ def test_large_bodies_are_verified_too(server):
     # Incompressible, so the zip (and its base64) stays well over 256 KiB.
     code = make_zip({"bootstrap": "#!/bin/sh\n", "pad.bin": os.urandom(400 * 1024)})
     doc = {"FunctionName": "large-body", "Runtime": "provided.al2023", "Handler": "x",
-           "Role": "arn:aws:iam::000000000000:role/r",
+           "Role": "arn:aws:iam::000000000000:role/stratus-e2e",
            "Code": {"ZipFile": base64.b64encode(code).decode()}}
     body = json.dumps(doc).encode()
     assert len(body) > 512 * 1024
@@ -217,7 +217,7 @@ def test_garbage_authorization_is_a_403_never_a_500(server, header):
 
 def test_presigned_list_functions_works(server, lam):
     lam.create_function(FunctionName="visible", Runtime="provided.al2023",
-                        Role="arn:aws:iam::000000000000:role/x", Handler="bootstrap",
+                        Role="arn:aws:iam::000000000000:role/stratus-e2e", Handler="bootstrap",
                         Code={"ZipFile": make_zip()})
     ak, sk = keys(server)
     url = presign(server.url + LIST_PATH, access_key=ak, secret_key=sk, expires=60)

@@ -62,6 +62,11 @@ impl Service for IamApi {
                 Params::from_request(req.parts.uri.query().unwrap_or(""), &req.body.bytes());
             let caller = req.caller.clone();
             let request_id = req.request_id.clone();
+            let action = format!("iam:{}", params.action().unwrap_or(""));
+            if let Err(denied) = req.authorize(&action, &resource_of(&params, &caller)) {
+                return AwsError::denied(Protocol::Query, denied)
+                    .render(Protocol::Query, &request_id);
+            }
             let rid = request_id.clone();
             let result =
                 tokio::task::spawn_blocking(move || dispatch(&iam, &caller, &params, &rid)).await;
@@ -84,6 +89,33 @@ impl Service for IamApi {
                 .map_err(|e| e.to_string())
         })
     }
+}
+
+/// The resource an IAM operation acts on, as its policies name it: the user, role or group
+/// it names (without the entity's path: `user/*` style patterns match either way), else the
+/// policy, else `*`. Operations on "my own keys" (no `UserName`) act on the calling user.
+fn resource_of(params: &Params, caller: &stratus_protocol::Caller) -> String {
+    let account = &caller.account_id;
+    let arn = |kind: &str, name: &str| format!("arn:aws:iam::{account}:{kind}/{name}");
+    if let Some(user) = params.get("UserName") {
+        return arn("user", user);
+    }
+    if let Some(role) = params.get("RoleName") {
+        return arn("role", role);
+    }
+    if let Some(group) = params.get("GroupName") {
+        return arn("group", group);
+    }
+    if let Some(policy) = params.get("PolicyArn") {
+        return policy.to_owned();
+    }
+    if let Some(policy) = params.get("PolicyName") {
+        return arn("policy", policy);
+    }
+    if caller.arn.contains(":user/") {
+        return caller.arn.clone();
+    }
+    "*".to_owned()
 }
 
 /// What an operation on a user's, group's or role's policies does.

@@ -106,10 +106,33 @@ impl Service for LambdaApi {
                 permission::access(&endpoint, &req.body.bytes(), state.functions.scope())
                 && let Err(denied) = req.authorize(&action, &resource)
             {
-                let mut resp = stratus_protocol::AwsError::denied(Protocol::RestJson, denied)
-                    .render(Protocol::RestJson, &req.request_id);
-                resp.extensions_mut().insert(operation);
-                return resp;
+                // Not allowed by the caller's own policies: the function's policy may allow
+                // it (AddPermission), unless a statement denied it.
+                let policy = match permission::granted_by_function_policy(&endpoint) {
+                    Some((name, qualifier)) if !denied.explicit => {
+                        let (functions, name, qualifier) = (
+                            state.functions.clone(),
+                            name.to_owned(),
+                            qualifier.map(str::to_owned),
+                        );
+                        tokio::task::spawn_blocking(move || {
+                            functions.resource_policy(&name, qualifier.as_deref())
+                        })
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
+                    }
+                    _ => None,
+                };
+                if let Err(denied) =
+                    req.authorize_with_policy(&action, &resource, policy.as_deref())
+                {
+                    let mut resp = stratus_protocol::AwsError::denied(Protocol::RestJson, denied)
+                        .render(Protocol::RestJson, &req.request_id);
+                    resp.extensions_mut().insert(operation);
+                    return resp;
+                }
             }
             let host = req.host().to_owned();
             let authed = Authed {

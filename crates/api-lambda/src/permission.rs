@@ -70,6 +70,20 @@ pub(crate) fn access(endpoint: &Endpoint, body: &[u8], scope: &Scope) -> Option<
     Some((action, resource))
 }
 
+/// The function and qualifier an operation that a function's own policy can grant names
+/// (`lambda:InvokeFunction`, `lambda:GetFunction*`): asked when the caller's identity
+/// policies do not allow it.
+pub(crate) fn granted_by_function_policy(endpoint: &Endpoint) -> Option<(&str, Option<&str>)> {
+    match endpoint {
+        Endpoint::Invoke { name, qualifier }
+        | Endpoint::GetFunction { name, qualifier }
+        | Endpoint::GetFunctionConfiguration { name, qualifier } => {
+            Some((name, qualifier.as_deref()))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,16 @@ impl Service for StsApi {
         Box::pin(async move {
             let params =
                 Params::from_request(req.parts.uri.query().unwrap_or(""), &req.body.bytes());
+            // AssumeRole needs the caller's own permission too (in the same account AWS asks
+            // for it unless the trust policy names the caller itself; here it always asks);
+            // GetCallerIdentity and GetSessionToken need none, as on AWS.
+            if params.action() == Some("AssumeRole") {
+                let role = params.get("RoleArn").unwrap_or("*");
+                if let Err(denied) = req.authorize("sts:AssumeRole", role) {
+                    return AwsError::denied(Protocol::Query, denied)
+                        .render(Protocol::Query, &req.request_id);
+                }
+            }
             let caller = req.caller.clone();
             let rid = req.request_id.clone();
             let result =

@@ -26,8 +26,12 @@ pub struct Access<'a> {
 
 /// A refusal, with the message AWS writes: who, what, on which resource, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Denied(pub String);
+#[error("{message}")]
+pub struct Denied {
+    pub message: String,
+    /// A statement denied it: nothing, not even a resource policy, can allow it.
+    pub explicit: bool,
+}
 
 impl Denied {
     /// No policy allows the request: "User: <principal> is not authorized to perform:
@@ -46,23 +50,36 @@ impl Denied {
     /// A statement denies the request: "... with an explicit deny in an identity-based
     /// policy".
     pub fn explicitly(access: &Access<'_>) -> Denied {
-        Denied::new(access, "with an explicit deny in an identity-based policy")
+        Denied {
+            explicit: true,
+            ..Denied::new(access, "with an explicit deny in an identity-based policy")
+        }
     }
 
     /// "User: <principal> is not authorized to perform: <action> on resource: <resource>
     /// <tail>".
     pub fn new(access: &Access<'_>, tail: &str) -> Denied {
-        Denied(format!(
-            "User: {} is not authorized to perform: {} on resource: {} {tail}",
-            access.principal, access.action, access.resource
-        ))
+        Denied {
+            message: format!(
+                "User: {} is not authorized to perform: {} on resource: {} {tail}",
+                access.principal, access.action, access.resource
+            ),
+            explicit: false,
+        }
     }
 }
 
 /// Decides requests. Implementations must be cheap (called on every request) and must not
 /// block on I/O.
 pub trait Authorizer: Send + Sync + 'static {
+    /// What the caller's identity policies say (the account's root may do everything).
     fn authorize(&self, access: &Access<'_>) -> Result<(), Denied>;
+
+    /// Whether resource policy `policy` (a document's JSON, such as a function's policy)
+    /// allows `access`. `access.principal` is an IAM principal's ARN, or a service's name
+    /// (`s3.amazonaws.com`) when a service acts; `context` adds condition keys
+    /// (`aws:SourceArn`, `aws:SourceAccount`). A policy that does not parse allows nothing.
+    fn policy_allows(&self, policy: &str, access: &Access<'_>, context: &[(&str, &str)]) -> bool;
 }
 
 /// Allows everything: for tests of wire crates, and for a server whose operator turned
@@ -73,6 +90,15 @@ pub struct AllowAll;
 impl Authorizer for AllowAll {
     fn authorize(&self, _access: &Access<'_>) -> Result<(), Denied> {
         Ok(())
+    }
+
+    fn policy_allows(
+        &self,
+        _policy: &str,
+        _access: &Access<'_>,
+        _context: &[(&str, &str)],
+    ) -> bool {
+        true
     }
 }
 

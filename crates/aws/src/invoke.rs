@@ -104,10 +104,32 @@ pub enum InvokeFailure {
     Internal(String),
 }
 
+/// A service about to invoke a function for one of its resources (an S3 bucket's
+/// notification, an EventBridge rule, an API's route).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSource<'a> {
+    /// The service principal: `s3.amazonaws.com`.
+    pub service: &'a str,
+    /// The resource acting (`aws:SourceArn`).
+    pub source_arn: &'a str,
+    /// Its account (`aws:SourceAccount`).
+    pub source_account: &'a str,
+}
+
 /// Runs Lambda functions for other services.
 pub trait FunctionInvoker: Send + Sync {
     fn invoke(
         &self,
         call: FunctionCall,
     ) -> BoxFuture<'static, Result<FunctionResult, InvokeFailure>>;
+
+    /// Whether `source` may invoke `function` (name or ARN) at `qualifier`: the function's
+    /// resource policy (AddPermission) must allow `lambda:InvokeFunction` for it, as AWS
+    /// requires before a service invokes a function. Every trigger asks before it invokes.
+    fn may_invoke(
+        &self,
+        source: ServiceSource<'_>,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> BoxFuture<'static, bool>;
 }

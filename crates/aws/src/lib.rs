@@ -24,7 +24,7 @@ pub use arn::{Arn, ArnError};
 pub use auth::{Access, AllowAll, Authorizer, Denied, RoleSessions, TemporaryCredentials};
 pub use invoke::{
     BoxFuture, FunctionCall, FunctionInvoker, FunctionResponse, FunctionResult, InvocationType,
-    InvokeFailure,
+    InvokeFailure, ServiceSource,
 };
 pub use logs::{LogSink, LogWriter};
 pub use page::Page;

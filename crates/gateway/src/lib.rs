@@ -40,6 +40,12 @@ use tracing::Instrument;
 
 pub use serve::{ServeOptions, serve};
 
+/// Services that are global on AWS, whose clients sign for [`GLOBAL_REGION`] whatever
+/// region they are configured with (boto3 and the CLI sign IAM for `us-east-1`): their
+/// requests are accepted signed for it or for the server's region.
+const GLOBAL_SERVICES: &[&str] = &["iam"];
+const GLOBAL_REGION: &str = "us-east-1";
+
 /// Bodies larger than this are hashed on the blocking pool, not on the threads that serve
 /// invocations.
 const LARGE_BODY: usize = 256 * 1024;
@@ -483,7 +489,9 @@ async fn authenticate(
             format!("Credential should be scoped to correct service: '{name}'. "),
         ));
     }
-    if claim.region() != gw.opts.region {
+    if claim.region() != gw.opts.region
+        && !(GLOBAL_SERVICES.contains(&name) && claim.region() == GLOBAL_REGION)
+    {
         return fail(AwsError::new(
             StatusCode::FORBIDDEN,
             "InvalidSignatureException",

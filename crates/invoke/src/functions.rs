@@ -93,6 +93,9 @@ pub struct Functions {
     invoker: Option<Invoker>,
     /// Present with the invoker.
     queue: Option<AsyncQueue>,
+    /// Judges functions' resource policies for services ([`FunctionInvoker::may_invoke`]);
+    /// without it no service may invoke.
+    authorizer: Option<std::sync::Arc<dyn stratus_aws::Authorizer>>,
 }
 
 impl Functions {
@@ -105,7 +108,17 @@ impl Functions {
             service,
             invoker,
             queue,
+            authorizer: None,
         }
+    }
+
+    /// Judges resource policies with `authorizer` (see [`FunctionInvoker::may_invoke`]).
+    pub fn with_authorizer(
+        mut self,
+        authorizer: std::sync::Arc<dyn stratus_aws::Authorizer>,
+    ) -> Functions {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     pub fn service(&self) -> &FunctionService {
@@ -208,6 +221,59 @@ impl Functions {
 }
 
 impl FunctionInvoker for Functions {
+    fn may_invoke(
+        &self,
+        source: stratus_aws::ServiceSource<'_>,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> BoxFuture<'static, bool> {
+        let (service, authorizer) = (self.service.clone(), self.authorizer.clone());
+        let (principal, source_arn, source_account) = (
+            source.service.to_owned(),
+            source.source_arn.to_owned(),
+            source.source_account.to_owned(),
+        );
+        let (function, qualifier) = (function.to_owned(), qualifier.map(str::to_owned));
+        Box::pin(async move {
+            let Some(authorizer) = authorizer else {
+                return false;
+            };
+            tokio::task::spawn_blocking(move || {
+                let scope = service.scope();
+                let Ok(r) =
+                    stratus_lambda::FunctionRef::parse(&function, qualifier.as_deref(), scope)
+                else {
+                    return false;
+                };
+                let Ok(Some(policy)) = service.resource_policy(&r.name, r.qualifier.as_deref())
+                else {
+                    return false;
+                };
+                let resource = match &r.qualifier {
+                    Some(q) => scope.qualified_arn(&r.name, q),
+                    None => scope.function_arn(&r.name),
+                };
+                let access = stratus_aws::Access {
+                    principal: &principal,
+                    action: "lambda:InvokeFunction",
+                    resource: &resource,
+                    source_ip: None,
+                    region: &scope.region,
+                };
+                authorizer.policy_allows(
+                    &policy,
+                    &access,
+                    &[
+                        ("aws:SourceArn", source_arn.as_str()),
+                        ("aws:SourceAccount", source_account.as_str()),
+                    ],
+                )
+            })
+            .await
+            .unwrap_or(false)
+        })
+    }
+
     fn invoke(
         &self,
         call: FunctionCall,

@@ -57,7 +57,7 @@ impl AwsError {
             Protocol::RestJson | Protocol::Json10 | Protocol::Json11 => "AccessDeniedException",
             Protocol::Query | Protocol::RestXml => "AccessDenied",
         };
-        let e = AwsError::new(StatusCode::FORBIDDEN, code, denied.0);
+        let e = AwsError::new(StatusCode::FORBIDDEN, code, denied.message);
         // As AWS writes it for Lambda (`Message`); json services write `message`.
         if protocol == Protocol::RestJson {
             e.with_member("Message")

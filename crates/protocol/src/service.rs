@@ -86,13 +86,40 @@ impl AwsRequest {
     /// Whether the caller may perform `action` on `resource` (an ARN, or `*`), as the
     /// server's [`Authorizer`] decides. Answer a refusal with [`crate::AwsError::denied`].
     pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denied> {
-        self.authorizer.authorize(&Access {
+        self.authorizer.authorize(&self.access(action, resource))
+    }
+
+    /// Like [`AwsRequest::authorize`], and when the caller's own policies do not allow it
+    /// (no explicit deny), `policy` — the resource's own policy — may: the same-account rule
+    /// of AWS's evaluation logic.
+    pub fn authorize_with_policy(
+        &self,
+        action: &str,
+        resource: &str,
+        policy: Option<&str>,
+    ) -> Result<(), Denied> {
+        match self.authorize(action, resource) {
+            Err(denied)
+                if !denied.explicit
+                    && policy.is_some_and(|p| {
+                        self.authorizer
+                            .policy_allows(p, &self.access(action, resource), &[])
+                    }) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn access<'a>(&'a self, action: &'a str, resource: &'a str) -> Access<'a> {
+        Access {
             principal: &self.caller.arn,
             action,
             resource,
             source_ip: self.parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()),
             region: &self.region,
-        })
+        }
     }
 
     /// The `Host` header, or `localhost`.

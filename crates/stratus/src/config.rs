@@ -112,6 +112,11 @@ pub struct Config {
     /// device under `<data-dir>/sandbox/ephemeral`), as on Lambda. Default true; false, or a
     /// host without loop devices or e2fsprogs: a tmpfs, charged to the function's memory.
     pub tmp_on_disk: bool,
+    /// A function's `Role` must name an IAM role of this server that trusts
+    /// `lambda.amazonaws.com`, as on AWS. Default true; false accepts any well-formed role
+    /// ARN (a role that does not exist gives the function credentials that can do nothing):
+    /// for test suites that fake IAM, such as moto's.
+    pub check_execution_roles: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -166,6 +171,7 @@ impl Default for Config {
             usage_max_rows: 5_000_000,
             accept_damaged_store: false,
             tmp_on_disk: true,
+            check_execution_roles: true,
         }
     }
 }

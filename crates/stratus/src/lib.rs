@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+mod identity;
 mod privacy;
 mod sandbox;
 pub mod server;

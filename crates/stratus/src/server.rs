@@ -125,17 +125,21 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
     .await??;
     sweep_logs_periodically(logs.clone());
 
-    // Functions call back into Stratus with a key pair of their own, made fresh each start.
+    // Keys: the root pair, IAM's users' keys and STS's sessions, and the functions' sessions
+    // of their execution roles (made in memory as their environments start).
+    let keys = KeyRing::with(&creds, &config.account_id)
+        .with_source(Arc::new(crate::identity::IamKeys(iam.clone())));
+    let roles = Arc::new(crate::identity::FunctionSessions::new(
+        iam.clone(),
+        keys.clone(),
+        &config.account_id,
+    ));
+    if config.check_execution_roles {
+        functions.check_roles_with(roles.clone());
+    }
+    // Never used while `roles` is given (every function gets a session of its role); a
+    // pair no key ring holds, so it authenticates nothing.
     let session = credentials::session();
-    let mut keys = KeyRing::with(&creds, &config.account_id);
-    // Functions' own calls: the role they run as, as a session named for the server.
-    keys.add(
-        &session.0,
-        &format!(
-            "arn:aws:sts::{}:assumed-role/stratus-function/stratus",
-            config.account_id
-        ),
-    );
     let aws_app: Arc<OnceLock<axum::Router>> = Arc::default();
     let invoker = match crate::sandbox::supported(config) {
         Ok(()) => match crate::sandbox::start(
@@ -145,7 +149,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             aws_app.clone(),
             Arc::new(logs.clone()),
             Arc::new(metering.clone()),
-            None,
+            Some(roles),
         ) {
             Ok(inv) => Some(inv),
             Err(e) => {
@@ -190,7 +194,13 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
             ),
         })
     };
-    let invoke = stratus_invoke::Functions::new(functions.clone(), invoker, events);
+    // Who may do what: IAM's policies, and functions' own policies for services.
+    let authorizer = Arc::new(crate::identity::IamAuthorizer::new(
+        iam.clone(),
+        &config.account_id,
+    ));
+    let invoke = stratus_invoke::Functions::new(functions.clone(), invoker, events)
+        .with_authorizer(authorizer.clone());
     // What other services run functions through (triggers: HTTP APIs, S3 and SQS events,
     // EventBridge); none is built yet, each will take this at its construction.
     let _function_invoker: Arc<dyn stratus_aws::FunctionInvoker> = Arc::new(invoke.clone());
@@ -214,6 +224,7 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
                 .unwrap_or(usize::MAX),
         },
     )
+    .authorize_with(authorizer)
     .register(Arc::new(lambda))
     .register(Arc::new(stratus_api_sts::StsApi::new(iam.clone())))
     .register(Arc::new(stratus_api_iam::IamApi::new(iam)))
