@@ -245,7 +245,8 @@ FAST_WAIT = {"Delay": 0.1, "MaxAttempts": 300}
 def create_function(lam, name: str, files: dict[str, bytes | str], *, runtime: str,
                     handler: str, wait: bool = True, **kw) -> dict:
     """Creates a function from `files` and (by default) waits until it is Active."""
-    resp = lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+    kw.setdefault("Role", ROLE)
+    resp = lam.create_function(FunctionName=name, Runtime=runtime, Handler=handler,
                                Code={"ZipFile": make_zip(files)}, **kw)
     if wait:
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)

@@ -127,15 +127,19 @@ pub struct FunctionSessions {
     iam: IamService,
     keys: KeyRing,
     account_id: String,
+    /// Refuse sessions of roles Lambda may not assume (`check_execution_roles`); otherwise
+    /// such a function gets a session whose principal no policy allows anything.
+    strict: bool,
     made: Mutex<HashMap<(String, String), TemporaryCredentials>>,
 }
 
 impl FunctionSessions {
-    pub fn new(iam: IamService, keys: KeyRing, account_id: &str) -> FunctionSessions {
+    pub fn new(iam: IamService, keys: KeyRing, account_id: &str, strict: bool) -> FunctionSessions {
         FunctionSessions {
             iam,
             keys,
             account_id: account_id.to_owned(),
+            strict,
             made: Mutex::default(),
         }
     }
@@ -160,7 +164,7 @@ impl RoleSessions for FunctionSessions {
         if let Some(c) = made.get(&key) {
             return Some(c.clone());
         }
-        if !self.assumable(role_arn) {
+        if self.strict && !self.assumable(role_arn) {
             return None;
         }
         let role_name = role_arn.rsplit('/').next()?;
@@ -309,7 +313,7 @@ mod tests {
             &LAMBDA_TRUST.replace("lambda.amazonaws.com", "ec2.amazonaws.com"),
         );
         let ring = KeyRing::with(&credentials::generate(), ACCOUNT);
-        let sessions = FunctionSessions::new(iam, ring.clone(), ACCOUNT);
+        let sessions = FunctionSessions::new(iam, ring.clone(), ACCOUNT, true);
         assert!(sessions.assumable(&good));
         assert!(!sessions.assumable(&other));
         assert!(!sessions.assumable("arn:aws:iam::123456789012:role/missing"));
