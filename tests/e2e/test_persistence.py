@@ -21,8 +21,8 @@ KEYS = ("FunctionName", "FunctionArn", "CodeSha256", "CodeSize", "RevisionId", "
         "LastModified")
 
 
-def create(lam, name, code, **kw):
-    return lam.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE,
+def create(lam, name, code, role=ROLE, **kw):
+    return lam.create_function(FunctionName=name, Runtime=RUNTIME, Role=role,
                                Handler="bootstrap", Code={"ZipFile": code}, **kw)
 
 
@@ -289,7 +289,9 @@ def test_config_precedence(server_factory, tmp_path, how, expected_region):
     assert not file_data_dir.exists()
 
     lam = s.client()
-    resp = create(lam, "where", make_zip(seed="where"))
+    # The tests' role, made in this server's account (conftest).
+    resp = create(lam, "where", make_zip(seed="where"),
+                  role="arn:aws:iam::111111111111:role/stratus-e2e")
     assert resp["FunctionArn"] == f"arn:aws:lambda:{expected_region}:111111111111:function:where"
     assert lam.get_account_settings()["AccountLimit"]["ConcurrentExecutions"] == 50
 

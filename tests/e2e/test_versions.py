@@ -9,8 +9,8 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-from helpers import (DEFAULT_ACCOUNT, FAST_WAIT, ROLE, RUNTIME, create_function, invoke,
-                     make_zip)
+from helpers import (DEFAULT_ACCOUNT, FAST_WAIT, ROLE, RUNTIME, create_function, ensure_role,
+                     invoke, make_zip)
 
 REGION = "us-east-1"
 
@@ -215,9 +215,10 @@ def test_alias_crud(lam):
     assert message_of(e.value) == f"Alias not found: {arn('al:old-0')}"
 
 
-def test_alias_errors(lam):
+def test_alias_errors(server, lam):
     two_versions(lam, "ae")
-    lam.update_function_configuration(FunctionName="ae", Role=ROLE + "-other")
+    other = ensure_role(server.client("iam"), "stratus-e2e-other")
+    lam.update_function_configuration(FunctionName="ae", Role=other)
     wait_updated(lam, "ae")
     assert lam.publish_version(FunctionName="ae")["Version"] == "3"
 

@@ -51,7 +51,9 @@ def handler(event, context):
 
 # Differ from one function (or environment) to another by design.
 PER_FUNCTION = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_GROUP_NAME",
-                "AWS_LAMBDA_LOG_STREAM_NAME", "_X_AMZN_TRACE_ID"}
+                "AWS_LAMBDA_LOG_STREAM_NAME", "_X_AMZN_TRACE_ID",
+                # A session of the function's role, named after the function.
+                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
 
 def _waiting_zygotes(parent: str) -> list[str]:

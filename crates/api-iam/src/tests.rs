@@ -55,6 +55,8 @@ impl Fixture {
                 arn: arn.into(),
             },
             request_id: "rid".into(),
+            authorizer: std::sync::Arc::new(stratus_aws::AllowAll),
+            region: "us-east-1".into(),
         };
         let resp = self.api.handle(req).await;
         let status = resp.status();
