@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,8 +460,30 @@ class Server:
                            {"X-Amz-Invocation-Type": "RequestResponse",
                             "X-Amz-Log-Type": "Tail" if tail else "None"})
 
+    def ensure_role(self):
+        """The execution role the benchmark's functions name (a server checks that it exists
+        and trusts Lambda); nothing to do on a build that predates IAM."""
+        if getattr(self, "_role_made", False):
+            return
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]})
+        form = urllib.parse.urlencode({
+            "Action": "CreateRole", "Version": "2010-05-08",
+            "RoleName": ROLE.rsplit("/", 1)[1], "AssumeRolePolicyDocument": trust}).encode()
+        if self._conn is None:
+            self._conn = RawConn(self.host, self.port)
+        r = self._conn.request(self.signed(
+            "POST", "/", form, {"Content-Type": "application/x-www-form-urlencoded"},
+            service="iam"))
+        # 409: made before; 400: a build without IAM (a baseline), whose functions need none.
+        if r.status not in (200, 400, 409):
+            raise BenchError(f"CreateRole: {r.status} {r.body[:500]!r}")
+        self._role_made = True
+
     def create_function(self, name: str, runtime: str, handler: str, code_zip: bytes,
                         memory: int, timeout: int = 30, env: dict | None = None):
+        self.ensure_role()
         doc = {"FunctionName": name, "Runtime": runtime, "Handler": handler, "Role": ROLE,
                "Code": {"ZipFile": base64.b64encode(code_zip).decode()},
                "MemorySize": memory, "Timeout": timeout}
