@@ -237,6 +237,18 @@ pub fn plan(
         source: code_path.to_owned(),
         target: PathBuf::from("/var/task"),
     }];
+    // The function's layers, extracted in order into one directory when the function was
+    // prepared, are its `/opt` (read-only, as every bind). The runtimes look there as
+    // Lambda's do: the Python bootstrap puts `/opt/python` (and its site-packages) on
+    // `sys.path` when it loads the function, so a zygote started before the function was
+    // known finds them too; Node's bootstrap sets `NODE_PATH`; `PATH` and
+    // `LD_LIBRARY_PATH` name `/opt/bin` and `/opt/lib` by default.
+    if let Some(opt) = config.layers_path(code_path) {
+        binds.push(Bind {
+            source: opt,
+            target: PathBuf::from("/opt"),
+        });
+    }
     let (argv, runtime_binds) = program(runtime, ctx);
     binds.extend(runtime_binds);
     let log_group = config.log_group.clone();
