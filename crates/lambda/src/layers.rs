@@ -690,3 +690,192 @@ fn statement_json(s: &LayerStatement, layer_version_arn: &str) -> serde_json::Va
     }
     v
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::code::tests::zip_of;
+    use crate::test_support::{open, wait_for};
+    use crate::{CreateFunction, FunctionState, UpdateConfig};
+
+    fn publish(svc: &FunctionService, name: &str, files: &[(&str, &[u8])], runtimes: &[&str]) -> LayerVersionView {
+        svc.publish_layer_version(PublishLayer {
+            name: name.into(),
+            zip_file: Some(zip_of(files)),
+            compatible_runtimes: runtimes.iter().map(|r| r.to_string()).collect(),
+            ..PublishLayer::default()
+        })
+        .unwrap()
+    }
+
+    fn create(svc: &FunctionService, name: &str, layers: Vec<String>) -> Result<crate::FunctionView, LambdaError> {
+        svc.create(CreateFunction {
+            name: name.into(),
+            runtime: Some("provided.al2".into()),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            handler: Some("bootstrap".into()),
+            zip_file: Some(zip_of(&[("bootstrap", b"x")])),
+            layers: Some(layers),
+            ..CreateFunction::default()
+        })
+    }
+
+    #[test]
+    fn versions_are_numbered_per_layer_and_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        assert_eq!(publish(&svc, "a", &[("x", b"1")], &[]).layer.version, 1);
+        assert_eq!(publish(&svc, "a", &[("x", b"2")], &[]).layer.version, 2);
+        let b = publish(&svc, "b", &[("x", b"1")], &[]);
+        assert_eq!(b.layer.version, 1);
+        assert_eq!(b.layer_version_arn, "arn:aws:lambda:us-east-1:000000000000:layer:b:1");
+        svc.delete_layer_version("a", 2).unwrap();
+        assert!(matches!(svc.get_layer_version("a", 2), Err(LambdaError::NotFound(_))));
+        // Deleting it again is not an error, and its number is not handed out again.
+        svc.delete_layer_version("a", 2).unwrap();
+        assert_eq!(publish(&svc, "a", &[("x", b"3")], &[]).layer.version, 3);
+        // By name or by layer ARN.
+        let arn = "arn:aws:lambda:us-east-1:000000000000:layer:a";
+        assert_eq!(svc.get_layer_version(arn, 3).unwrap().layer.version, 3);
+        assert_eq!(
+            svc.get_layer_version_by_arn(&format!("{arn}:1")).unwrap().layer.version,
+            1
+        );
+        assert!(matches!(
+            svc.get_layer_version_by_arn("arn:aws:lambda:us-east-1:999999999999:layer:a:1"),
+            Err(LambdaError::NotFound(_))
+        ));
+        assert!(matches!(
+            svc.get_layer_version("bad name!", 1),
+            Err(LambdaError::Validation(_))
+        ));
+    }
+
+    #[test]
+    fn listings_filter_by_runtime_and_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        publish(&svc, "a", &[("x", b"1")], &["python3.11"]);
+        publish(&svc, "a", &[("x", b"2")], &["nodejs20.x"]);
+        publish(&svc, "b", &[("x", b"1")], &["python3.11"]);
+        publish(&svc, "c", &[("x", b"1")], &[]);
+        let latest = |runtime| {
+            svc.list_layers(runtime, None, None, None)
+                .unwrap()
+                .layers
+                .into_iter()
+                .map(|v| (v.layer.name, v.layer.version))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(latest(None), [("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]);
+        assert_eq!(latest(Some("python3.11")), [("a".into(), 1), ("b".into(), 1)]);
+        let page = svc.list_layers(None, None, None, Some(2)).unwrap();
+        assert_eq!(page.layers.len(), 2);
+        let rest = svc
+            .list_layers(None, None, page.next_marker.as_deref(), Some(2))
+            .unwrap();
+        assert_eq!(rest.layers[0].layer.name, "c");
+        assert!(rest.next_marker.is_none());
+        let versions = |runtime, marker, max| {
+            svc.list_layer_versions("a", runtime, None, marker, max)
+                .unwrap()
+                .layers
+                .into_iter()
+                .map(|v| v.layer.version)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(None, None, None), [2, 1]);
+        assert_eq!(versions(Some("nodejs20.x"), None, None), [2]);
+        assert_eq!(versions(None, None, Some(1)), [2]);
+        assert_eq!(versions(None, Some("2"), None), [1]);
+    }
+
+    #[test]
+    fn functions_take_at_most_five_existing_distinct_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        let arns: Vec<String> = (0..6)
+            .map(|i| publish(&svc, &format!("l{i}"), &[("f", b"x")], &[]).layer_version_arn)
+            .collect();
+        let err = create(&svc, "f", arns.clone()).unwrap_err();
+        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("more than 5")), "{err}");
+        let missing = "arn:aws:lambda:us-east-1:000000000000:layer:l0:9".to_owned();
+        let err = create(&svc, "f", vec![missing]).unwrap_err();
+        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("does not exist")), "{err}");
+        let v2 = publish(&svc, "l0", &[("f", b"y")], &[]).layer_version_arn;
+        let err = create(&svc, "f", vec![arns[0].clone(), v2]).unwrap_err();
+        assert!(matches!(err, LambdaError::InvalidParameter(_)));
+        assert!(matches!(
+            create(&svc, "f", vec!["layer:l0:1".into()]),
+            Err(LambdaError::Validation(_))
+        ));
+        let view = create(&svc, "f", arns[..5].to_vec()).unwrap();
+        let got: Vec<&str> = view.config.layers.iter().map(|l| l.arn.as_str()).collect();
+        assert_eq!(got, arns[..5].iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn code_and_layers_together_must_fit_the_unzipped_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        // Two layers of 130 MB of zeros each (small zips): each fits, both do not.
+        let big = |name: &str| {
+            use std::io::Write;
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            w.start_file("zeros", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            let chunk = vec![0u8; 1 << 20];
+            for _ in 0..130 {
+                w.write_all(&chunk).unwrap();
+            }
+            svc.publish_layer_version(PublishLayer {
+                name: name.into(),
+                zip_file: Some(w.finish().unwrap().into_inner()),
+                ..PublishLayer::default()
+            })
+            .unwrap()
+            .layer_version_arn
+        };
+        let (a, b) = (big("a"), big("b"));
+        create(&svc, "one", vec![a.clone()]).unwrap();
+        let err = create(&svc, "two", vec![a.clone(), b.clone()]).unwrap_err();
+        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("combined with layers")), "{err}");
+        wait_for(&svc, "one", FunctionState::Active);
+        let err = svc
+            .update_config("one", UpdateConfig { layers: Some(vec![a, b]), ..UpdateConfig::default() })
+            .unwrap_err();
+        assert!(matches!(err, LambdaError::InvalidParameter(_)));
+    }
+
+    #[test]
+    fn layers_are_extracted_in_order_when_prepared_and_outlive_their_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open(dir.path());
+        let first = publish(&svc, "first", &[("python/m.py", b"1"), ("a", b"a")], &[]);
+        let second = publish(&svc, "second", &[("python/m.py", b"2")], &[]);
+        let arns = vec![first.layer_version_arn.clone(), second.layer_version_arn.clone()];
+        create(&svc, "f", arns).unwrap();
+        wait_for(&svc, "f", FunctionState::Active);
+        let config = svc.get("f", None).unwrap().config;
+        let code = svc.unpacked_code(&config).unwrap();
+        let opt = config.layers_path(&code).unwrap();
+        assert_eq!(std::fs::read(opt.join("python/m.py")).unwrap(), b"2");
+        assert_eq!(std::fs::read(opt.join("a")).unwrap(), b"a");
+
+        // Deleted layer versions: the function's copy stays, and comes back if removed.
+        svc.delete_layer_version("first", 1).unwrap();
+        svc.delete_layer_version("second", 1).unwrap();
+        assert!(opt.is_dir());
+        std::fs::remove_dir_all(&opt).unwrap();
+        assert!(svc.unpacked_code(&config).is_none());
+        svc.ensure_code(&config).unwrap();
+        assert_eq!(std::fs::read(opt.join("python/m.py")).unwrap(), b"2");
+
+        // Without layers, the directory nothing uses goes.
+        svc.update_config("f", UpdateConfig { layers: Some(vec![]), ..UpdateConfig::default() })
+            .unwrap();
+        assert!(!opt.exists());
+        assert!(svc.get("f", None).unwrap().config.layers.is_empty());
+    }
+}
