@@ -261,7 +261,9 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
         | Endpoint::DeleteLayerVersion { .. }
         | Endpoint::AddLayerVersionPermission { .. }
         | Endpoint::RemoveLayerVersionPermission { .. }
-        | Endpoint::GetLayerVersionPolicy { .. } => layers::dispatch(state, req.endpoint, &req.body).await,
+        | Endpoint::GetLayerVersionPolicy { .. } => {
+            layers::dispatch(state, req.endpoint, &req.body).await
+        }
         Endpoint::DownloadCode { name, version } => {
             let zip = blocking(svc, move |s| {
                 let view = s.get(&name, Some(&version))?;

@@ -263,7 +263,9 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
     let m = method.as_str();
     let layer_filter = || LayerFilter {
         runtime: query.get("CompatibleRuntime").filter(|r| !r.is_empty()),
-        architecture: query.get("CompatibleArchitecture").filter(|a| !a.is_empty()),
+        architecture: query
+            .get("CompatibleArchitecture")
+            .filter(|a| !a.is_empty()),
         marker: query.get("Marker").filter(|m| !m.is_empty()),
         max_items: query.get("MaxItems"),
     };
@@ -437,14 +439,23 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                 version: (*version).to_owned(),
             }
         }
-        ("DELETE", ["2018-10-31", "layers", layer, "versions", version, "policy", sid]) => {
-            Endpoint::RemoveLayerVersionPermission {
-                layer: (*layer).to_owned(),
-                version: (*version).to_owned(),
-                statement_id: (*sid).to_owned(),
-                revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
-            }
-        }
+        (
+            "DELETE",
+            [
+                "2018-10-31",
+                "layers",
+                layer,
+                "versions",
+                version,
+                "policy",
+                sid,
+            ],
+        ) => Endpoint::RemoveLayerVersionPermission {
+            layer: (*layer).to_owned(),
+            version: (*version).to_owned(),
+            statement_id: (*sid).to_owned(),
+            revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
+        },
         ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
             name: (*name).to_owned(),
             version: (*version).to_owned(),

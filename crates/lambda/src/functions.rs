@@ -7,7 +7,7 @@ use crate::code::CodePackage;
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
 use crate::records::{
-    EVENT_CONFIGS, FUNCTIONS, LATEST, PROVISIONED, VERSIONS, decode, blobs_of, encode,
+    EVENT_CONFIGS, FUNCTIONS, LATEST, PROVISIONED, VERSIONS, blobs_of, decode, encode,
     is_version_number, needs_preparation, new_revision, now_ms, version_key,
 };
 use crate::validate;

@@ -258,7 +258,10 @@ impl FunctionService {
         let pkg = CodePackage::inspect(zip)?;
         let _w = self.write_guard()?;
         let (mut rec, expect) = match self.inner.store.meta.get(LAYERS, &name)? {
-            Some(doc) => (decode::<LayerRecord>(&doc.value)?, Expect::Version(doc.version)),
+            Some(doc) => (
+                decode::<LayerRecord>(&doc.value)?,
+                Expect::Version(doc.version),
+            ),
             None => (LayerRecord::default(), Expect::Absent),
         };
         rec.last_version += 1;
@@ -509,7 +512,11 @@ impl FunctionService {
         })
     }
 
-    fn commit_layer_version(&self, layer: &LayerVersion, doc_version: u64) -> Result<(), LambdaError> {
+    fn commit_layer_version(
+        &self,
+        layer: &LayerVersion,
+        doc_version: u64,
+    ) -> Result<(), LambdaError> {
         let digest = stratus_store::Digest::from_hex(&layer.digest)
             .ok_or_else(|| LambdaError::Internal(format!("bad layer digest {}", layer.digest)))?;
         self.inner.store.meta.commit(&[Op::put_with_blobs(
@@ -547,9 +554,8 @@ impl FunctionService {
                      in the same function. {arn} is used more than once."
                 )));
             }
-            let missing = || {
-                LambdaError::InvalidParameter(format!("Layer version {arn} does not exist."))
-            };
+            let missing =
+                || LambdaError::InvalidParameter(format!("Layer version {arn} does not exist."));
             if self.layer_arn(&name) != arn.rsplit_once(':').map_or("", |(l, _)| l) {
                 return Err(missing());
             }
@@ -586,8 +592,9 @@ impl FunctionService {
             .layers
             .iter()
             .map(|l| {
-                let d = stratus_store::Digest::from_hex(&l.digest)
-                    .ok_or_else(|| LambdaError::Internal(format!("bad layer digest {}", l.digest)))?;
+                let d = stratus_store::Digest::from_hex(&l.digest).ok_or_else(|| {
+                    LambdaError::Internal(format!("bad layer digest {}", l.digest))
+                })?;
                 Ok(self.inner.store.blobs.get(&d)?)
             })
             .collect::<Result<Vec<Vec<u8>>, LambdaError>>()?;
@@ -599,7 +606,12 @@ impl FunctionService {
     /// The layer directories some function version still uses (for garbage collection).
     pub(crate) fn live_layer_dirs(&self) -> Result<HashSet<String>, LambdaError> {
         let mut live = HashSet::new();
-        for (_, doc) in self.inner.store.meta.list(FUNCTIONS, "", None, usize::MAX)? {
+        for (_, doc) in self
+            .inner
+            .store
+            .meta
+            .list(FUNCTIONS, "", None, usize::MAX)?
+        {
             let rec: crate::model::FunctionRecord = decode(&doc.value)?;
             live.extend(rec.latest.layers_dir_name());
         }
@@ -699,7 +711,12 @@ mod tests {
     use crate::test_support::{open, wait_for};
     use crate::{CreateFunction, FunctionState, UpdateConfig};
 
-    fn publish(svc: &FunctionService, name: &str, files: &[(&str, &[u8])], runtimes: &[&str]) -> LayerVersionView {
+    fn publish(
+        svc: &FunctionService,
+        name: &str,
+        files: &[(&str, &[u8])],
+        runtimes: &[&str],
+    ) -> LayerVersionView {
         svc.publish_layer_version(PublishLayer {
             name: name.into(),
             zip_file: Some(zip_of(files)),
@@ -709,7 +726,11 @@ mod tests {
         .unwrap()
     }
 
-    fn create(svc: &FunctionService, name: &str, layers: Vec<String>) -> Result<crate::FunctionView, LambdaError> {
+    fn create(
+        svc: &FunctionService,
+        name: &str,
+        layers: Vec<String>,
+    ) -> Result<crate::FunctionView, LambdaError> {
         svc.create(CreateFunction {
             name: name.into(),
             runtime: Some("provided.al2".into()),
@@ -729,9 +750,15 @@ mod tests {
         assert_eq!(publish(&svc, "a", &[("x", b"2")], &[]).layer.version, 2);
         let b = publish(&svc, "b", &[("x", b"1")], &[]);
         assert_eq!(b.layer.version, 1);
-        assert_eq!(b.layer_version_arn, "arn:aws:lambda:us-east-1:000000000000:layer:b:1");
+        assert_eq!(
+            b.layer_version_arn,
+            "arn:aws:lambda:us-east-1:000000000000:layer:b:1"
+        );
         svc.delete_layer_version("a", 2).unwrap();
-        assert!(matches!(svc.get_layer_version("a", 2), Err(LambdaError::NotFound(_))));
+        assert!(matches!(
+            svc.get_layer_version("a", 2),
+            Err(LambdaError::NotFound(_))
+        ));
         // Deleting it again is not an error, and its number is not handed out again.
         svc.delete_layer_version("a", 2).unwrap();
         assert_eq!(publish(&svc, "a", &[("x", b"3")], &[]).layer.version, 3);
@@ -739,7 +766,10 @@ mod tests {
         let arn = "arn:aws:lambda:us-east-1:000000000000:layer:a";
         assert_eq!(svc.get_layer_version(arn, 3).unwrap().layer.version, 3);
         assert_eq!(
-            svc.get_layer_version_by_arn(&format!("{arn}:1")).unwrap().layer.version,
+            svc.get_layer_version_by_arn(&format!("{arn}:1"))
+                .unwrap()
+                .layer
+                .version,
             1
         );
         assert!(matches!(
@@ -768,8 +798,14 @@ mod tests {
                 .map(|v| (v.layer.name, v.layer.version))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(latest(None), [("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]);
-        assert_eq!(latest(Some("python3.11")), [("a".into(), 1), ("b".into(), 1)]);
+        assert_eq!(
+            latest(None),
+            [("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]
+        );
+        assert_eq!(
+            latest(Some("python3.11")),
+            [("a".into(), 1), ("b".into(), 1)]
+        );
         let page = svc.list_layers(None, None, None, Some(2)).unwrap();
         assert_eq!(page.layers.len(), 2);
         let rest = svc
@@ -799,10 +835,16 @@ mod tests {
             .map(|i| publish(&svc, &format!("l{i}"), &[("f", b"x")], &[]).layer_version_arn)
             .collect();
         let err = create(&svc, "f", arns.clone()).unwrap_err();
-        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("more than 5")), "{err}");
+        assert!(
+            matches!(&err, LambdaError::InvalidParameter(m) if m.contains("more than 5")),
+            "{err}"
+        );
         let missing = "arn:aws:lambda:us-east-1:000000000000:layer:l0:9".to_owned();
         let err = create(&svc, "f", vec![missing]).unwrap_err();
-        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("does not exist")), "{err}");
+        assert!(
+            matches!(&err, LambdaError::InvalidParameter(m) if m.contains("does not exist")),
+            "{err}"
+        );
         let v2 = publish(&svc, "l0", &[("f", b"y")], &[]).layer_version_arn;
         let err = create(&svc, "f", vec![arns[0].clone(), v2]).unwrap_err();
         assert!(matches!(err, LambdaError::InvalidParameter(_)));
@@ -812,7 +854,10 @@ mod tests {
         ));
         let view = create(&svc, "f", arns[..5].to_vec()).unwrap();
         let got: Vec<&str> = view.config.layers.iter().map(|l| l.arn.as_str()).collect();
-        assert_eq!(got, arns[..5].iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            arns[..5].iter().map(String::as_str).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -840,10 +885,19 @@ mod tests {
         let (a, b) = (big("a"), big("b"));
         create(&svc, "one", vec![a.clone()]).unwrap();
         let err = create(&svc, "two", vec![a.clone(), b.clone()]).unwrap_err();
-        assert!(matches!(&err, LambdaError::InvalidParameter(m) if m.contains("combined with layers")), "{err}");
+        assert!(
+            matches!(&err, LambdaError::InvalidParameter(m) if m.contains("combined with layers")),
+            "{err}"
+        );
         wait_for(&svc, "one", FunctionState::Active);
         let err = svc
-            .update_config("one", UpdateConfig { layers: Some(vec![a, b]), ..UpdateConfig::default() })
+            .update_config(
+                "one",
+                UpdateConfig {
+                    layers: Some(vec![a, b]),
+                    ..UpdateConfig::default()
+                },
+            )
             .unwrap_err();
         assert!(matches!(err, LambdaError::InvalidParameter(_)));
     }
@@ -854,7 +908,10 @@ mod tests {
         let svc = open(dir.path());
         let first = publish(&svc, "first", &[("python/m.py", b"1"), ("a", b"a")], &[]);
         let second = publish(&svc, "second", &[("python/m.py", b"2")], &[]);
-        let arns = vec![first.layer_version_arn.clone(), second.layer_version_arn.clone()];
+        let arns = vec![
+            first.layer_version_arn.clone(),
+            second.layer_version_arn.clone(),
+        ];
         create(&svc, "f", arns).unwrap();
         wait_for(&svc, "f", FunctionState::Active);
         let config = svc.get("f", None).unwrap().config;
@@ -873,8 +930,14 @@ mod tests {
         assert_eq!(std::fs::read(opt.join("python/m.py")).unwrap(), b"2");
 
         // Without layers, the directory nothing uses goes.
-        svc.update_config("f", UpdateConfig { layers: Some(vec![]), ..UpdateConfig::default() })
-            .unwrap();
+        svc.update_config(
+            "f",
+            UpdateConfig {
+                layers: Some(vec![]),
+                ..UpdateConfig::default()
+            },
+        )
+        .unwrap();
         assert!(!opt.exists());
         assert!(svc.get("f", None).unwrap().config.layers.is_empty());
     }

@@ -5,7 +5,7 @@
 use stratus_store::{Expect, Op, Store};
 
 use crate::model::FunctionRecord;
-use crate::records::{FUNCTIONS, decode, blobs_of, encode};
+use crate::records::{FUNCTIONS, blobs_of, decode, encode};
 use crate::{
     CreateFunction, DEFAULT_CONCURRENT_EXECUTIONS, FunctionConfig, FunctionService, FunctionState,
     RuntimeCatalog, RuntimeInfo, RuntimeKind, Scope, ServiceOptions,

@@ -14,7 +14,7 @@ use stratus_store::{Expect, Op, StoreError};
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
 use crate::records::{
-    FUNCTIONS, LATEST, VERSIONS, decode, blobs_of, encode, is_version_number, needs_preparation,
+    FUNCTIONS, LATEST, VERSIONS, blobs_of, decode, encode, is_version_number, needs_preparation,
     new_revision, page_size, version_key,
 };
 use crate::{FunctionConfig, FunctionService, FunctionState, FunctionView, LambdaError, validate};
