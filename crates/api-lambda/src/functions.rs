@@ -13,7 +13,9 @@ use stratus_lambda::{FunctionService, LambdaError};
 use crate::error::ApiError;
 use crate::router::Endpoint;
 use crate::wire::*;
-use crate::{ApiState, Authed, concurrency, event_config, invoke, policy, provisioned, versions};
+use crate::{
+    ApiState, Authed, concurrency, event_config, invoke, layers, policy, provisioned, versions,
+};
 
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
@@ -251,6 +253,17 @@ async fn run(state: &ApiState, req: Authed) -> Result<Response, ApiError> {
             revision_id,
         } => policy::remove(state, name, statement_id, qualifier, revision_id).await,
         Endpoint::GetPolicy { name, qualifier } => policy::get(state, name, qualifier).await,
+        Endpoint::PublishLayerVersion { .. }
+        | Endpoint::ListLayerVersions { .. }
+        | Endpoint::ListLayers { .. }
+        | Endpoint::GetLayerVersion { .. }
+        | Endpoint::GetLayerVersionByArn { .. }
+        | Endpoint::DeleteLayerVersion { .. }
+        | Endpoint::AddLayerVersionPermission { .. }
+        | Endpoint::RemoveLayerVersionPermission { .. }
+        | Endpoint::GetLayerVersionPolicy { .. } => {
+            layers::dispatch(state, req.endpoint, &req.body).await
+        }
         Endpoint::DownloadCode { name, version } => {
             let zip = blocking(svc, move |s| {
                 let view = s.get(&name, Some(&version))?;

@@ -16,6 +16,7 @@ pub mod error;
 mod event_config;
 mod functions;
 mod invoke;
+mod layers;
 mod permission;
 mod policy;
 mod presign;

@@ -13,6 +13,8 @@ pub(crate) fn access(endpoint: &Endpoint, body: &[u8], scope: &Scope) -> Option<
     let action = match endpoint {
         Endpoint::DownloadCode { .. } => return None,
         Endpoint::Invoke { .. } => "lambda:InvokeFunction".to_owned(),
+        // The same permission reads a layer version however it is named.
+        Endpoint::GetLayerVersionByArn { .. } => "lambda:GetLayerVersion".to_owned(),
         e => format!("lambda:{}", e.name()),
     };
     let function = |name: &str, qualifier: Option<&String>| -> String {
@@ -25,8 +27,36 @@ pub(crate) fn access(endpoint: &Endpoint, body: &[u8], scope: &Scope) -> Option<
             Err(_) => scope.function_arn(name),
         }
     };
+    // A layer named by its ARN stays that ARN; a name becomes this account's layer ARN.
+    let layer = |layer: &str| -> String {
+        if layer.starts_with("arn:") {
+            layer.to_owned()
+        } else {
+            format!(
+                "arn:aws:lambda:{}:{}:layer:{layer}",
+                scope.region, scope.account_id
+            )
+        }
+    };
     let resource = match endpoint {
-        Endpoint::ListFunctions { .. } | Endpoint::GetAccountSettings => "*".to_owned(),
+        // As AWS's service authorization reference lists them: the listings are on `*`.
+        Endpoint::ListFunctions { .. }
+        | Endpoint::GetAccountSettings
+        | Endpoint::ListLayers { .. }
+        | Endpoint::ListLayerVersions { .. } => "*".to_owned(),
+        Endpoint::PublishLayerVersion { layer: l } => layer(l),
+        Endpoint::GetLayerVersionByArn { arn } => arn.clone(),
+        Endpoint::GetLayerVersion { layer: l, version }
+        | Endpoint::DeleteLayerVersion { layer: l, version }
+        | Endpoint::AddLayerVersionPermission {
+            layer: l, version, ..
+        }
+        | Endpoint::RemoveLayerVersionPermission {
+            layer: l, version, ..
+        }
+        | Endpoint::GetLayerVersionPolicy { layer: l, version } => {
+            format!("{}:{version}", layer(l))
+        }
         Endpoint::CreateFunction => {
             let name = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()

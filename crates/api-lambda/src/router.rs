@@ -114,11 +114,56 @@ pub enum Endpoint {
         name: String,
         qualifier: Option<String>,
     },
+    PublishLayerVersion {
+        layer: String,
+    },
+    ListLayerVersions {
+        layer: String,
+        filter: LayerFilter,
+    },
+    ListLayers {
+        filter: LayerFilter,
+    },
+    GetLayerVersion {
+        layer: String,
+        version: String,
+    },
+    GetLayerVersionByArn {
+        arn: String,
+    },
+    DeleteLayerVersion {
+        layer: String,
+        version: String,
+    },
+    AddLayerVersionPermission {
+        layer: String,
+        version: String,
+        revision_id: Option<String>,
+    },
+    RemoveLayerVersionPermission {
+        layer: String,
+        version: String,
+        statement_id: String,
+        revision_id: Option<String>,
+    },
+    GetLayerVersionPolicy {
+        layer: String,
+        version: String,
+    },
     /// Stratus's own: the zip behind GetFunction's `Code.Location` (a presigned URL).
     DownloadCode {
         name: String,
         version: String,
     },
+}
+
+/// ListLayers' and ListLayerVersions' query: filters and page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerFilter {
+    pub runtime: Option<String>,
+    pub architecture: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<String>,
 }
 
 impl Endpoint {
@@ -163,6 +208,15 @@ impl Endpoint {
             Endpoint::AddPermission { .. } => "AddPermission",
             Endpoint::RemovePermission { .. } => "RemovePermission",
             Endpoint::GetPolicy { .. } => "GetPolicy",
+            Endpoint::PublishLayerVersion { .. } => "PublishLayerVersion",
+            Endpoint::ListLayerVersions { .. } => "ListLayerVersions",
+            Endpoint::ListLayers { .. } => "ListLayers",
+            Endpoint::GetLayerVersion { .. } => "GetLayerVersion",
+            Endpoint::GetLayerVersionByArn { .. } => "GetLayerVersionByArn",
+            Endpoint::DeleteLayerVersion { .. } => "DeleteLayerVersion",
+            Endpoint::AddLayerVersionPermission { .. } => "AddLayerVersionPermission",
+            Endpoint::RemoveLayerVersionPermission { .. } => "RemoveLayerVersionPermission",
+            Endpoint::GetLayerVersionPolicy { .. } => "GetLayerVersionPolicy",
             Endpoint::DownloadCode { .. } => "DownloadCode",
         }
     }
@@ -207,6 +261,14 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let qualifier = || query.get("Qualifier").filter(|q| !q.is_empty());
     let m = method.as_str();
+    let layer_filter = || LayerFilter {
+        runtime: query.get("CompatibleRuntime").filter(|r| !r.is_empty()),
+        architecture: query
+            .get("CompatibleArchitecture")
+            .filter(|a| !a.is_empty()),
+        marker: query.get("Marker").filter(|m| !m.is_empty()),
+        max_items: query.get("MaxItems"),
+    };
     let ep = match (m, segs.as_slice()) {
         ("POST", ["2015-03-31", "functions"]) => Endpoint::CreateFunction,
         ("GET", ["2015-03-31", "functions"]) => Endpoint::ListFunctions {
@@ -337,6 +399,63 @@ pub fn parse(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                 revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
             }
         }
+        ("POST", ["2018-10-31", "layers", layer, "versions"]) => Endpoint::PublishLayerVersion {
+            layer: (*layer).to_owned(),
+        },
+        ("GET", ["2018-10-31", "layers", layer, "versions"]) => Endpoint::ListLayerVersions {
+            layer: (*layer).to_owned(),
+            filter: layer_filter(),
+        },
+        ("GET", ["2018-10-31", "layers"]) => match query.get("find").as_deref() {
+            Some("LayerVersion") => Endpoint::GetLayerVersionByArn {
+                arn: query.get("Arn").unwrap_or_default(),
+            },
+            _ => Endpoint::ListLayers {
+                filter: layer_filter(),
+            },
+        },
+        ("GET", ["2018-10-31", "layers", layer, "versions", version]) => {
+            Endpoint::GetLayerVersion {
+                layer: (*layer).to_owned(),
+                version: (*version).to_owned(),
+            }
+        }
+        ("DELETE", ["2018-10-31", "layers", layer, "versions", version]) => {
+            Endpoint::DeleteLayerVersion {
+                layer: (*layer).to_owned(),
+                version: (*version).to_owned(),
+            }
+        }
+        ("POST", ["2018-10-31", "layers", layer, "versions", version, "policy"]) => {
+            Endpoint::AddLayerVersionPermission {
+                layer: (*layer).to_owned(),
+                version: (*version).to_owned(),
+                revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
+            }
+        }
+        ("GET", ["2018-10-31", "layers", layer, "versions", version, "policy"]) => {
+            Endpoint::GetLayerVersionPolicy {
+                layer: (*layer).to_owned(),
+                version: (*version).to_owned(),
+            }
+        }
+        (
+            "DELETE",
+            [
+                "2018-10-31",
+                "layers",
+                layer,
+                "versions",
+                version,
+                "policy",
+                sid,
+            ],
+        ) => Endpoint::RemoveLayerVersionPermission {
+            layer: (*layer).to_owned(),
+            version: (*version).to_owned(),
+            statement_id: (*sid).to_owned(),
+            revision_id: query.get("RevisionId").filter(|r| !r.is_empty()),
+        },
         ("GET", ["_stratus", "code", name, version]) => Endpoint::DownloadCode {
             name: (*name).to_owned(),
             version: (*version).to_owned(),

@@ -12,7 +12,7 @@ use stratus_lambda::{
 use crate::error::ApiError;
 
 /// A `Blob` member: base64 in JSON.
-fn decode_blob(b64: Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
+pub(crate) fn decode_blob(b64: Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
     b64.map(|s| {
         base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
@@ -95,6 +95,8 @@ pub struct CreateFunctionIn {
     pub dead_letter_config: Option<DeadLetterConfigIn>,
     #[serde(default)]
     pub logging_config: Option<LoggingConfigIn>,
+    #[serde(default)]
+    pub layers: Option<Vec<String>>,
 }
 
 fn unsupported_source(s3: bool, image: bool) -> Option<&'static str> {
@@ -133,6 +135,7 @@ impl CreateFunctionIn {
             dead_letter_target: self.dead_letter_config.and_then(|d| d.target_arn),
             log_format: logging.log_format,
             log_group: logging.log_group,
+            layers: self.layers,
         })
     }
 }
@@ -180,6 +183,7 @@ pub struct UpdateConfigIn {
     pub tracing_config: Option<TracingConfigIn>,
     pub dead_letter_config: Option<DeadLetterConfigIn>,
     pub logging_config: Option<LoggingConfigIn>,
+    pub layers: Option<Vec<String>>,
     pub revision_id: Option<String>,
 }
 
@@ -202,6 +206,7 @@ impl UpdateConfigIn {
                 .map(|d| d.target_arn.unwrap_or_default()),
             log_format: logging.log_format,
             log_group: logging.log_group,
+            layers: self.layers,
             revision_id: self.revision_id,
         }
     }
@@ -291,6 +296,16 @@ pub struct FunctionConfigurationOut {
     pub ephemeral_storage: SizeOut,
     pub snap_start: SnapStartOut,
     pub logging_config: LoggingOut,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerOut>,
+}
+
+/// `Layer`, in a function's configuration.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerOut {
+    pub arn: String,
+    pub code_size: u64,
 }
 
 /// Lambda's timestamp form: `2024-05-01T12:34:56.789+0000`.
@@ -350,6 +365,14 @@ impl FunctionConfigurationOut {
                 log_format: c.log_format.clone(),
                 log_group: c.log_group.clone(),
             },
+            layers: c
+                .layers
+                .iter()
+                .map(|l| LayerOut {
+                    arn: l.arn.clone(),
+                    code_size: l.code_size,
+                })
+                .collect(),
         }
     }
 }

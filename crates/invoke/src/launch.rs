@@ -237,6 +237,18 @@ pub fn plan(
         source: code_path.to_owned(),
         target: PathBuf::from("/var/task"),
     }];
+    // The function's layers, extracted in order into one directory when the function was
+    // prepared, are its `/opt` (read-only, as every bind). The runtimes look there as
+    // Lambda's do: the Python bootstrap puts `/opt/python` (and its site-packages) on
+    // `sys.path` when it loads the function, so a zygote started before the function was
+    // known finds them too; Node's bootstrap sets `NODE_PATH`; `PATH` and
+    // `LD_LIBRARY_PATH` name `/opt/bin` and `/opt/lib` by default.
+    if let Some(opt) = config.layers_path(code_path) {
+        binds.push(Bind {
+            source: opt,
+            target: PathBuf::from("/opt"),
+        });
+    }
     let (argv, runtime_binds) = program(runtime, ctx);
     binds.extend(runtime_binds);
     let log_group = config.log_group.clone();
@@ -369,6 +381,59 @@ mod tests {
         );
         // A second start finds everything in place and is just as happy.
         install_bootstraps(dir.path(), &[python.to_owned()]).expect("reinstall");
+    }
+
+    #[test]
+    fn layers_are_bound_read_only_at_opt_from_beside_the_code() {
+        let layer = |arn: &str, digest: char| stratus_lambda::FunctionLayer {
+            arn: arn.into(),
+            code_size: 1,
+            unzipped_size: 1,
+            digest: digest.to_string().repeat(64),
+        };
+        let mut config: FunctionConfig = serde_json::from_value(serde_json::json!({
+            "name": "f", "version": "$LATEST", "package_type": "Zip",
+            "runtime": "provided.al2", "handler": "h", "role": "r", "description": "",
+            "timeout": 3, "memory_size": 128, "ephemeral_storage": 512,
+            "architectures": ["x86_64"], "environment": null, "tracing_mode": "PassThrough",
+            "dead_letter_target": null, "log_format": "Text", "log_group": "/aws/lambda/f",
+            "code_digest": "0".repeat(64), "code_sha256": "", "code_size": 1,
+            "last_modified_ms": 0, "revision_id": "r", "state": "Active",
+            "state_reason": null, "state_reason_code": null, "last_update_status": null,
+            "last_update_status_reason": null, "last_update_status_reason_code": null,
+        }))
+        .expect("config");
+        let catalog = RuntimeCatalog::from_runtimes(vec![RuntimeInfo {
+            id: "provided.al2".into(),
+            kind: RuntimeKind::Provided,
+            interpreter: None,
+        }]);
+        let ctx = LaunchContext {
+            region: "us-east-1".into(),
+            runtime_dir: PathBuf::from("/rt"),
+            access_key_id: "a".into(),
+            secret_access_key: "s".into(),
+            session_token: "t".into(),
+            roles: None,
+        };
+        let code = Path::new("/data/code").join(&config.code_digest);
+        let opt_binds = |config: &FunctionConfig| {
+            let plan = plan("e1", config, &code, &catalog, &ctx, "on-demand").expect("plan");
+            plan.spec
+                .binds
+                .into_iter()
+                .filter(|b| b.target == Path::new("/opt"))
+                .map(|b| b.source)
+                .collect::<Vec<_>>()
+        };
+        assert!(opt_binds(&config).is_empty());
+        config.layers = vec![layer("l:1", 'a'), layer("m:1", 'b')];
+        let ab = opt_binds(&config);
+        assert_eq!(ab.len(), 1);
+        assert_eq!(ab[0].parent(), Some(Path::new("/data/code")));
+        // Another order is another directory: later layers win, so order matters.
+        config.layers.reverse();
+        assert_ne!(opt_binds(&config), ab);
     }
 
     #[test]

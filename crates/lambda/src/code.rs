@@ -75,16 +75,28 @@ impl CodePackage {
 /// The directory appears atomically (unpacked beside it, then renamed), so a reader never
 /// sees half a package and a crash leaves only a temporary directory to sweep.
 pub fn unpack(zip: &[u8], digest_hex: &str, root: &Path) -> Result<PathBuf, LambdaError> {
-    let dest = root.join(digest_hex);
+    unpack_all(&[zip], digest_hex, root)
+}
+
+/// Unpacks `zips` one over the other, in order, into `root/<name>` unless it is there
+/// already: a later zip's file replaces an earlier one's at the same path, as Lambda
+/// extracts a function's layers into `/opt`. Atomic as [`unpack`] is.
+pub fn unpack_all(zips: &[&[u8]], name: &str, root: &Path) -> Result<PathBuf, LambdaError> {
+    let dest = root.join(name);
     if dest.is_dir() {
         return Ok(dest);
     }
     let io = |e: std::io::Error| LambdaError::Internal(format!("unpacking code: {e}"));
     std::fs::create_dir_all(root).map_err(io)?;
-    let tmp = root.join(format!(".tmp-{digest_hex}-{}", uuid::Uuid::new_v4()));
-    let result = zip::ZipArchive::new(Cursor::new(zip))
-        .and_then(|mut a| a.extract(&tmp))
-        .map_err(|e| LambdaError::InvalidParameter(format!("{INVALID_ZIP} ({e})")))
+    let tmp = root.join(format!(".tmp-{name}-{}", uuid::Uuid::new_v4()));
+    let result = zips
+        .iter()
+        .try_for_each(|zip| {
+            zip::ZipArchive::new(Cursor::new(zip))
+                .and_then(|mut a| a.extract(&tmp))
+                .map_err(|e| LambdaError::InvalidParameter(format!("{INVALID_ZIP} ({e})")))
+        })
+        .and_then(|()| std::fs::create_dir_all(&tmp).map_err(io))
         .and_then(|()| make_readable(&tmp).map_err(io))
         .and_then(|()| match std::fs::rename(&tmp, &dest) {
             Ok(()) => Ok(()),
@@ -214,6 +226,19 @@ pub(crate) mod tests {
             .permissions()
             .mode();
         assert_eq!(f & 0o444, 0o444);
+    }
+
+    #[test]
+    fn later_zips_overwrite_earlier_ones_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = zip_of(&[("python/m.py", b"V = 1\n"), ("only-first", b"1")]);
+        let second = zip_of(&[("python/m.py", b"V = 2\n"), ("only-second", b"2")]);
+        let p = unpack_all(&[&first, &second], "opt-x", dir.path()).unwrap();
+        assert_eq!(std::fs::read(p.join("python/m.py")).unwrap(), b"V = 2\n");
+        assert_eq!(std::fs::read(p.join("only-first")).unwrap(), b"1");
+        assert_eq!(std::fs::read(p.join("only-second")).unwrap(), b"2");
+        let q = unpack_all(&[&second, &first], "opt-y", dir.path()).unwrap();
+        assert_eq!(std::fs::read(q.join("python/m.py")).unwrap(), b"V = 1\n");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use stratus_store::{Expect, Op};
 use crate::LambdaError;
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::records::{FUNCTIONS, digest_of, encode};
+use crate::records::{FUNCTIONS, blobs_of, encode};
 use crate::service::FunctionService;
 
 /// Lambda keeps at least this much of the account's concurrency unreserved.
@@ -121,7 +121,7 @@ impl FunctionService {
             FUNCTIONS,
             &rec.latest.name,
             encode(rec)?,
-            vec![digest_of(&rec.latest)?],
+            blobs_of(&rec.latest)?,
             Expect::Version(version),
         )])?;
         Ok(())

@@ -7,7 +7,7 @@ use crate::code::CodePackage;
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
 use crate::records::{
-    EVENT_CONFIGS, FUNCTIONS, LATEST, PROVISIONED, VERSIONS, decode, digest_of, encode,
+    EVENT_CONFIGS, FUNCTIONS, LATEST, PROVISIONED, VERSIONS, blobs_of, decode, encode,
     is_version_number, needs_preparation, new_revision, now_ms, version_key,
 };
 use crate::validate;
@@ -98,6 +98,10 @@ impl FunctionService {
             ));
         };
         let pkg = CodePackage::inspect(zip)?;
+        let layers = self.resolve_layers(
+            input.layers.as_deref().unwrap_or_default(),
+            pkg.unzipped_size,
+        )?;
 
         let now = now_ms();
         let latest = FunctionConfig {
@@ -130,6 +134,8 @@ impl FunctionService {
             last_update_status: None,
             last_update_status_reason: None,
             last_update_status_reason_code: None,
+            layers,
+            code_unzipped_size: pkg.unzipped_size,
         };
         let mut rec = FunctionRecord {
             latest,
@@ -147,7 +153,7 @@ impl FunctionService {
                 VERSIONS,
                 &version_key(&r.name, rec.last_published),
                 encode(&v)?,
-                vec![digest_of(&v)?],
+                blobs_of(&v)?,
                 Expect::Absent,
             ));
             published = Some(v);
@@ -158,7 +164,7 @@ impl FunctionService {
                 FUNCTIONS,
                 &r.name,
                 encode(&rec)?,
-                vec![digest_of(&rec.latest)?],
+                blobs_of(&rec.latest)?,
                 Expect::Absent,
             ),
         );
@@ -306,7 +312,7 @@ impl FunctionService {
                 VERSIONS,
                 &version_key(&name, rec.last_published),
                 encode(&v)?,
-                vec![digest_of(&v)?],
+                blobs_of(&v)?,
                 Expect::Absent,
             ));
             published = Some(v);
@@ -317,7 +323,7 @@ impl FunctionService {
                 FUNCTIONS,
                 &name,
                 encode(&rec)?,
-                vec![digest_of(&rec.latest)?],
+                blobs_of(&rec.latest)?,
                 Expect::Version(doc_version),
             ),
         );
@@ -361,7 +367,18 @@ impl FunctionService {
             validate::architectures(arch)?;
         }
         let pkg = CodePackage::inspect(zip)?;
+        // The new code must still fit beside the function's layers.
+        let layers_unzipped: u64 = rec.latest.layers.iter().map(|l| l.unzipped_size).sum();
+        if pkg.unzipped_size + layers_unzipped > crate::MAX_UNZIPPED_BYTES {
+            return Err(LambdaError::InvalidParameter(format!(
+                "Function code combined with layers exceeds the maximum allowed size of {} bytes. \
+                 The actual size is {} bytes.",
+                crate::MAX_UNZIPPED_BYTES,
+                pkg.unzipped_size + layers_unzipped
+            )));
+        }
         let latest = &mut rec.latest;
+        latest.code_unzipped_size = pkg.unzipped_size;
         if let Some(arch) = input.architectures {
             latest.architectures = arch;
         }
@@ -431,12 +448,26 @@ impl FunctionService {
         if let Some(g) = input.log_group {
             c.log_group = g;
         }
+        // New layers must be extracted before an environment can use them: the preparation
+        // worker does it, as it unpacks new code.
+        let mut layers_changed = false;
+        if let Some(arns) = input.layers {
+            let layers = self.resolve_layers(&arns, c.code_unzipped_size)?;
+            layers_changed = layers != c.layers;
+            c.layers = layers;
+        }
         c.last_modified_ms = now_ms();
         c.revision_id = new_revision();
-        // Nothing to prepare for a configuration change: it is in effect at once.
-        c.last_update_status = Some(LastUpdateStatus::Successful);
-        c.last_update_status_reason = None;
-        c.last_update_status_reason_code = None;
+        if layers_changed && c.layers_dir_name().is_some() {
+            c.last_update_status = Some(LastUpdateStatus::InProgress);
+            c.last_update_status_reason = Some("The function is being updated.".into());
+            c.last_update_status_reason_code = Some("Updating".into());
+        } else {
+            // Nothing to prepare for a configuration change: it is in effect at once.
+            c.last_update_status = Some(LastUpdateStatus::Successful);
+            c.last_update_status_reason = None;
+            c.last_update_status_reason_code = None;
+        }
         self.commit_update(rec, doc_version, false, None)
     }
 
@@ -531,6 +562,7 @@ impl FunctionService {
             .referenced_blobs()?
             .iter()
             .map(Digest::to_hex)
+            .chain(self.live_layer_dirs()?)
             .collect();
         if let Ok(rd) = std::fs::read_dir(&self.inner.opts.code_dir) {
             for entry in rd.flatten() {

@@ -13,7 +13,7 @@
 //! module uses one that uses it:
 //!
 //! ```text
-//! operations   functions  preparation  versions  aliases  tags  account
+//! operations   functions  preparation  versions  aliases  tags  account  layers
 //!              concurrency  provisioned  event_config  permissions
 //!                   │ (each adds an `impl FunctionService` block)
 //!                   ▼
@@ -42,6 +42,7 @@ mod concurrency;
 mod error;
 mod event_config;
 mod functions;
+mod layers;
 mod model;
 mod names;
 mod permissions;
@@ -63,9 +64,13 @@ pub use error::LambdaError;
 pub use event_config::{
     DEFAULT_MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_RETRIES, EventInvokeConfig, EventInvokeConfigInput,
 };
+pub use layers::{
+    LayerPolicy, LayerStatement, LayerVersion, LayerVersionView, LayersPage, MAX_LAYERS,
+    PublishLayer,
+};
 pub use model::{
-    AccountSettings, CreateFunction, FunctionConfig, FunctionState, FunctionView, LastUpdateStatus,
-    ListPage, UpdateCode, UpdateConfig,
+    AccountSettings, CreateFunction, FunctionConfig, FunctionLayer, FunctionState, FunctionView,
+    LastUpdateStatus, ListPage, UpdateCode, UpdateConfig,
 };
 pub use names::{FunctionRef, Scope};
 pub use permissions::{

@@ -77,6 +77,50 @@ pub struct FunctionConfig {
     pub last_update_status: Option<LastUpdateStatus>,
     pub last_update_status_reason: Option<String>,
     pub last_update_status_reason_code: Option<String>,
+    /// The function's layers, in extraction order (a later layer's files win), each as it
+    /// was when the function named it: a deleted layer version keeps running here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<FunctionLayer>,
+    /// The unzipped size of the code alone, counted with the layers against Lambda's
+    /// 250 MB limit (0 in records written before layers existed).
+    #[serde(default)]
+    pub code_unzipped_size: u64,
+}
+
+/// One layer version a function uses. Field names are the storage format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionLayer {
+    /// The layer version's ARN, `arn:aws:lambda:<region>:<account>:layer:<name>:<version>`.
+    pub arn: String,
+    pub code_size: u64,
+    pub unzipped_size: u64,
+    /// Hex SHA-256 of the layer's zip: the blob that holds it.
+    pub digest: String,
+}
+
+impl FunctionConfig {
+    /// The name, beside the unpacked code packages, of the directory holding this
+    /// configuration's layers extracted in order (`None` without layers). One directory per
+    /// distinct ordered list of layer versions, shared by every function using that list.
+    pub fn layers_dir_name(&self) -> Option<String> {
+        use sha2::Digest as _;
+        if self.layers.is_empty() {
+            return None;
+        }
+        let mut h = sha2::Sha256::new();
+        for l in &self.layers {
+            h.update(l.digest.as_bytes());
+            h.update(b"\n");
+        }
+        Some(format!("opt-{}", hex::encode(h.finalize())))
+    }
+
+    /// Where this configuration's layers are extracted, given where its code is unpacked
+    /// (both live in the service's code directory), or `None` without layers.
+    pub fn layers_path(&self, code_path: &std::path::Path) -> Option<std::path::PathBuf> {
+        let name = self.layers_dir_name()?;
+        Some(code_path.parent()?.join(name))
+    }
 }
 
 /// What a read of one function returns: the configuration of the version asked for, plus the
@@ -114,6 +158,8 @@ pub struct CreateFunction {
     pub dead_letter_target: Option<String>,
     pub log_format: Option<String>,
     pub log_group: Option<String>,
+    /// Layer version ARNs, in extraction order.
+    pub layers: Option<Vec<String>>,
 }
 
 /// UpdateFunctionCode's input.
@@ -144,6 +190,8 @@ pub struct UpdateConfig {
     pub dead_letter_target: Option<String>,
     pub log_format: Option<String>,
     pub log_group: Option<String>,
+    /// `Some(arns)` replaces the layers; an empty list removes them.
+    pub layers: Option<Vec<String>>,
     pub revision_id: Option<String>,
 }
 

@@ -24,7 +24,7 @@ use stratus_store::{Expect, Op, StoreError};
 
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::records::{FUNCTIONS, LATEST, digest_of, encode, is_version_number, new_revision};
+use crate::records::{FUNCTIONS, LATEST, blobs_of, encode, is_version_number, new_revision};
 use crate::{FunctionService, LambdaError, validate};
 
 /// Lambda's limit on the size of one resource-based policy document.
@@ -412,7 +412,7 @@ impl FunctionService {
                 FUNCTIONS,
                 &r.name,
                 encode(&rec)?,
-                vec![digest_of(&rec.latest)?],
+                blobs_of(&rec.latest)?,
                 Expect::Version(doc_version),
             );
             match self.inner.store.meta.commit(&[op]) {
@@ -586,7 +586,7 @@ impl FunctionService {
             FUNCTIONS,
             function,
             encode(&rec)?,
-            vec![digest_of(&rec.latest)?],
+            blobs_of(&rec.latest)?,
             Expect::Version(doc_version),
         )))
     }

@@ -8,7 +8,7 @@ use stratus_store::{Expect, Op};
 
 use crate::code;
 use crate::records::{
-    FUNCTIONS, VERSIONS, decode, digest_of, encode, needs_preparation, new_revision,
+    FUNCTIONS, VERSIONS, blobs_of, decode, digest_of, encode, needs_preparation, new_revision,
 };
 use crate::{FunctionConfig, FunctionService, FunctionState, LambdaError, LastUpdateStatus};
 
@@ -24,7 +24,8 @@ impl FunctionService {
             }
             let digest = digest_of(&rec.latest)?;
             let zip = self.inner.store.blobs.get(&digest)?;
-            let outcome = code::unpack(&zip, &digest.to_hex(), &self.inner.opts.code_dir);
+            let outcome = code::unpack(&zip, &digest.to_hex(), &self.inner.opts.code_dir)
+                .and_then(|_| self.unpack_layers(&rec.latest));
             let ok = outcome.is_ok();
             if let Err(e) = &outcome {
                 tracing::error!(function = %name, error = %e, "unpacking code failed");
@@ -34,7 +35,7 @@ impl FunctionService {
                 FUNCTIONS,
                 name,
                 encode(&rec)?,
-                vec![digest],
+                blobs_of(&rec.latest)?,
                 Expect::Version(doc_version),
             )];
             for (key, doc) in
@@ -44,13 +45,16 @@ impl FunctionService {
                     .list(VERSIONS, &format!("{name}/"), None, usize::MAX)?
             {
                 let mut v: FunctionConfig = decode(&doc.value)?;
-                if v.state == FunctionState::Pending && v.code_digest == rec.latest.code_digest {
+                if v.state == FunctionState::Pending
+                    && v.code_digest == rec.latest.code_digest
+                    && v.layers == rec.latest.layers
+                {
                     mark_prepared(&mut v, ok);
                     ops.push(Op::put_with_blobs(
                         VERSIONS,
                         &key,
                         encode(&v)?,
-                        vec![digest],
+                        blobs_of(&v)?,
                         Expect::Version(doc.version),
                     ));
                 }
@@ -69,10 +73,13 @@ impl FunctionService {
         self.inner.opts.code_dir.join(&config.code_digest)
     }
 
-    /// The unpacked code of `config` if it is there now (one `stat`, no unpacking).
+    /// The unpacked code of `config` if it is there now, with its layers' directory if it
+    /// has layers (a `stat` or two, no unpacking). The layers are found beside the code:
+    /// [`FunctionConfig::layers_path`].
     pub fn unpacked_code(&self, config: &FunctionConfig) -> Option<PathBuf> {
         let path = self.code_path(config);
-        path.is_dir().then_some(path)
+        let layers_ready = config.layers_path(&path).is_none_or(|l| l.is_dir());
+        (layers_ready && path.is_dir()).then_some(path)
     }
 
     /// The unpacked code of `config`, unpacking it again if the derived copy is gone.
@@ -81,7 +88,9 @@ impl FunctionService {
             return Ok(path);
         }
         let zip = self.code_zip(config)?;
-        code::unpack(&zip, &config.code_digest, &self.inner.opts.code_dir)
+        let path = code::unpack(&zip, &config.code_digest, &self.inner.opts.code_dir)?;
+        self.unpack_layers(config)?;
+        Ok(path)
     }
 
     /// The zip of a function version, for GetFunction's download location.

@@ -11,6 +11,9 @@
 //! * `lambda.aliases/<name>/<alias>`: an alias (see `aliases.rs`).
 //! * `lambda.provisioned/<name>/<qualifier>`: a provisioned concurrency configuration.
 //! * `lambda.event-invoke-configs/<name>/<qualifier>`: asynchronous invocation settings.
+//! * `lambda.layers/<layer>`: the highest version number a layer ever had (never reused).
+//! * `lambda.layer-versions/<layer>/<version as 10 digits>`: a layer version, referencing
+//!   its zip blob; function configurations using it reference that blob too.
 //!
 //! Records are stored as JSON ([`encode`], [`decode`]); their field names are the storage format.
 
@@ -25,6 +28,8 @@ pub(crate) const VERSIONS: &str = "lambda.versions";
 pub(crate) const ALIASES: &str = "lambda.aliases";
 pub(crate) const PROVISIONED: &str = "lambda.provisioned";
 pub(crate) const EVENT_CONFIGS: &str = "lambda.event-invoke-configs";
+pub(crate) const LAYERS: &str = "lambda.layers";
+pub(crate) const LAYER_VERSIONS: &str = "lambda.layer-versions";
 
 /// The qualifier of a function's unpublished, editable configuration.
 pub(crate) const LATEST: &str = "$LATEST";
@@ -50,6 +55,20 @@ pub(crate) fn version_key(name: &str, version: u32) -> String {
 pub(crate) fn digest_of(config: &FunctionConfig) -> Result<Digest, LambdaError> {
     Digest::from_hex(&config.code_digest)
         .ok_or_else(|| LambdaError::Internal(format!("bad code digest {}", config.code_digest)))
+}
+
+/// Every blob a configuration references: its code package and its layers' zips, so a
+/// layer version's zip lives on while any function version uses it, even once deleted.
+pub(crate) fn blobs_of(config: &FunctionConfig) -> Result<Vec<Digest>, LambdaError> {
+    let mut out = vec![digest_of(config)?];
+    for l in &config.layers {
+        let d = Digest::from_hex(&l.digest)
+            .ok_or_else(|| LambdaError::Internal(format!("bad layer digest {}", l.digest)))?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
 }
 
 /// True for a published version number (as opposed to `$LATEST` or an alias name).

@@ -7,7 +7,7 @@ use stratus_store::{Expect, Op};
 
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
-use crate::records::{FUNCTIONS, digest_of, encode};
+use crate::records::{FUNCTIONS, blobs_of, encode};
 use crate::{FunctionService, LambdaError, validate};
 
 impl FunctionService {
@@ -50,7 +50,7 @@ impl FunctionService {
             FUNCTIONS,
             &rec.latest.name,
             encode(rec)?,
-            vec![digest_of(&rec.latest)?],
+            blobs_of(&rec.latest)?,
             Expect::Version(doc_version),
         )])?;
         Ok(())

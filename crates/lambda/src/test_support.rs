@@ -5,7 +5,7 @@
 use stratus_store::{Expect, Op, Store};
 
 use crate::model::FunctionRecord;
-use crate::records::{FUNCTIONS, decode, digest_of, encode};
+use crate::records::{FUNCTIONS, blobs_of, decode, encode};
 use crate::{
     CreateFunction, DEFAULT_CONCURRENT_EXECUTIONS, FunctionConfig, FunctionService, FunctionState,
     RuntimeCatalog, RuntimeInfo, RuntimeKind, Scope, ServiceOptions,
@@ -55,7 +55,7 @@ pub fn edit_latest(store: &Store, name: &str, f: impl FnOnce(&mut FunctionConfig
             FUNCTIONS,
             name,
             encode(&rec).unwrap(),
-            vec![digest_of(&rec.latest).unwrap()],
+            blobs_of(&rec.latest).unwrap(),
             Expect::Version(doc.version),
         )])
         .unwrap();

@@ -14,7 +14,7 @@ use stratus_store::{Expect, Op, StoreError};
 use crate::model::FunctionRecord;
 use crate::names::FunctionRef;
 use crate::records::{
-    FUNCTIONS, LATEST, VERSIONS, decode, digest_of, encode, is_version_number, needs_preparation,
+    FUNCTIONS, LATEST, VERSIONS, blobs_of, decode, encode, is_version_number, needs_preparation,
     new_revision, page_size, version_key,
 };
 use crate::{FunctionConfig, FunctionService, FunctionState, FunctionView, LambdaError, validate};
@@ -145,14 +145,14 @@ impl FunctionService {
                 FUNCTIONS,
                 &r.name,
                 encode(&rec)?,
-                vec![digest_of(&rec.latest)?],
+                blobs_of(&rec.latest)?,
                 Expect::Version(doc_version),
             ),
             Op::put_with_blobs(
                 VERSIONS,
                 &version_key(&r.name, rec.last_published),
                 encode(&v)?,
-                vec![digest_of(&v)?],
+                blobs_of(&v)?,
                 Expect::Absent,
             ),
         ];
@@ -277,6 +277,8 @@ mod tests {
             last_update_status: None,
             last_update_status_reason: None,
             last_update_status_reason_code: None,
+            layers: Vec::new(),
+            code_unzipped_size: 0,
         }
     }
 
