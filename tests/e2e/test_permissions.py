@@ -233,3 +233,10 @@ def test_a_function_can_do_what_its_role_allows_and_nothing_else(exec_server, ex
     assert got.payload["delete"]["message"].startswith(
         f"User: arn:aws:sts::{account}:assumed-role/reads-lambda/actor is not authorized")
     assert exec_lam.get_function(FunctionName="victim")
+    # The role's policy gone, then the role: the function still runs (as one created before
+    # IAM existed does), and may do nothing.
+    iam.delete_role_policy(RoleName="reads-lambda", PolicyName="all")
+    iam.delete_role(RoleName="reads-lambda")
+    got = invoke(exec_lam, "actor", {"target": "victim"})
+    assert got.function_error is None, got.raw
+    assert got.payload["get"]["status"] == 403, got.payload

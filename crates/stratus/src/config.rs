@@ -114,8 +114,8 @@ pub struct Config {
     pub tmp_on_disk: bool,
     /// A function's `Role` must name an IAM role of this server that trusts
     /// `lambda.amazonaws.com`, as on AWS. Default true; false accepts any well-formed role
-    /// ARN (a role that does not exist gives the function credentials that can do nothing):
-    /// for test suites that fake IAM, such as moto's.
+    /// ARN: for test suites that fake IAM, such as moto's. Either way a function whose role
+    /// does not exist (or cannot be assumed) runs, with credentials that can do nothing.
     pub check_execution_roles: bool,
 }
 

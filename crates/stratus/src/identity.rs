@@ -122,24 +122,23 @@ impl KeySource for IamKeys {
 /// starts and held in the key ring for the server's life. A session acts as
 /// `arn:aws:sts::<account>:assumed-role/<role>/<function>`, so what it may do is what the
 /// role's policies allow, read at each request (a policy changed later applies at once; a
-/// role deleted later leaves the session nothing).
+/// role deleted later leaves the session nothing). Whether Lambda may assume the role is
+/// checked when a function is created or its role changed, not here: a function created
+/// before IAM existed (whose role was never made), or whose role went since, still runs,
+/// with a session no policy allows anything.
 pub struct FunctionSessions {
     iam: IamService,
     keys: KeyRing,
     account_id: String,
-    /// Refuse sessions of roles Lambda may not assume (`check_execution_roles`); otherwise
-    /// such a function gets a session whose principal no policy allows anything.
-    strict: bool,
     made: Mutex<HashMap<(String, String), TemporaryCredentials>>,
 }
 
 impl FunctionSessions {
-    pub fn new(iam: IamService, keys: KeyRing, account_id: &str, strict: bool) -> FunctionSessions {
+    pub fn new(iam: IamService, keys: KeyRing, account_id: &str) -> FunctionSessions {
         FunctionSessions {
             iam,
             keys,
             account_id: account_id.to_owned(),
-            strict,
             made: Mutex::default(),
         }
     }
@@ -163,9 +162,6 @@ impl RoleSessions for FunctionSessions {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = made.get(&key) {
             return Some(c.clone());
-        }
-        if self.strict && !self.assumable(role_arn) {
-            return None;
         }
         let role_name = role_arn.rsplit('/').next()?;
         let (pair, token) = credentials::session();
@@ -313,11 +309,13 @@ mod tests {
             &LAMBDA_TRUST.replace("lambda.amazonaws.com", "ec2.amazonaws.com"),
         );
         let ring = KeyRing::with(&credentials::generate(), ACCOUNT);
-        let sessions = FunctionSessions::new(iam, ring.clone(), ACCOUNT, true);
+        let sessions = FunctionSessions::new(iam, ring.clone(), ACCOUNT);
         assert!(sessions.assumable(&good));
         assert!(!sessions.assumable(&other));
         assert!(!sessions.assumable("arn:aws:iam::123456789012:role/missing"));
-        assert!(sessions.credentials(&other, "f").is_none());
+        // A role Lambda may not assume (checked at CreateFunction) still gives a session:
+        // one that its (absent) policies allow nothing.
+        assert!(sessions.credentials(&other, "f").is_some());
 
         let creds = sessions.credentials(&good, "f").unwrap();
         assert!(creds.access_key_id.starts_with("ASIA"));

@@ -133,7 +133,6 @@ pub async fn build(config: &Config) -> anyhow::Result<(axum::Router, Credentials
         iam.clone(),
         keys.clone(),
         &config.account_id,
-        config.check_execution_roles,
     ));
     if config.check_execution_roles {
         functions.check_roles_with(roles.clone());
